@@ -1,0 +1,857 @@
+"""NativeSqlRegistry: Feast's SQL registry with its storage in C.
+
+This is a Feast ``CachingRegistry``. It turns Feast objects into protobuf
+bytes and back, and keeps Feast's semantics (idempotent re-apply, project
+auto-creation, version history, exceptions). Everything that touches the
+database is a call into ``feast_sqlreg._sqlregistry.Store``, which releases
+the GIL and runs each write as one transaction. There is no SQL here.
+
+Differences from the stock ``SqlRegistry`` are listed in README.md; each one
+fixes a stock bug:
+- materialization intervals are merged under a row lock, so concurrent
+  ``feast materialize`` jobs never lose each other's intervals;
+- in ``cache_mode: sync`` a write marks the cache stale instead of
+  re-reading the whole registry at once (the next cached read refreshes it),
+  which keeps ``feast apply`` linear;
+- ``get_user_metadata`` looks in the given project only;
+- ``delete_project`` also deletes the project's feature view version history.
+"""
+
+import logging
+import threading
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional, Tuple
+
+from feast import utils
+from feast.base_feature_view import BaseFeatureView
+from feast.data_source import DataSource
+from feast.entity import Entity
+from feast.errors import (
+    ConcurrentVersionConflict,
+    DataSourceObjectNotFoundException,
+    EntityNotFoundException,
+    FeatureServiceNotFoundException,
+    FeatureViewNotFoundException,
+    FeatureViewPinConflict,
+    FeatureViewVersionNotFound,
+    PermissionNotFoundException,
+    ProjectObjectNotFoundException,
+    SavedDatasetNotFound,
+    ValidationReferenceNotFound,
+)
+from feast.feature_service import FeatureService
+from feast.feature_view import FeatureView
+from feast.infra.infra_object import Infra
+from feast.infra.registry.caching_registry import CachingRegistry
+from feast.infra.registry.sql import FeastRegistrySchemaError, SqlRegistryConfig
+from feast.labeling.label_view import LabelView
+from feast.on_demand_feature_view import OnDemandFeatureView
+from feast.permissions.permission import Permission
+from feast.project import Project
+from feast.project_metadata import ProjectMetadata
+from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
+from feast.protos.feast.core.Entity_pb2 import Entity as EntityProto
+from feast.protos.feast.core.FeatureService_pb2 import (
+    FeatureService as FeatureServiceProto,
+)
+from feast.protos.feast.core.FeatureView_pb2 import FeatureView as FeatureViewProto
+from feast.protos.feast.core.InfraObject_pb2 import Infra as InfraProto
+from feast.protos.feast.core.LabelView_pb2 import LabelView as LabelViewProto
+from feast.protos.feast.core.OnDemandFeatureView_pb2 import (
+    OnDemandFeatureView as OnDemandFeatureViewProto,
+)
+from feast.protos.feast.core.Permission_pb2 import Permission as PermissionProto
+from feast.protos.feast.core.Project_pb2 import Project as ProjectProto
+from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
+from feast.protos.feast.core.SavedDataset_pb2 import SavedDataset as SavedDatasetProto
+from feast.protos.feast.core.StreamFeatureView_pb2 import (
+    StreamFeatureView as StreamFeatureViewProto,
+)
+from feast.protos.feast.core.ValidationProfile_pb2 import (
+    ValidationReference as ValidationReferenceProto,
+)
+from feast.saved_dataset import SavedDataset, ValidationReference
+from feast.stream_feature_view import StreamFeatureView
+from feast.utils import _utc_now
+from feast.version_utils import generate_version_id, parse_version, version_tag
+
+from feast_sqlreg import errors
+from feast_sqlreg._sqlregistry import Store
+
+logger = logging.getLogger(__name__)
+
+# Object kinds: the C core's obj_kind numbers (src/pb.h).
+PROJECT = 0
+ENTITY = 1
+DATA_SOURCE = 2
+FEATURE_VIEW = 3
+STREAM_FEATURE_VIEW = 4
+ON_DEMAND_FEATURE_VIEW = 5
+LABEL_VIEW = 6
+FEATURE_SERVICE = 7
+SAVED_DATASET = 8
+VALIDATION_REFERENCE = 9
+PERMISSION = 10
+INFRA = 11
+
+# kind -> (proto class, Python class, not-found exception)
+_KINDS: Dict[int, Tuple[Any, Any, Any]] = {
+    PROJECT: (ProjectProto, Project, ProjectObjectNotFoundException),
+    ENTITY: (EntityProto, Entity, EntityNotFoundException),
+    DATA_SOURCE: (DataSourceProto, DataSource, DataSourceObjectNotFoundException),
+    FEATURE_VIEW: (FeatureViewProto, FeatureView, FeatureViewNotFoundException),
+    STREAM_FEATURE_VIEW: (
+        StreamFeatureViewProto,
+        StreamFeatureView,
+        FeatureViewNotFoundException,
+    ),
+    ON_DEMAND_FEATURE_VIEW: (
+        OnDemandFeatureViewProto,
+        OnDemandFeatureView,
+        FeatureViewNotFoundException,
+    ),
+    LABEL_VIEW: (LabelViewProto, LabelView, FeatureViewNotFoundException),
+    FEATURE_SERVICE: (
+        FeatureServiceProto,
+        FeatureService,
+        FeatureServiceNotFoundException,
+    ),
+    SAVED_DATASET: (SavedDatasetProto, SavedDataset, SavedDatasetNotFound),
+    VALIDATION_REFERENCE: (
+        ValidationReferenceProto,
+        ValidationReference,
+        ValidationReferenceNotFound,
+    ),
+    PERMISSION: (PermissionProto, Permission, PermissionNotFoundException),
+    INFRA: (InfraProto, Infra, None),
+}
+
+# Kinds whose re-apply is skipped when nothing changed (stock compares these
+# with the stored object; validation references and infra are always written).
+_COMPARED = {
+    PROJECT,
+    ENTITY,
+    DATA_SOURCE,
+    FEATURE_VIEW,
+    STREAM_FEATURE_VIEW,
+    ON_DEMAND_FEATURE_VIEW,
+    LABEL_VIEW,
+    FEATURE_SERVICE,
+    SAVED_DATASET,
+    PERMISSION,
+}
+
+# The feature view kinds, in the order stock looks a name up.
+_VIEW_LOOKUP_ORDER = (
+    FEATURE_VIEW,
+    ON_DEMAND_FEATURE_VIEW,
+    STREAM_FEATURE_VIEW,
+    LABEL_VIEW,
+)
+
+_VERSION_TYPE = {
+    FEATURE_VIEW: "feature_view",
+    STREAM_FEATURE_VIEW: "stream_feature_view",
+    ON_DEMAND_FEATURE_VIEW: "on_demand_feature_view",
+    LABEL_VIEW: "label_view",
+}
+_KIND_OF_VERSION_TYPE = {v: k for k, v in _VERSION_TYPE.items()}
+
+PROJECT_UUID = "project_uuid"
+LAST_UPDATED = "last_updated_timestamp"
+
+# sqlalchemy_config_kwargs that have a meaning for the native pool.
+_POOL_KWARGS = {
+    "pool_size": "pool_size",
+    "max_overflow": "max_overflow",
+    "pool_timeout": "pool_timeout",
+    "pool_recycle": "pool_recycle",
+    "pool_pre_ping": "pool_pre_ping",
+}
+_warned_kwargs = set()
+_warned_lock = threading.Lock()
+
+
+def view_kind(feature_view) -> int:
+    """The table kind of a feature view object (subclasses first)."""
+    if isinstance(feature_view, LabelView):
+        return LABEL_VIEW
+    if isinstance(feature_view, StreamFeatureView):
+        return STREAM_FEATURE_VIEW
+    if isinstance(feature_view, FeatureView):
+        return FEATURE_VIEW
+    if isinstance(feature_view, OnDemandFeatureView):
+        return ON_DEMAND_FEATURE_VIEW
+    raise ValueError(f"Unexpected feature view type: {type(feature_view)}")
+
+
+_SKIP_UDF: Dict[Any, bool] = {}
+
+
+def _takes_skip_udf(python_class) -> bool:
+    """Whether python_class.from_proto accepts skip_udf (as stock checks)."""
+    if python_class not in _SKIP_UDF:
+        import inspect
+
+        params = inspect.signature(python_class.from_proto).parameters
+        _SKIP_UDF[python_class] = "skip_udf" in params
+    return _SKIP_UDF[python_class]
+
+
+def _epoch(dt: datetime) -> Tuple[int, int]:
+    """(seconds, nanos) as protobuf's Timestamp.FromDatetime reads dt:
+    naive datetimes are UTC."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    seconds = delta.days * 86400 + delta.seconds
+    return seconds, delta.microseconds * 1000
+
+
+def store_options(config_kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """Store() keyword arguments from sqlalchemy_config_kwargs; warns once per
+    process about each key that has no meaning here."""
+    opts: Dict[str, Any] = {}
+    for key, value in (config_kwargs or {}).items():
+        if key in _POOL_KWARGS:
+            if key == "pool_recycle" and value is None:
+                continue
+            opts[_POOL_KWARGS[key]] = value
+        elif key == "echo" and not value:
+            continue
+        else:
+            with _warned_lock:
+                if key in _warned_kwargs:
+                    continue
+                _warned_kwargs.add(key)
+            logger.warning(
+                "feast_sqlreg ignores sqlalchemy_config_kwargs[%r]: it has no "
+                "meaning for the native registry",
+                key,
+            )
+    return opts
+
+
+class NativeSqlRegistry(CachingRegistry):
+    """Feast's SQL registry (``registry_type: sql``) over the native core."""
+
+    def __init__(self, registry_config, project: str, repo_path=None):
+        if not isinstance(registry_config, SqlRegistryConfig):
+            raise TypeError(
+                "NativeSqlRegistry needs a SqlRegistryConfig "
+                f"(registry_type: sql), got {type(registry_config).__name__}"
+            )
+        self.registry_config = registry_config
+        if not registry_config.path:
+            raise errors.ConfigurationError(
+                "registry path is empty: set registry.path to a database URL"
+            )
+        self._store = Store(
+            registry_config.path,
+            registry_config.read_path,
+            **store_options(registry_config.sqlalchemy_config_kwargs),
+        )
+        mode = registry_config.schema_mode
+        if mode == "auto":
+            self._store.create_schema()
+        elif mode == "verify":
+            self._verify_schema()
+        self.thread_pool_executor_worker_count = (
+            registry_config.thread_pool_executor_worker_count
+        )
+        self.purge_feast_metadata = registry_config.purge_feast_metadata
+        self.enable_online_versioning = (
+            registry_config.enable_online_feature_view_versioning
+        )
+        self.serve_features_while_materializing = (
+            registry_config.serve_features_while_materializing
+        )
+        super().__init__(
+            project=project,
+            cache_ttl_seconds=registry_config.cache_ttl_seconds,
+            cache_mode=registry_config.cache_mode,
+        )
+        self._sync_feast_metadata_to_projects_table()
+        if not self.purge_feast_metadata:
+            self._maybe_init_project_metadata(project)
+
+    def __repr__(self):
+        return f"<NativeSqlRegistry {self._store.url}>"
+
+    def _verify_schema(self):
+        missing = set(self._store.missing_tables(False))
+        if self.registry_config.read_path:
+            missing |= set(self._store.missing_tables(True))
+        if missing:
+            raise FeastRegistrySchemaError(sorted(missing))
+
+    # ---- plumbing ---------------------------------------------------------
+
+    def _written(self):
+        """After a write: in sync mode the next cached read re-reads the
+        registry (stock re-reads it at once, after every single write)."""
+        if self.cache_mode == "sync":
+            self.cached_registry_proto_created = None
+
+    def _get(self, kind: int, name: str, project: str, raise_not_found=True):
+        proto_class, python_class, not_found = _KINDS[kind]
+        data = self._store.get(kind, project, name)
+        if data is None:
+            if raise_not_found and not_found is not None:
+                raise not_found(name, project)
+            return None
+        return python_class.from_proto(proto_class.FromString(data))
+
+    def _list(
+        self,
+        kind: int,
+        project: str,
+        tags: Optional[dict] = None,
+        proto_only: bool = False,
+        skip_udf: bool = False,
+        updated_since: Optional[datetime] = None,
+    ):
+        proto_class, python_class, _ = _KINDS[kind]
+        since = -1
+        if updated_since is not None:
+            if updated_since.tzinfo is None:
+                updated_since = updated_since.replace(tzinfo=timezone.utc)
+            since = int(updated_since.astimezone(timezone.utc).timestamp())
+        rows = self._store.list(kind, project, since)
+        if proto_only:
+            return [proto_class.FromString(r) for r in rows]
+        use_skip_udf = skip_udf and _takes_skip_udf(python_class)
+        objects = []
+        for r in rows:
+            proto = proto_class.FromString(r)
+            obj = (
+                python_class.from_proto(proto, skip_udf=True)
+                if use_skip_udf
+                else python_class.from_proto(proto)
+            )
+            if utils.has_all_tags(obj.tags, tags):
+                objects.append(obj)
+        return objects
+
+    def _apply_object(self, kind: int, project: str, obj, name: Optional[str] = None):
+        """Stock _apply_object: skip an unchanged object, keep created_timestamp
+        and intervals of a changed one, create the project if needed. The C
+        core merges again under the row lock, so a concurrent writer's
+        intervals survive."""
+        proto_class, python_class, _ = _KINDS[kind]
+        name = name or getattr(obj, "name", None)
+        assert name, f"name needs to be provided for {obj}"
+        now = _utc_now()
+        stored = self._store.get(kind, project, name, True)
+        if stored is not None:
+            if kind in _COMPARED:
+                stored_proto = proto_class.FromString(stored)
+                existing = type(obj).from_proto(stored_proto)
+                if existing == obj:
+                    return
+                obj.created_timestamp = stored_proto.meta.created_timestamp.ToDatetime().replace(
+                    tzinfo=timezone.utc
+                )
+                if hasattr(obj, "last_updated_timestamp"):
+                    obj.last_updated_timestamp = now
+                if isinstance(obj, (FeatureView, StreamFeatureView)):
+                    obj.update_materialization_intervals(existing.materialization_intervals)
+            proto = obj.to_proto()
+        else:
+            if hasattr(obj, "created_timestamp"):
+                obj.created_timestamp = now
+            if hasattr(obj, "last_updated_timestamp"):
+                obj.last_updated_timestamp = now
+            proto = obj.to_proto()
+            if hasattr(proto, "meta") and hasattr(proto.meta, "created_timestamp"):
+                if not proto.meta.HasField("created_timestamp"):
+                    proto.meta.created_timestamp.FromDatetime(now)
+        project_proto = None
+        if kind != PROJECT:
+            project_proto = (
+                Project(name=project, created_timestamp=now, last_updated_timestamp=now)
+                .to_proto()
+                .SerializeToString()
+            )
+        self._store.apply(
+            kind,
+            project,
+            name,
+            proto.SerializeToString(),
+            int(now.timestamp()),
+            project_proto=project_proto,
+            project_uuid=None if self.purge_feast_metadata else str(uuid.uuid4()),
+            touch_metadata=not self.purge_feast_metadata,
+        )
+        self._written()
+
+    def _delete(self, kind: int, name: str, project: str) -> int:
+        _, _, not_found = _KINDS[kind]
+        deleted = self._store.delete(
+            kind,
+            project,
+            name,
+            int(_utc_now().timestamp()),
+            touch_metadata=not self.purge_feast_metadata,
+        )
+        if deleted < 1 and not_found is not None:
+            raise not_found(name, project)
+        self._written()
+        return deleted
+
+    def _maybe_init_project_metadata(self, project: str):
+        self._store.meta_init(
+            project, PROJECT_UUID, str(uuid.uuid4()), int(_utc_now().timestamp())
+        )
+
+    def _sync_feast_metadata_to_projects_table(self):
+        """Projects known only from feast_metadata (registries written by old
+        Feast versions) get a projects row, as stock does."""
+        known = dict(self._store.meta_by_key(PROJECT_UUID))
+        if not known:
+            return
+        have = {ProjectProto.FromString(p).spec.name for p in self._store.list_projects()}
+        for name in sorted(set(known) - have):
+            self.apply_project(
+                Project(
+                    name=name,
+                    created_timestamp=datetime.fromtimestamp(known[name], tz=timezone.utc),
+                )
+            )
+        if self.purge_feast_metadata:
+            for name in known:
+                self._store.meta_delete_project(name)
+
+    # ---- projects ---------------------------------------------------------
+
+    def _list_projects(self, tags: Optional[dict]) -> List[Project]:
+        objects = []
+        for data in self._store.list_projects():
+            obj = Project.from_proto(ProjectProto.FromString(data))
+            if utils.has_all_tags(obj.tags, tags):
+                objects.append(obj)
+        return objects
+
+    def _get_project(self, name: str) -> Project:
+        return self._get(PROJECT, name, name)
+
+    def apply_project(self, project: Project, commit: bool = True):
+        return self._apply_object(PROJECT, project.name, project)
+
+    def delete_project(self, name: str, commit: bool = True):
+        self.get_project(name, allow_cache=False)  # ProjectObjectNotFoundException
+        self._store.delete_project(name)
+        self._written()
+
+    def _list_project_metadata(self, project: str) -> List[ProjectMetadata]:
+        rows = self._store.meta_list(project)
+        if not rows:
+            return []
+        metadata = ProjectMetadata(project_name=project)
+        for key, value, _ in rows:
+            if key == PROJECT_UUID:
+                metadata.project_uuid = value
+                break
+        return [metadata]
+
+    def set_project_metadata(self, project: str, key: str, value: str):
+        """Set a custom project metadata key-value pair in feast_metadata."""
+        self._store.meta_set(project, key, value, int(_utc_now().timestamp()))
+
+    def get_project_metadata(self, project: str, key: str) -> Optional[str]:
+        """Get a custom project metadata value by key from feast_metadata."""
+        row = self._store.meta_get(project, key)
+        return row[0] if row is not None else None
+
+    def _get_last_updated_metadata(self, project: str):
+        row = self._store.meta_get(project, LAST_UPDATED)
+        if row is None:
+            return None
+        return datetime.fromtimestamp(int(row[1]), tz=timezone.utc)
+
+    # ---- entities, data sources, services, datasets, permissions ----------
+
+    def apply_entity(self, entity: Entity, project: str, commit: bool = True):
+        return self._apply_object(ENTITY, project, entity)
+
+    def _get_entity(self, name: str, project: str) -> Entity:
+        return self._get(ENTITY, name, project)
+
+    def _list_entities(self, project: str, tags: Optional[dict], **kwargs) -> List[Entity]:
+        return self._list(ENTITY, project, tags, **kwargs)
+
+    def delete_entity(self, name: str, project: str, commit: bool = True):
+        return self._delete(ENTITY, name, project)
+
+    def apply_data_source(self, data_source: DataSource, project: str, commit: bool = True):
+        return self._apply_object(DATA_SOURCE, project, data_source)
+
+    def _get_data_source(self, name: str, project: str) -> DataSource:
+        return self._get(DATA_SOURCE, name, project)
+
+    def _list_data_sources(
+        self, project: str, tags: Optional[dict], **kwargs
+    ) -> List[DataSource]:
+        return self._list(DATA_SOURCE, project, tags, **kwargs)
+
+    def delete_data_source(self, name: str, project: str, commit: bool = True):
+        return self._delete(DATA_SOURCE, name, project)
+
+    def apply_feature_service(
+        self, feature_service: FeatureService, project: str, commit: bool = True
+    ):
+        feature_service.prepare_for_apply(self, project, allow_cache=True)
+        return self._apply_object(FEATURE_SERVICE, project, feature_service)
+
+    def _get_feature_service(self, name: str, project: str) -> FeatureService:
+        return self._get(FEATURE_SERVICE, name, project)
+
+    def _list_feature_services(
+        self, project: str, tags: Optional[dict], **kwargs
+    ) -> List[FeatureService]:
+        return self._list(FEATURE_SERVICE, project, tags, **kwargs)
+
+    def delete_feature_service(self, name: str, project: str, commit: bool = True):
+        return self._delete(FEATURE_SERVICE, name, project)
+
+    def apply_saved_dataset(
+        self, saved_dataset: SavedDataset, project: str, commit: bool = True
+    ):
+        return self._apply_object(SAVED_DATASET, project, saved_dataset)
+
+    def _get_saved_dataset(self, name: str, project: str) -> SavedDataset:
+        return self._get(SAVED_DATASET, name, project)
+
+    def _list_saved_datasets(
+        self,
+        project: str,
+        tags: Optional[dict] = None,
+        namespace: Optional[str] = None,
+        collection: Optional[str] = None,
+        **kwargs,
+    ) -> List[SavedDataset]:
+        results = self._list(SAVED_DATASET, project, tags, **kwargs)
+        if namespace is not None:
+            results = [sd for sd in results if sd.namespace == namespace]
+        if collection is not None:
+            results = [sd for sd in results if sd.collection == collection]
+        return results
+
+    def delete_saved_dataset(self, name: str, project: str, commit: bool = True):
+        return self._delete(SAVED_DATASET, name, project)
+
+    def apply_validation_reference(
+        self,
+        validation_reference: ValidationReference,
+        project: str,
+        commit: bool = True,
+    ):
+        return self._apply_object(VALIDATION_REFERENCE, project, validation_reference)
+
+    def _get_validation_reference(self, name: str, project: str) -> ValidationReference:
+        return self._get(VALIDATION_REFERENCE, name, project)
+
+    def _list_validation_references(
+        self, project: str, tags: Optional[dict] = None, **kwargs
+    ) -> List[ValidationReference]:
+        return self._list(VALIDATION_REFERENCE, project, tags, **kwargs)
+
+    def delete_validation_reference(self, name: str, project: str, commit: bool = True):
+        self._delete(VALIDATION_REFERENCE, name, project)
+
+    def apply_permission(self, permission: Permission, project: str, commit: bool = True):
+        return self._apply_object(PERMISSION, project, permission)
+
+    def _get_permission(self, name: str, project: str) -> Permission:
+        return self._get(PERMISSION, name, project)
+
+    def _list_permissions(
+        self, project: str, tags: Optional[dict], **kwargs
+    ) -> List[Permission]:
+        return self._list(PERMISSION, project, tags, **kwargs)
+
+    def delete_permission(self, name: str, project: str, commit: bool = True):
+        return self._delete(PERMISSION, name, project)
+
+    def update_infra(self, infra: Infra, project: str, commit: bool = True):
+        self._apply_object(INFRA, project, infra, name="infra_obj")
+
+    def _get_infra(self, project: str) -> Infra:
+        infra = self._get(INFRA, "infra_obj", project, raise_not_found=False)
+        return infra if infra else Infra()
+
+    # ---- feature views ----------------------------------------------------
+
+    def _get_feature_view(self, name: str, project: str) -> FeatureView:
+        return self._get(FEATURE_VIEW, name, project)
+
+    def _get_stream_feature_view(self, name: str, project: str) -> StreamFeatureView:
+        return self._get(STREAM_FEATURE_VIEW, name, project)
+
+    def _get_on_demand_feature_view(self, name: str, project: str) -> OnDemandFeatureView:
+        return self._get(ON_DEMAND_FEATURE_VIEW, name, project)
+
+    def _get_label_view(self, name: str, project: str) -> LabelView:
+        return self._get(LABEL_VIEW, name, project)
+
+    def _get_any_feature_view(self, name: str, project: str) -> BaseFeatureView:
+        for kind in _VIEW_LOOKUP_ORDER:
+            fv = self._get(kind, name, project, raise_not_found=False)
+            if fv:
+                return fv
+        raise FeatureViewNotFoundException(name, project)
+
+    def _list_feature_views(
+        self, project: str, tags: Optional[dict], **kwargs
+    ) -> List[FeatureView]:
+        return self._list(FEATURE_VIEW, project, tags, **kwargs)
+
+    def _list_stream_feature_views(
+        self, project: str, tags: Optional[dict], **kwargs
+    ) -> List[StreamFeatureView]:
+        return self._list(STREAM_FEATURE_VIEW, project, tags, **kwargs)
+
+    def _list_on_demand_feature_views(
+        self, project: str, tags: Optional[dict], **kwargs
+    ) -> List[OnDemandFeatureView]:
+        return self._list(ON_DEMAND_FEATURE_VIEW, project, tags, **kwargs)
+
+    def _list_label_views(
+        self, project: str, tags: Optional[dict], **kwargs
+    ) -> List[LabelView]:
+        return self._list(LABEL_VIEW, project, tags, **kwargs)
+
+    def _list_all_feature_views(
+        self,
+        project: str,
+        tags: Optional[dict],
+        updated_since: Optional[datetime] = None,
+        **kwargs,
+    ) -> List[BaseFeatureView]:
+        views: List[BaseFeatureView] = []
+        for kind in (FEATURE_VIEW, STREAM_FEATURE_VIEW, ON_DEMAND_FEATURE_VIEW, LABEL_VIEW):
+            views += self._list(kind, project, tags, updated_since=updated_since, **kwargs)
+        return views
+
+    def delete_feature_view(self, name: str, project: str, commit: bool = True):
+        deleted = self._store.delete_feature_view(
+            project,
+            name,
+            int(_utc_now().timestamp()),
+            touch_metadata=not self.purge_feast_metadata,
+        )
+        if deleted == 0:
+            raise FeatureViewNotFoundException(name, project)
+        self._written()
+
+    def delete_label_view(self, name: str, project: str, commit: bool = True):
+        self._delete(LABEL_VIEW, name, project)
+
+    def apply_feature_view(
+        self,
+        feature_view: BaseFeatureView,
+        project: str,
+        commit: bool = True,
+        no_promote: bool = False,
+    ):
+        feature_view.ensure_valid()
+        self._ensure_feature_view_name_is_unique(feature_view, project)
+        kind = view_kind(feature_view)
+        is_latest, pin_version = parse_version(feature_view.version)
+        if not is_latest:
+            return self._apply_pinned_version(feature_view, kind, project, pin_version)
+
+        old = self._store.get(kind, project, feature_view.name, True)
+        self._apply_object(kind, project, feature_view)
+        new = self._store.get(kind, project, feature_view.name, True)
+        if new is None:
+            return
+        proto_class, fv_class, _ = _KINDS[kind]
+        if old is not None:
+            old_fv = fv_class.from_proto(proto_class.FromString(old))
+            new_fv = fv_class.from_proto(proto_class.FromString(new))
+            if not new_fv._schema_or_udf_changed(old_fv):
+                return
+            next_ver = self._store.version_next(project, feature_view.name)
+            if next_ver == 0:
+                # First time versioned: the old definition becomes v0.
+                self._save_version(feature_view.name, project, 0, kind, old)
+                next_ver = 1
+            for attempt in range(3):
+                feature_view.current_version_number = next_ver
+                snapshot = self._snapshot(feature_view, project)
+                try:
+                    self._save_version(feature_view.name, project, next_ver, kind, snapshot)
+                    break
+                except errors.IntegrityError:
+                    if attempt == 2:
+                        raise ConcurrentVersionConflict(
+                            f"Failed to assign version for '{feature_view.name}' after "
+                            f"3 attempts due to concurrent applies. Please retry."
+                        )
+                    next_ver = self._store.version_next(project, feature_view.name)
+            if no_promote:
+                return
+        else:
+            feature_view.current_version_number = 0
+            snapshot = self._snapshot(feature_view, project)
+            self._save_version(feature_view.name, project, 0, kind, snapshot)
+        self._store.replace_proto(
+            kind, project, feature_view.name, snapshot, int(_utc_now().timestamp())
+        )
+        self._written()
+
+    def _apply_pinned_version(self, feature_view, kind: int, project: str, pin_version: int):
+        snapshot = self._store.version_get(project, feature_view.name, pin_version)
+        if snapshot is not None:
+            # Pin (or revert) to a stored version; the definition itself must
+            # be the active one, apart from the version.
+            try:
+                active = self._get_any_feature_view(feature_view.name, project)
+                mine = feature_view.__copy__()
+                mine.version = "latest"
+                active.version = "latest"
+                mine.created_timestamp = active.created_timestamp
+                mine.last_updated_timestamp = active.last_updated_timestamp
+                mine.current_version_number = active.current_version_number
+                if hasattr(active, "materialization_intervals"):
+                    mine.materialization_intervals = active.materialization_intervals
+                if mine != active:
+                    raise FeatureViewPinConflict(feature_view.name, version_tag(pin_version))
+            except FeatureViewNotFoundException:
+                pass
+            snap_type, snap_bytes = snapshot
+            snap_kind = _KIND_OF_VERSION_TYPE[snap_type]
+            proto_class, python_class, _ = _KINDS[snap_kind]
+            restored = python_class.from_proto(proto_class.FromString(snap_bytes))
+            restored.version = feature_view.version
+            restored.current_version_number = pin_version
+            return self._apply_object(kind, project, restored)
+        # A version that does not exist yet: declare it.
+        feature_view.current_version_number = pin_version
+        try:
+            self._save_version(
+                feature_view.name,
+                project,
+                pin_version,
+                kind,
+                self._snapshot(feature_view, project),
+            )
+        except errors.IntegrityError:
+            raise ConcurrentVersionConflict(
+                f"Version v{pin_version} of '{feature_view.name}' was just created by "
+                f"another concurrent apply. Pull latest and retry."
+            )
+        return self._apply_object(kind, project, feature_view)
+
+    @staticmethod
+    def _snapshot(feature_view, project: str) -> bytes:
+        proto = feature_view.to_proto()
+        proto.spec.project = project
+        return proto.SerializeToString()
+
+    def _save_version(self, name: str, project: str, number: int, kind: int, data: bytes):
+        self._store.version_save(
+            project,
+            name,
+            number,
+            _VERSION_TYPE[kind],
+            data,
+            int(_utc_now().timestamp()),
+            generate_version_id(),
+        )
+
+    def get_feature_view_by_version(
+        self, name: str, project: str, version_number: int, allow_cache: bool = False
+    ) -> BaseFeatureView:
+        snapshot = self._store.version_get(project, name, version_number)
+        if snapshot is None:
+            raise FeatureViewVersionNotFound(name, version_tag(version_number), project)
+        snap_type, snap_bytes = snapshot
+        proto_class, python_class, _ = _KINDS[_KIND_OF_VERSION_TYPE[snap_type]]
+        fv = python_class.from_proto(proto_class.FromString(snap_bytes))
+        fv.current_version_number = version_number
+        return fv
+
+    def list_feature_view_versions(self, name: str, project: str) -> List[Dict[str, Any]]:
+        return [
+            {
+                "version": version_tag(number),
+                "version_number": number,
+                "feature_view_type": fv_type,
+                "created_timestamp": datetime.fromtimestamp(created, tz=timezone.utc),
+                "version_id": version_id,
+            }
+            for number, fv_type, created, version_id in self._store.version_list(
+                project, name
+            )
+        ]
+
+    def apply_materialization(
+        self,
+        feature_view,
+        project: str,
+        start_date: datetime,
+        end_date: datetime,
+        commit: bool = True,
+    ):
+        kind = view_kind(feature_view)
+        if kind in (ON_DEMAND_FEATURE_VIEW, LABEL_VIEW):
+            raise ValueError(
+                f"Cannot apply materialization for feature {feature_view.name} "
+                f"of type {_KINDS[kind][1]}"
+            )
+        found = self._store.apply_materialization(
+            kind,
+            project,
+            feature_view.name,
+            _epoch(start_date),
+            _epoch(end_date),
+            _epoch(_utc_now()),
+            touch_metadata=not self.purge_feast_metadata,
+        )
+        if not found:
+            raise FeatureViewNotFoundException(feature_view.name, project)
+        self._written()
+
+    def apply_user_metadata(
+        self,
+        project: str,
+        feature_view: BaseFeatureView,
+        metadata_bytes: Optional[bytes],
+    ):
+        found = self._store.set_user_metadata(
+            view_kind(feature_view),
+            project,
+            feature_view.name,
+            metadata_bytes,
+            int(_utc_now().timestamp()),
+        )
+        if not found:
+            raise FeatureViewNotFoundException(feature_view.name, project=project)
+
+    def get_user_metadata(
+        self, project: str, feature_view: BaseFeatureView
+    ) -> Optional[bytes]:
+        found, data = self._store.get_user_metadata(
+            view_kind(feature_view), project, feature_view.name
+        )
+        if not found:
+            raise FeatureViewNotFoundException(feature_view.name, project=project)
+        return data
+
+    # ---- whole registry ---------------------------------------------------
+
+    def proto(self) -> RegistryProto:
+        """The whole registry, assembled from the stored bytes by the C core
+        in one read transaction and parsed once."""
+        return RegistryProto.FromString(self._store.registry())
+
+    def teardown(self):
+        self._store.teardown()
+        self._written()
+
+    def commit(self):
+        # Every write is committed when its call returns.
+        pass

@@ -1,0 +1,121 @@
+/* db.h - the one backend interface over the database client libraries.
+ *
+ * Each client library (sqlite3, libpq, libmysqlclient) is called from exactly
+ * one file, db_<name>.c, which fills a db_driver table. Everything above this
+ * interface (pool.c, store.c) is dialect-neutral C that never sees a client
+ * library type. Nothing here knows Python exists.
+ *
+ * SQL text is written with '?' placeholders; a driver that needs another
+ * style ($1 for libpq) rewrites it when it prepares the statement. Statements
+ * are prepared once per connection and reused: drivers cache them keyed by
+ * the SQL text.
+ */
+#ifndef FEAST_SQLREG_DB_H
+#define FEAST_SQLREG_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "url.h"
+
+typedef enum { DB_SQLITE = 1, DB_POSTGRES = 2, DB_MYSQL = 3 } db_dialect;
+
+/* What kind of failure, so the Python layer can pick an exception class. */
+typedef enum {
+    DB_ERR_NONE = 0,
+    DB_ERR_CONNECT,    /* could not reach or log into the server */
+    DB_ERR_INTEGRITY,  /* unique / primary key / not-null violation */
+    DB_ERR_BUSY,       /* lock wait timed out, deadlock, serialization */
+    DB_ERR_PROGRAMMING,/* bad SQL, missing table or column */
+    DB_ERR_OPERATIONAL,/* server-side or I/O failure */
+    DB_ERR_DATA,       /* a stored value was not what we expect */
+    DB_ERR_INTERFACE,  /* misuse of this library, out of memory */
+    DB_ERR_CONFIG,     /* a bad URL or option: the user's configuration */
+} db_errkind;
+
+/* Error state, read from the driver while the connection is still held and
+ * kept as plain C data so it can be raised after the GIL is back. Never holds
+ * a password. */
+typedef struct {
+    db_errkind kind;
+    int code;          /* native code: SQLite result code, MySQL errno */
+    char sqlstate[6];  /* SQLSTATE where the backend has one, else "" */
+    char msg[512];
+} db_err;
+
+void db_err_set(db_err *err, db_errkind kind, int code, const char *sqlstate,
+                const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+void db_err_clear(db_err *err);
+
+typedef enum { DB_NULL = 0, DB_INT = 1, DB_TEXT = 2, DB_BLOB = 3 } db_type;
+
+/* A parameter or a column value. For TEXT and BLOB, p/n point into memory that
+ * stays valid only for the duration of the call (parameters) or of the row
+ * callback (columns). */
+typedef struct {
+    db_type type;
+    int64_t i;
+    const void *p;
+    size_t n;
+} db_value;
+
+static inline db_value db_int(int64_t i) {
+    db_value v = {DB_INT, i, NULL, 0};
+    return v;
+}
+static inline db_value db_text(const char *s, size_t n) {
+    db_value v = {DB_TEXT, 0, s, n};
+    return v;
+}
+static inline db_value db_blob(const void *p, size_t n) {
+    db_value v = {DB_BLOB, 0, p, n};
+    return v;
+}
+static inline db_value db_null(void) {
+    db_value v = {DB_NULL, 0, NULL, 0};
+    return v;
+}
+
+/* Called once per result row; return 0 to go on, non-zero to stop with an
+ * error (the callback fills err). */
+typedef int (*db_row_fn)(void *ctx, const db_value *cols, int ncols, db_err *err);
+
+typedef struct db_conn db_conn;
+
+typedef struct {
+    const char *name;
+    db_dialect dialect;
+    /* Opens a connection. Returns NULL with err filled on failure. */
+    db_conn *(*connect)(const db_url *url, db_err *err);
+    void (*close)(db_conn *c);
+    /* Runs sql with params; calls row for each result row (row may be NULL).
+     * *affected gets the number of rows changed by INSERT/UPDATE/DELETE when
+     * not NULL. Returns 0, or -1 with err filled. */
+    int (*exec)(db_conn *c, const char *sql, const db_value *params, int nparams,
+                db_row_fn row, void *ctx, int64_t *affected, db_err *err);
+    /* Transactions. begin_write takes the write lock up front where the
+     * dialect has no row locks (SQLite: BEGIN IMMEDIATE). */
+    int (*begin)(db_conn *c, int write, db_err *err);
+    int (*commit)(db_conn *c, db_err *err);
+    int (*rollback)(db_conn *c, db_err *err);
+    /* Cheap liveness check before reuse (pre-ping); 0 if usable. */
+    int (*ping)(db_conn *c, db_err *err);
+} db_driver;
+
+extern const db_driver db_sqlite_driver;
+#ifdef FEAST_SQLREG_HAVE_PG
+extern const db_driver db_pg_driver;
+#endif
+#ifdef FEAST_SQLREG_HAVE_MYSQL
+extern const db_driver db_mysql_driver;
+#endif
+
+/* The driver for a parsed URL, or NULL with err filled when this build has
+ * no driver for its dialect. */
+const db_driver *db_driver_for(const db_url *url, db_err *err);
+
+#endif

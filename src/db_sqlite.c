@@ -1,0 +1,208 @@
+/* db_sqlite.c - the SQLite backend: the only file that calls sqlite3. */
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+
+#define STMT_CACHE 64
+
+struct db_conn {
+    sqlite3 *db;
+    int nstmt;
+    char *sql[STMT_CACHE]; /* owned copies: callers may build SQL in buffers */
+    sqlite3_stmt *stmt[STMT_CACHE];
+};
+
+static db_errkind kind_for(int rc) {
+    switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+        return DB_ERR_INTEGRITY;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return DB_ERR_BUSY;
+    case SQLITE_ERROR:
+        return DB_ERR_PROGRAMMING;
+    case SQLITE_CANTOPEN:
+    case SQLITE_AUTH:
+    case SQLITE_PERM:
+        return DB_ERR_CONNECT;
+    case SQLITE_NOMEM:
+    case SQLITE_MISUSE:
+        return DB_ERR_INTERFACE;
+    case SQLITE_MISMATCH:
+    case SQLITE_TOOBIG:
+        return DB_ERR_DATA;
+    default:
+        return DB_ERR_OPERATIONAL;
+    }
+}
+
+static int fail(db_conn *c, int rc, db_err *err) {
+    db_err_set(err, kind_for(rc), sqlite3_extended_errcode(c->db), NULL, "sqlite: %s",
+               sqlite3_errmsg(c->db));
+    return -1;
+}
+
+static void sq_close(db_conn *c) {
+    if (!c) return;
+    for (int i = 0; i < c->nstmt; i++) {
+        sqlite3_finalize(c->stmt[i]);
+        free(c->sql[i]);
+    }
+    sqlite3_close_v2(c->db);
+    free(c);
+}
+
+static db_conn *sq_connect(const db_url *url, db_err *err) {
+    db_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        db_err_set(err, DB_ERR_INTERFACE, SQLITE_NOMEM, NULL, "out of memory");
+        return NULL;
+    }
+    const char *path = url_is_sqlite_memory(url) ? ":memory:" : url->database;
+    /* NOMUTEX: the pool guarantees one thread per connection at a time. */
+    int rc = sqlite3_open_v2(path, &c->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        db_err_set(err, DB_ERR_CONNECT, rc, NULL, "sqlite: cannot open '%s': %s", path,
+                   c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+        sq_close(c);
+        return NULL;
+    }
+    sqlite3_extended_result_codes(c->db, 1);
+    /* Writers queue on the database lock instead of failing at once: several
+     * `feast materialize` processes commonly write one registry file. The
+     * `timeout` query key is in seconds, as in Python's sqlite3. */
+    double timeout = 30.0;
+    const char *t = url_query(url, "timeout");
+    if (t) timeout = atof(t);
+    sqlite3_busy_timeout(c->db, (int)(timeout * 1000));
+    return c;
+}
+
+static sqlite3_stmt *prepare(db_conn *c, const char *sql, db_err *err) {
+    for (int i = 0; i < c->nstmt; i++)
+        if (strcmp(c->sql[i], sql) == 0) {
+            sqlite3_reset(c->stmt[i]);
+            sqlite3_clear_bindings(c->stmt[i]);
+            return c->stmt[i];
+        }
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK) {
+        fail(c, rc, err);
+        return NULL;
+    }
+    char *copy = strdup(sql);
+    if (!copy) {
+        sqlite3_finalize(st);
+        db_err_set(err, DB_ERR_INTERFACE, SQLITE_NOMEM, NULL, "out of memory");
+        return NULL;
+    }
+    if (c->nstmt == STMT_CACHE) {
+        /* Full: evict the oldest (one-off statements such as DDL). */
+        sqlite3_finalize(c->stmt[0]);
+        free(c->sql[0]);
+        memmove(c->sql, c->sql + 1, sizeof(c->sql[0]) * (STMT_CACHE - 1));
+        memmove(c->stmt, c->stmt + 1, sizeof(c->stmt[0]) * (STMT_CACHE - 1));
+        c->nstmt--;
+    }
+    c->sql[c->nstmt] = copy;
+    c->stmt[c->nstmt] = st;
+    c->nstmt++;
+    return st;
+}
+
+static int sq_exec(db_conn *c, const char *sql, const db_value *params, int nparams,
+                   db_row_fn row, void *ctx, int64_t *affected, db_err *err) {
+    sqlite3_stmt *st = prepare(c, sql, err);
+    if (!st) return -1;
+    int rc = SQLITE_OK;
+    for (int i = 0; i < nparams && rc == SQLITE_OK; i++) {
+        const db_value *v = &params[i];
+        switch (v->type) {
+        case DB_INT:
+            rc = sqlite3_bind_int64(st, i + 1, v->i);
+            break;
+        case DB_TEXT:
+            rc = sqlite3_bind_text64(st, i + 1, v->p, v->n, SQLITE_STATIC, SQLITE_UTF8);
+            break;
+        case DB_BLOB:
+            /* A zero-length blob must stay a blob, not become NULL. */
+            rc = v->n ? sqlite3_bind_blob64(st, i + 1, v->p, v->n, SQLITE_STATIC)
+                      : sqlite3_bind_zeroblob(st, i + 1, 0);
+            break;
+        default:
+            rc = sqlite3_bind_null(st, i + 1);
+        }
+    }
+    if (rc != SQLITE_OK) return fail(c, rc, err);
+
+    db_value cols[16];
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (!row) continue;
+        int n = sqlite3_column_count(st);
+        if (n > 16) n = 16;
+        for (int i = 0; i < n; i++) {
+            switch (sqlite3_column_type(st, i)) {
+            case SQLITE_INTEGER:
+                cols[i] = db_int(sqlite3_column_int64(st, i));
+                break;
+            case SQLITE_NULL:
+                cols[i] = db_null();
+                break;
+            case SQLITE_TEXT: {
+                const unsigned char *p = sqlite3_column_text(st, i);
+                cols[i] = db_text((const char *)p, (size_t)sqlite3_column_bytes(st, i));
+                break;
+            }
+            default: {
+                /* Blob (or float, which we never store): bytes. */
+                const void *p = sqlite3_column_blob(st, i);
+                cols[i] = db_blob(p ? p : "", (size_t)sqlite3_column_bytes(st, i));
+            }
+            }
+        }
+        if (row(ctx, cols, n, err) != 0) {
+            sqlite3_reset(st);
+            return -1;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        fail(c, rc, err);
+        sqlite3_reset(st);
+        return -1;
+    }
+    if (affected) *affected = sqlite3_changes64(c->db);
+    sqlite3_reset(st);
+    return 0;
+}
+
+static int simple(db_conn *c, const char *sql, db_err *err) {
+    return sq_exec(c, sql, NULL, 0, NULL, NULL, NULL, err);
+}
+
+static int sq_begin(db_conn *c, int write, db_err *err) {
+    /* SQLite has no row locks: a read-modify-write takes the database write
+     * lock up front so two writers cannot both read the old row. */
+    return simple(c, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
+}
+
+static int sq_commit(db_conn *c, db_err *err) { return simple(c, "COMMIT", err); }
+
+static int sq_rollback(db_conn *c, db_err *err) {
+    if (sqlite3_get_autocommit(c->db)) return 0; /* nothing open */
+    return simple(c, "ROLLBACK", err);
+}
+
+static int sq_ping(db_conn *c, db_err *err) {
+    (void)c;
+    (void)err;
+    return 0; /* an embedded database cannot drop the connection */
+}
+
+const db_driver db_sqlite_driver = {
+    "sqlite", DB_SQLITE, sq_connect, sq_close, sq_exec, sq_begin, sq_commit, sq_rollback, sq_ping,
+};

@@ -1,0 +1,133 @@
+/* module.c - the _sqlregistry module: multi-phase init, state, exceptions. */
+#include "module.h"
+
+#include <sqlite3.h>
+
+static module_state *get_state(PyObject *module) {
+    return (module_state *)PyModule_GetState(module);
+}
+
+PyObject *sqlreg_raise(module_state *ms, const db_err *err) {
+    PyObject *cls;
+    switch (err->kind) {
+    case DB_ERR_CONNECT:
+    case DB_ERR_BUSY:
+    case DB_ERR_OPERATIONAL:
+        cls = ms->OperationalError;
+        break;
+    case DB_ERR_INTEGRITY:
+        cls = ms->IntegrityError;
+        break;
+    case DB_ERR_PROGRAMMING:
+        cls = ms->ProgrammingError;
+        break;
+    case DB_ERR_DATA:
+        cls = ms->DataError;
+        break;
+    case DB_ERR_CONFIG:
+        cls = ms->ConfigurationError;
+        break;
+    case DB_ERR_INTERFACE:
+        cls = ms->InterfaceError;
+        break;
+    default:
+        cls = ms->DatabaseError;
+    }
+    PyObject *exc = PyObject_CallFunction(cls, "s", err->msg[0] ? err->msg : "database error");
+    if (!exc) return NULL;
+    PyObject *sqlstate = err->sqlstate[0] ? PyUnicode_FromString(err->sqlstate) : Py_NewRef(Py_None);
+    PyObject *code = PyLong_FromLong(err->code);
+    if (sqlstate && code && PyObject_SetAttrString(exc, "sqlstate", sqlstate) == 0 &&
+        PyObject_SetAttrString(exc, "code", code) == 0)
+        PyErr_SetObject(cls, exc);
+    Py_XDECREF(sqlstate);
+    Py_XDECREF(code);
+    Py_DECREF(exc);
+    return NULL;
+}
+
+static int load_exceptions(module_state *ms) {
+    PyObject *errors = PyImport_ImportModule("feast_sqlreg.errors");
+    if (!errors) return -1;
+    struct {
+        PyObject **slot;
+        const char *name;
+    } table[] = {
+        {&ms->DatabaseError, "DatabaseError"},       {&ms->OperationalError, "OperationalError"},
+        {&ms->IntegrityError, "IntegrityError"},     {&ms->ProgrammingError, "ProgrammingError"},
+        {&ms->InterfaceError, "InterfaceError"},     {&ms->DataError, "DataError"},
+        {&ms->ConfigurationError, "ConfigurationError"},
+    };
+    int rv = 0;
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]) && rv == 0; i++) {
+        *table[i].slot = PyObject_GetAttrString(errors, table[i].name);
+        if (!*table[i].slot) rv = -1;
+    }
+    Py_DECREF(errors);
+    return rv;
+}
+
+static int module_exec(PyObject *module) {
+    module_state *ms = get_state(module);
+    if (load_exceptions(ms) != 0) return -1;
+    if (registry_setup_types(module, ms) != 0) return -1;
+    const char *backends = "sqlite"
+#ifdef FEAST_SQLREG_HAVE_PG
+                           ",postgresql"
+#endif
+#ifdef FEAST_SQLREG_HAVE_MYSQL
+                           ",mysql"
+#endif
+        ;
+    if (PyModule_AddStringConstant(module, "backends", backends) != 0) return -1;
+    if (PyModule_AddStringConstant(module, "sqlite_version", sqlite3_libversion()) != 0) return -1;
+    return 0;
+}
+
+static int module_traverse(PyObject *module, visitproc visit, void *arg) {
+    module_state *ms = get_state(module);
+    Py_VISIT(ms->StoreType);
+    Py_VISIT(ms->DatabaseError);
+    Py_VISIT(ms->OperationalError);
+    Py_VISIT(ms->IntegrityError);
+    Py_VISIT(ms->ProgrammingError);
+    Py_VISIT(ms->InterfaceError);
+    Py_VISIT(ms->DataError);
+    Py_VISIT(ms->ConfigurationError);
+    return 0;
+}
+
+static int module_clear(PyObject *module) {
+    module_state *ms = get_state(module);
+    Py_CLEAR(ms->StoreType);
+    Py_CLEAR(ms->DatabaseError);
+    Py_CLEAR(ms->OperationalError);
+    Py_CLEAR(ms->IntegrityError);
+    Py_CLEAR(ms->ProgrammingError);
+    Py_CLEAR(ms->InterfaceError);
+    Py_CLEAR(ms->DataError);
+    Py_CLEAR(ms->ConfigurationError);
+    return 0;
+}
+
+static void module_free(void *module) { module_clear((PyObject *)module); }
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "feast_sqlreg._sqlregistry",
+    .m_doc = "Native storage core of feast_sqlreg: Feast's SQL registry over "
+             "sqlite3, libpq and libmysqlclient.",
+    .m_size = sizeof(module_state),
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC PyInit__sqlregistry(void); /* the one exported symbol */
+PyMODINIT_FUNC PyInit__sqlregistry(void) { return PyModuleDef_Init(&module_def); }

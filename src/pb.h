@@ -1,0 +1,64 @@
+/* pb.h - edits on serialized Feast objects, with protobuf-c.
+ *
+ * Every function takes and returns whole serialized objects; fields this
+ * layer does not know pass through unchanged. Pure C, no database, no
+ * Python: fuzzable on its own.
+ */
+#ifndef FEAST_SQLREG_PB_H
+#define FEAST_SQLREG_PB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/* The kinds of registry object, one per table. */
+typedef enum {
+    OBJ_PROJECT = 0,
+    OBJ_ENTITY,
+    OBJ_DATA_SOURCE,
+    OBJ_FEATURE_VIEW,
+    OBJ_STREAM_FEATURE_VIEW,
+    OBJ_ON_DEMAND_FEATURE_VIEW,
+    OBJ_LABEL_VIEW,
+    OBJ_FEATURE_SERVICE,
+    OBJ_SAVED_DATASET,
+    OBJ_VALIDATION_REFERENCE,
+    OBJ_PERMISSION,
+    OBJ_INFRA,
+    OBJ_KINDS
+} obj_kind;
+
+typedef struct {
+    int64_t seconds;
+    int32_t nanos;
+} pb_ts;
+
+/* An update of a stored object: writes into out the new object with the
+ * stored object's created_timestamp and, for (stream) feature views, every
+ * stored materialization interval followed by the new object's intervals
+ * that are not stored yet. This is what makes re-applying a definition keep
+ * its history; it runs while the stored row is locked. Returns 0, or -1 with errbuf filled (a
+ * message naming the object kind). */
+int pb_merge_for_update(obj_kind kind, const uint8_t *newp, size_t newn, const uint8_t *oldp,
+                        size_t oldn, buf *out, char *errbuf, size_t errlen);
+
+/* Appends the interval [start, end] to a (stream) feature view, marks it
+ * AVAILABLE_ONLINE and sets last_updated_timestamp to now. */
+int pb_append_interval(obj_kind kind, const uint8_t *p, size_t n, pb_ts start, pb_ts end,
+                       pb_ts now, buf *out, char *errbuf, size_t errlen);
+
+/* A project's meta.last_updated_timestamp (zero when unset). */
+int pb_project_last_updated(const uint8_t *p, size_t n, pb_ts *out, char *errbuf,
+                            size_t errlen);
+
+/* Appends to out the bytes that, concatenated after a serialized object of
+ * this kind, set its project (spec.project, or project for the kinds that
+ * keep it at top level): protobuf merges a repeated sub-message and the last
+ * value of a scalar wins. No parse of the object is needed. */
+int pb_project_stamp(obj_kind kind, const char *project, size_t len, buf *out);
+
+/* Whether objects of this kind have materialization intervals. */
+int pb_has_intervals(obj_kind kind);
+
+#endif

@@ -1,0 +1,596 @@
+/* registry.c - the Store type: Python arguments in, store.c calls with the
+ * GIL released, Python objects and exceptions out.
+ *
+ * Every method follows one shape: parse arguments (borrowed pointers into
+ * the argument objects, which stay alive for the call), release the GIL
+ * around exactly one store_* call, then build the result or raise from the
+ * plain-C db_err with the GIL held again.
+ */
+#include <string.h>
+
+#include "module.h"
+#include "store.h"
+
+typedef struct {
+    PyObject_HEAD store *st;
+    char desc[512];
+} StoreObject;
+
+static module_state *state_of(PyObject *self) {
+    return (module_state *)PyType_GetModuleState(Py_TYPE(self));
+}
+
+static store *live(StoreObject *self) {
+    if (!self->st) {
+        db_err err;
+        db_err_set(&err, DB_ERR_INTERFACE, 0, NULL, "the registry store is closed");
+        sqlreg_raise(state_of((PyObject *)self), &err);
+    }
+    return self->st;
+}
+
+#define CALL_STORE(self, expr)                                                                   \
+    do {                                                                                         \
+        int rv_;                                                                                 \
+        Py_BEGIN_ALLOW_THREADS rv_ = (expr);                                                     \
+        Py_END_ALLOW_THREADS if (rv_ != 0) return sqlreg_raise(state_of((PyObject *)(self)), &err); \
+    } while (0)
+
+static int check_kind(int kind) {
+    if (kind < 0 || kind >= OBJ_KINDS) {
+        PyErr_Format(PyExc_ValueError, "unknown object kind %d", kind);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *value_to_py(db_value v) {
+    switch (v.type) {
+    case DB_INT:
+        return PyLong_FromLongLong(v.i);
+    case DB_TEXT:
+        return PyUnicode_DecodeUTF8(v.p, (Py_ssize_t)v.n, "replace");
+    case DB_BLOB:
+        return PyBytes_FromStringAndSize(v.p, (Py_ssize_t)v.n);
+    default:
+        Py_RETURN_NONE;
+    }
+}
+
+/* A list of values (one column) or of tuples; frees rs. */
+static PyObject *rows_to_py(rowset *rs) {
+    PyObject *list = PyList_New((Py_ssize_t)rs->nrows);
+    for (size_t r = 0; list && r < rs->nrows; r++) {
+        PyObject *item;
+        if (rs->ncols == 1) {
+            item = value_to_py(rowset_get(rs, r, 0));
+        } else {
+            item = PyTuple_New(rs->ncols);
+            for (int c = 0; item && c < rs->ncols; c++) {
+                PyObject *v = value_to_py(rowset_get(rs, r, c));
+                if (!v) Py_CLEAR(item);
+                else PyTuple_SET_ITEM(item, c, v);
+            }
+        }
+        if (!item) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, (Py_ssize_t)r, item);
+    }
+    rowset_free(rs);
+    return list;
+}
+
+/* The first row (value or tuple), or None; frees rs. */
+static PyObject *first_row_to_py(rowset *rs) {
+    if (rs->nrows == 0) {
+        rowset_free(rs);
+        Py_RETURN_NONE;
+    }
+    rs->nrows = 1;
+    PyObject *list = rows_to_py(rs);
+    if (!list) return NULL;
+    PyObject *item = Py_NewRef(PyList_GET_ITEM(list, 0));
+    Py_DECREF(list);
+    return item;
+}
+
+/* ---- construction -------------------------------------------------------- */
+
+static PyObject *Store_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"path", "read_path", "pool_size", "max_overflow", "pool_timeout",
+                             "pool_recycle", "pool_pre_ping", NULL};
+    const char *path, *read_path = NULL;
+    pool_opts opts = {5, 10, 30.0, -1.0, 1};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|ziiddp:Store", kwlist, &path, &read_path,
+                                     &opts.size, &opts.max_overflow, &opts.timeout, &opts.recycle,
+                                     &opts.pre_ping))
+        return NULL;
+    StoreObject *self = (StoreObject *)type->tp_alloc(type, 0);
+    if (!self) return NULL;
+    db_err err;
+    db_err_clear(&err);
+    self->st = store_open(path, read_path, &opts, &err);
+    if (!self->st) {
+        module_state *ms = (module_state *)PyType_GetModuleState(type);
+        Py_DECREF(self);
+        return sqlreg_raise(ms, &err);
+    }
+    store_describe(self->st, 0, self->desc, sizeof(self->desc));
+    return (PyObject *)self;
+}
+
+static void Store_dealloc(StoreObject *self) {
+    PyTypeObject *tp = Py_TYPE(self);
+    if (self->st) {
+        /* Closing sockets can block: not with the GIL. */
+        store *st = self->st;
+        self->st = NULL;
+        Py_BEGIN_ALLOW_THREADS store_close(st);
+        Py_END_ALLOW_THREADS
+    }
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *Store_repr(StoreObject *self) {
+    return PyUnicode_FromFormat("<feast_sqlreg Store %s%s>", self->desc,
+                                self->st ? "" : " (closed)");
+}
+
+static PyObject *Store_dialect(StoreObject *self, void *closure) {
+    (void)closure;
+    store *st = live(self);
+    if (!st) return NULL;
+    switch (store_dialect(st)) {
+    case DB_POSTGRES:
+        return PyUnicode_FromString("postgresql");
+    case DB_MYSQL:
+        return PyUnicode_FromString("mysql");
+    default:
+        return PyUnicode_FromString("sqlite");
+    }
+}
+
+static PyObject *Store_url(StoreObject *self, void *closure) {
+    (void)closure;
+    return PyUnicode_FromString(self->desc);
+}
+
+/* ---- schema -------------------------------------------------------------- */
+
+static PyObject *Store_create_schema(StoreObject *self, PyObject *noargs) {
+    (void)noargs;
+    store *st = live(self);
+    db_err err;
+    if (!st) return NULL;
+    CALL_STORE(self, store_create_schema(st, &err));
+    Py_RETURN_NONE;
+}
+
+static PyObject *Store_missing_tables(StoreObject *self, PyObject *args) {
+    int read = 0;
+    store *st = live(self);
+    db_err err;
+    rowset rs;
+    if (!st || !PyArg_ParseTuple(args, "|p:missing_tables", &read)) return NULL;
+    CALL_STORE(self, store_missing_tables(st, read, &rs, &err));
+    return rows_to_py(&rs);
+}
+
+/* ---- objects ------------------------------------------------------------- */
+
+static PyObject *Store_get(StoreObject *self, PyObject *args) {
+    int kind, primary = 0;
+    sref project, name;
+    store *st = live(self);
+    db_err err;
+    rowset rs;
+    if (!st ||
+        !PyArg_ParseTuple(args, "is#s#|p:get", &kind, &project.p, &project.n, &name.p, &name.n,
+                          &primary) ||
+        check_kind(kind))
+        return NULL;
+    CALL_STORE(self, store_get(st, (obj_kind)kind, project, name, primary, &rs, &err));
+    return first_row_to_py(&rs);
+}
+
+static PyObject *Store_list(StoreObject *self, PyObject *args) {
+    int kind;
+    sref project;
+    long long since = -1;
+    store *st = live(self);
+    db_err err;
+    rowset rs;
+    if (!st || !PyArg_ParseTuple(args, "is#|L:list", &kind, &project.p, &project.n, &since) ||
+        check_kind(kind))
+        return NULL;
+    CALL_STORE(self, store_list(st, (obj_kind)kind, project, since, &rs, &err));
+    return rows_to_py(&rs);
+}
+
+static PyObject *Store_list_projects(StoreObject *self, PyObject *noargs) {
+    (void)noargs;
+    store *st = live(self);
+    db_err err;
+    rowset rs;
+    if (!st) return NULL;
+    CALL_STORE(self, store_list_projects(st, &rs, &err));
+    return rows_to_py(&rs);
+}
+
+static PyObject *Store_apply(StoreObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"kind", "project", "name", "proto", "now", "project_proto",
+                             "project_uuid", "touch_metadata", NULL};
+    int kind, inserted = 0;
+    sref project, name, proto;
+    long long now;
+    write_ctx w = {0};
+    w.touch_metadata = 1;
+    store *st = live(self);
+    db_err err;
+    if (!st || !PyArg_ParseTupleAndKeywords(
+                   args, kwds, "is#s#y#L|z#z#p:apply", kwlist, &kind, &project.p, &project.n,
+                   &name.p, &name.n, &proto.p, &proto.n, &now, &w.project_proto.p,
+                   &w.project_proto.n, &w.project_uuid.p, &w.project_uuid.n, &w.touch_metadata) ||
+        check_kind(kind))
+        return NULL;
+    w.now = now;
+    CALL_STORE(self, store_apply(st, (obj_kind)kind, project, name, proto, &w, &inserted, &err));
+    return PyBool_FromLong(inserted);
+}
+
+static PyObject *Store_delete(StoreObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"kind", "project", "name", "now", "touch_metadata", NULL};
+    int kind;
+    sref project, name;
+    long long now;
+    int64_t deleted = 0;
+    write_ctx w = {0};
+    w.touch_metadata = 1;
+    store *st = live(self);
+    db_err err;
+    if (!st || !PyArg_ParseTupleAndKeywords(args, kwds, "is#s#L|p:delete", kwlist, &kind,
+                                            &project.p, &project.n, &name.p, &name.n, &now,
+                                            &w.touch_metadata) ||
+        check_kind(kind))
+        return NULL;
+    w.now = now;
+    CALL_STORE(self, store_delete(st, (obj_kind)kind, project, name, &w, &deleted, &err));
+    return PyLong_FromLongLong(deleted);
+}
+
+static PyObject *Store_delete_feature_view(StoreObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"project", "name", "now", "touch_metadata", NULL};
+    sref project, name;
+    long long now;
+    int64_t deleted = 0;
+    write_ctx w = {0};
+    w.touch_metadata = 1;
+    store *st = live(self);
+    db_err err;
+    if (!st || !PyArg_ParseTupleAndKeywords(args, kwds, "s#s#L|p:delete_feature_view", kwlist,
+                                            &project.p, &project.n, &name.p, &name.n, &now,
+                                            &w.touch_metadata))
+        return NULL;
+    w.now = now;
+    CALL_STORE(self, store_delete_feature_view(st, project, name, &w, &deleted, &err));
+    return PyLong_FromLongLong(deleted);
+}
+
+static PyObject *Store_apply_materialization(StoreObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"kind", "project", "name", "start", "end", "now",
+                             "touch_metadata", NULL};
+    int kind, found = 0;
+    sref project, name;
+    long long s_sec, e_sec, n_sec;
+    int s_ns, e_ns, n_ns;
+    write_ctx w = {0};
+    w.touch_metadata = 1;
+    store *st = live(self);
+    db_err err;
+    if (!st || !PyArg_ParseTupleAndKeywords(args, kwds, "is#s#(Li)(Li)(Li)|p:apply_materialization",
+                                            kwlist, &kind, &project.p, &project.n, &name.p,
+                                            &name.n, &s_sec, &s_ns, &e_sec, &e_ns, &n_sec, &n_ns,
+                                            &w.touch_metadata) ||
+        check_kind(kind))
+        return NULL;
+    pb_ts start = {s_sec, s_ns}, end = {e_sec, e_ns}, now = {n_sec, n_ns};
+    w.now = n_sec;
+    CALL_STORE(self, store_apply_materialization(st, (obj_kind)kind, project, name, start, end,
+                                                 now, &w, &found, &err));
+    return PyBool_FromLong(found);
+}
+
+static PyObject *Store_replace_proto(StoreObject *self, PyObject *args) {
+    int kind;
+    sref project, name, proto;
+    long long now;
+    store *st = live(self);
+    db_err err;
+    if (!st ||
+        !PyArg_ParseTuple(args, "is#s#y#L:replace_proto", &kind, &project.p, &project.n, &name.p,
+                          &name.n, &proto.p, &proto.n, &now) ||
+        check_kind(kind))
+        return NULL;
+    CALL_STORE(self, store_replace_proto(st, (obj_kind)kind, project, name, proto, now, &err));
+    Py_RETURN_NONE;
+}
+
+static PyObject *Store_set_user_metadata(StoreObject *self, PyObject *args) {
+    int kind, found = 0;
+    sref project, name, data = {NULL, 0};
+    long long now;
+    store *st = live(self);
+    db_err err;
+    if (!st ||
+        !PyArg_ParseTuple(args, "is#s#z#L:set_user_metadata", &kind, &project.p, &project.n,
+                          &name.p, &name.n, &data.p, &data.n, &now) ||
+        check_kind(kind))
+        return NULL;
+    const sref *dp = data.p ? &data : NULL;
+    CALL_STORE(self,
+               store_set_user_metadata(st, (obj_kind)kind, project, name, dp, now, &found, &err));
+    return PyBool_FromLong(found);
+}
+
+static PyObject *Store_get_user_metadata(StoreObject *self, PyObject *args) {
+    int kind;
+    sref project, name;
+    store *st = live(self);
+    db_err err;
+    rowset rs;
+    if (!st ||
+        !PyArg_ParseTuple(args, "is#s#:get_user_metadata", &kind, &project.p, &project.n, &name.p,
+                          &name.n) ||
+        check_kind(kind))
+        return NULL;
+    CALL_STORE(self, store_get_user_metadata(st, (obj_kind)kind, project, name, &rs, &err));
+    int found = rs.nrows > 0;
+    PyObject *data = first_row_to_py(&rs);
+    if (!data) return NULL;
+    return Py_BuildValue("(NN)", PyBool_FromLong(found), data);
+}
+
+static PyObject *Store_delete_project(StoreObject *self, PyObject *args) {
+    sref project;
+    store *st = live(self);
+    db_err err;
+    if (!st || !PyArg_ParseTuple(args, "s#:delete_project", &project.p, &project.n)) return NULL;
+    CALL_STORE(self, store_delete_project(st, project, &err));
+    Py_RETURN_NONE;
+}
+
+static PyObject *Store_teardown(StoreObject *self, PyObject *noargs) {
+    (void)noargs;
+    store *st = live(self);
+    db_err err;
+    if (!st) return NULL;
+    CALL_STORE(self, store_teardown(st, &err));
+    Py_RETURN_NONE;
+}
+
+/* ---- feast_metadata ------------------------------------------------------ */
+
+static PyObject *Store_meta_get(StoreObject *self, PyObject *args) {
+    sref project, key;
+    store *st = live(self);
+    db_err err;
+    rowset rs;
+    if (!st || !PyArg_ParseTuple(args, "s#s#:meta_get", &project.p, &project.n, &key.p, &key.n))
+        return NULL;
+    CALL_STORE(self, store_meta_get(st, project, key, &rs, &err));
+    return first_row_to_py(&rs);
+}
+
+static PyObject *Store_meta_list(StoreObject *self, PyObject *args) {
+    sref project;
+    store *st = live(self);
+    db_err err;
+    rowset rs;
+    if (!st || !PyArg_ParseTuple(args, "s#:meta_list", &project.p, &project.n)) return NULL;
+    CALL_STORE(self, store_meta_list(st, project, &rs, &err));
+    return rows_to_py(&rs);
+}
+
+static PyObject *Store_meta_by_key(StoreObject *self, PyObject *args) {
+    sref key;
+    store *st = live(self);
+    db_err err;
+    rowset rs;
+    if (!st || !PyArg_ParseTuple(args, "s#:meta_by_key", &key.p, &key.n)) return NULL;
+    CALL_STORE(self, store_meta_by_key(st, key, &rs, &err));
+    return rows_to_py(&rs);
+}
+
+static PyObject *Store_meta_set(StoreObject *self, PyObject *args) {
+    sref project, key, value;
+    long long now;
+    store *st = live(self);
+    db_err err;
+    if (!st || !PyArg_ParseTuple(args, "s#s#s#L:meta_set", &project.p, &project.n, &key.p, &key.n,
+                                 &value.p, &value.n, &now))
+        return NULL;
+    CALL_STORE(self, store_meta_set(st, project, key, value, now, &err));
+    Py_RETURN_NONE;
+}
+
+static PyObject *Store_meta_init(StoreObject *self, PyObject *args) {
+    sref project, key, value;
+    long long now;
+    store *st = live(self);
+    db_err err;
+    if (!st || !PyArg_ParseTuple(args, "s#s#s#L:meta_init", &project.p, &project.n, &key.p,
+                                 &key.n, &value.p, &value.n, &now))
+        return NULL;
+    CALL_STORE(self, store_meta_init(st, project, key, value, now, &err));
+    Py_RETURN_NONE;
+}
+
+static PyObject *Store_meta_delete_project(StoreObject *self, PyObject *args) {
+    sref project;
+    store *st = live(self);
+    db_err err;
+    if (!st || !PyArg_ParseTuple(args, "s#:meta_delete_project", &project.p, &project.n))
+        return NULL;
+    CALL_STORE(self, store_meta_delete_project(st, project, &err));
+    Py_RETURN_NONE;
+}
+
+/* ---- version history ----------------------------------------------------- */
+
+static PyObject *Store_version_next(StoreObject *self, PyObject *args) {
+    sref project, name;
+    int64_t next = 0;
+    store *st = live(self);
+    db_err err;
+    if (!st || !PyArg_ParseTuple(args, "s#s#:version_next", &project.p, &project.n, &name.p,
+                                 &name.n))
+        return NULL;
+    CALL_STORE(self, store_version_next(st, project, name, &next, &err));
+    return PyLong_FromLongLong(next);
+}
+
+static PyObject *Store_version_save(StoreObject *self, PyObject *args) {
+    sref project, name, type, proto, vid;
+    long long number, created;
+    store *st = live(self);
+    db_err err;
+    if (!st || !PyArg_ParseTuple(args, "s#s#Ls#y#Ls#:version_save", &project.p, &project.n,
+                                 &name.p, &name.n, &number, &type.p, &type.n, &proto.p, &proto.n,
+                                 &created, &vid.p, &vid.n))
+        return NULL;
+    CALL_STORE(self,
+               store_version_save(st, project, name, number, type, proto, created, vid, &err));
+    Py_RETURN_NONE;
+}
+
+static PyObject *Store_version_get(StoreObject *self, PyObject *args) {
+    sref project, name;
+    long long number;
+    store *st = live(self);
+    db_err err;
+    rowset rs;
+    if (!st || !PyArg_ParseTuple(args, "s#s#L:version_get", &project.p, &project.n, &name.p,
+                                 &name.n, &number))
+        return NULL;
+    CALL_STORE(self, store_version_get(st, project, name, number, &rs, &err));
+    return first_row_to_py(&rs);
+}
+
+static PyObject *Store_version_list(StoreObject *self, PyObject *args) {
+    sref project, name;
+    store *st = live(self);
+    db_err err;
+    rowset rs;
+    if (!st || !PyArg_ParseTuple(args, "s#s#:version_list", &project.p, &project.n, &name.p,
+                                 &name.n))
+        return NULL;
+    CALL_STORE(self, store_version_list(st, project, name, &rs, &err));
+    return rows_to_py(&rs);
+}
+
+/* ---- whole registry ------------------------------------------------------ */
+
+static PyObject *Store_registry(StoreObject *self, PyObject *noargs) {
+    (void)noargs;
+    store *st = live(self);
+    db_err err;
+    buf out = {0};
+    if (!st) return NULL;
+    int rv;
+    Py_BEGIN_ALLOW_THREADS rv = store_registry(st, &out, &err);
+    Py_END_ALLOW_THREADS if (rv != 0) {
+        buf_free(&out);
+        return sqlreg_raise(state_of((PyObject *)self), &err);
+    }
+    PyObject *bytes = PyBytes_FromStringAndSize(out.p ? (const char *)out.p : "", (Py_ssize_t)out.n);
+    buf_free(&out);
+    return bytes;
+}
+
+static PyMethodDef Store_methods[] = {
+    {"create_schema", (PyCFunction)Store_create_schema, METH_NOARGS,
+     "Create the registry tables and indexes that are missing."},
+    {"missing_tables", (PyCFunction)Store_missing_tables, METH_VARARGS,
+     "missing_tables(read=False) -> names of registry tables not in the database."},
+    {"get", (PyCFunction)Store_get, METH_VARARGS,
+     "get(kind, project, name, primary=False) -> stored proto bytes or None."},
+    {"list", (PyCFunction)Store_list, METH_VARARGS,
+     "list(kind, project, since=-1) -> proto bytes of a project's objects."},
+    {"list_projects", (PyCFunction)Store_list_projects, METH_NOARGS,
+     "list_projects() -> proto bytes of every project."},
+    {"apply", (PyCFunction)(void (*)(void))Store_apply, METH_VARARGS | METH_KEYWORDS,
+     "apply(kind, project, name, proto, now, project_proto=None, project_uuid=None, "
+     "touch_metadata=True) -> True if inserted, False if updated."},
+    {"delete", (PyCFunction)(void (*)(void))Store_delete, METH_VARARGS | METH_KEYWORDS,
+     "delete(kind, project, name, now, touch_metadata=True) -> rows deleted."},
+    {"delete_feature_view", (PyCFunction)(void (*)(void))Store_delete_feature_view,
+     METH_VARARGS | METH_KEYWORDS,
+     "delete_feature_view(project, name, now, touch_metadata=True) -> rows deleted."},
+    {"apply_materialization", (PyCFunction)(void (*)(void))Store_apply_materialization,
+     METH_VARARGS | METH_KEYWORDS,
+     "apply_materialization(kind, project, name, (s, ns), (s, ns), (s, ns)) -> found."},
+    {"replace_proto", (PyCFunction)Store_replace_proto, METH_VARARGS,
+     "replace_proto(kind, project, name, proto, now)."},
+    {"set_user_metadata", (PyCFunction)Store_set_user_metadata, METH_VARARGS,
+     "set_user_metadata(kind, project, name, data_or_None, now) -> found."},
+    {"get_user_metadata", (PyCFunction)Store_get_user_metadata, METH_VARARGS,
+     "get_user_metadata(kind, project, name) -> (found, data_or_None)."},
+    {"delete_project", (PyCFunction)Store_delete_project, METH_VARARGS,
+     "delete_project(name): the project and everything in it."},
+    {"teardown", (PyCFunction)Store_teardown, METH_NOARGS,
+     "Delete every registry object of every project."},
+    {"meta_get", (PyCFunction)Store_meta_get, METH_VARARGS,
+     "meta_get(project, key) -> (value, last_updated) or None."},
+    {"meta_list", (PyCFunction)Store_meta_list, METH_VARARGS,
+     "meta_list(project) -> [(key, value, last_updated)]."},
+    {"meta_by_key", (PyCFunction)Store_meta_by_key, METH_VARARGS,
+     "meta_by_key(key) -> [(project, last_updated)]."},
+    {"meta_set", (PyCFunction)Store_meta_set, METH_VARARGS,
+     "meta_set(project, key, value, now)."},
+    {"meta_init", (PyCFunction)Store_meta_init, METH_VARARGS,
+     "meta_init(project, key, value, now): set key unless the project has it."},
+    {"meta_delete_project", (PyCFunction)Store_meta_delete_project, METH_VARARGS,
+     "meta_delete_project(project)."},
+    {"version_next", (PyCFunction)Store_version_next, METH_VARARGS,
+     "version_next(project, name) -> the next free version number."},
+    {"version_save", (PyCFunction)Store_version_save, METH_VARARGS,
+     "version_save(project, name, number, type, proto, created, version_id); "
+     "IntegrityError when the number is taken."},
+    {"version_get", (PyCFunction)Store_version_get, METH_VARARGS,
+     "version_get(project, name, number) -> (type, proto) or None."},
+    {"version_list", (PyCFunction)Store_version_list, METH_VARARGS,
+     "version_list(project, name) -> [(number, type, created, version_id)]."},
+    {"registry", (PyCFunction)Store_registry, METH_NOARGS,
+     "registry() -> the whole registry as serialized feast.core.Registry bytes."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Store_getset[] = {
+    {"dialect", (getter)Store_dialect, NULL, "sqlite, postgresql or mysql", NULL},
+    {"url", (getter)Store_url, NULL, "the write URL, password masked", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Store_slots[] = {
+    {Py_tp_new, Store_new},
+    {Py_tp_dealloc, Store_dealloc},
+    {Py_tp_repr, Store_repr},
+    {Py_tp_methods, Store_methods},
+    {Py_tp_getset, Store_getset},
+    {Py_tp_doc, "Store(path, read_path=None, pool_size=5, max_overflow=10, pool_timeout=30.0, "
+                "pool_recycle=-1, pool_pre_ping=True): Feast registry tables in one database."},
+    {0, NULL},
+};
+
+static PyType_Spec Store_spec = {
+    .name = "feast_sqlreg._sqlregistry.Store",
+    .basicsize = sizeof(StoreObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = Store_slots,
+};
+
+int registry_setup_types(PyObject *module, module_state *ms) {
+    ms->StoreType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Store_spec, NULL);
+    if (!ms->StoreType) return -1;
+    return PyModule_AddObjectRef(module, "Store", (PyObject *)ms->StoreType);
+}

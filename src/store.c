@@ -1,0 +1,978 @@
+/* store.c - see store.h. */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- tables -------------------------------------------------------------- */
+
+typedef struct {
+    const char *table;
+    const char *name_col;
+    const char *proto_col;
+    uint32_t registry_field; /* field of feast.core.Registry */
+    int user_metadata;       /* has a user_metadata column */
+} table_info;
+
+static const table_info TABLES[OBJ_KINDS] = {
+    [OBJ_PROJECT] = {"projects", "project_name", "project_proto", 17, 0},
+    [OBJ_ENTITY] = {"entities", "entity_name", "entity_proto", 1, 0},
+    [OBJ_DATA_SOURCE] = {"data_sources", "data_source_name", "data_source_proto", 12, 0},
+    [OBJ_FEATURE_VIEW] = {"feature_views", "feature_view_name", "feature_view_proto", 6, 1},
+    [OBJ_STREAM_FEATURE_VIEW] = {"stream_feature_views", "feature_view_name",
+                                 "feature_view_proto", 14, 1},
+    [OBJ_ON_DEMAND_FEATURE_VIEW] = {"on_demand_feature_views", "feature_view_name",
+                                    "feature_view_proto", 8, 1},
+    [OBJ_LABEL_VIEW] = {"label_views", "feature_view_name", "feature_view_proto", 19, 1},
+    [OBJ_FEATURE_SERVICE] = {"feature_services", "feature_service_name", "feature_service_proto",
+                             7, 0},
+    [OBJ_SAVED_DATASET] = {"saved_datasets", "saved_dataset_name", "saved_dataset_proto", 11, 0},
+    [OBJ_VALIDATION_REFERENCE] = {"validation_references", "validation_reference_name",
+                                  "validation_reference_proto", 13, 0},
+    [OBJ_PERMISSION] = {"permissions", "permission_name", "permission_proto", 16, 0},
+    [OBJ_INFRA] = {"managed_infra", "infra_name", "infra_proto", 10, 0},
+};
+
+/* The order in which Feast's SqlRegistry.proto() adds each project's objects;
+ * kept so repeated fields come out in the same order as stock. */
+static const obj_kind REGISTRY_ORDER[] = {
+    OBJ_ENTITY,       OBJ_FEATURE_VIEW,          OBJ_DATA_SOURCE,  OBJ_ON_DEMAND_FEATURE_VIEW,
+    OBJ_STREAM_FEATURE_VIEW, OBJ_FEATURE_SERVICE, OBJ_SAVED_DATASET, OBJ_VALIDATION_REFERENCE,
+    OBJ_PERMISSION,   OBJ_LABEL_VIEW,
+};
+#define NREG (sizeof(REGISTRY_ORDER) / sizeof(REGISTRY_ORDER[0]))
+
+#define FV_KINDS 4
+static const obj_kind FEATURE_VIEW_KINDS[FV_KINDS] = {
+    OBJ_FEATURE_VIEW, OBJ_ON_DEMAND_FEATURE_VIEW, OBJ_STREAM_FEATURE_VIEW, OBJ_LABEL_VIEW};
+
+/* ---- schema -------------------------------------------------------------- */
+
+/* Column types, spelled per dialect by ddl_type(). */
+enum { T_NAME, T_KEY50, T_BIGINT, T_INT, T_TEXT, T_BLOB, T_UUID };
+
+typedef struct {
+    const char *name;
+    int type;
+    int notnull;
+} coldef;
+
+typedef struct {
+    const char *table;
+    const char *index;
+    const char *pk;
+    coldef cols[9];
+} tabledef;
+
+#define OBJECT_TABLE(t, namecol, protocol)                                              \
+    {t, "idx_" t "_project_id", namecol ", project_id",                                 \
+     {{namecol, T_NAME, 1},                                                              \
+      {"project_id", T_NAME, 1},                                                         \
+      {"last_updated_timestamp", T_BIGINT, 1},                                           \
+      {protocol, T_BLOB, 1}}}
+#define VIEW_TABLE(t)                                                                   \
+    {t, "idx_" t "_project_id", "feature_view_name, project_id",                        \
+     {{"feature_view_name", T_NAME, 1},                                                  \
+      {"project_id", T_NAME, 1},                                                         \
+      {"last_updated_timestamp", T_BIGINT, 1},                                           \
+      {"feature_view_proto", T_BLOB, 1},                                                 \
+      {"user_metadata", T_BLOB, 0}}}
+
+static const tabledef SCHEMA[] = {
+    {"projects",
+     "idx_projects_project_id",
+     "project_id",
+     {{"project_id", T_NAME, 1},
+      {"project_name", T_NAME, 1},
+      {"last_updated_timestamp", T_BIGINT, 1},
+      {"project_proto", T_BLOB, 1}}},
+    OBJECT_TABLE("entities", "entity_name", "entity_proto"),
+    OBJECT_TABLE("data_sources", "data_source_name", "data_source_proto"),
+    {"feature_views",
+     "idx_feature_views_project_id",
+     "feature_view_name, project_id",
+     {{"feature_view_name", T_NAME, 1},
+      {"project_id", T_NAME, 1},
+      {"last_updated_timestamp", T_BIGINT, 1},
+      {"materialized_intervals", T_BLOB, 0},
+      {"feature_view_proto", T_BLOB, 1},
+      {"user_metadata", T_BLOB, 0}}},
+    VIEW_TABLE("stream_feature_views"),
+    VIEW_TABLE("on_demand_feature_views"),
+    VIEW_TABLE("label_views"),
+    OBJECT_TABLE("feature_services", "feature_service_name", "feature_service_proto"),
+    OBJECT_TABLE("saved_datasets", "saved_dataset_name", "saved_dataset_proto"),
+    OBJECT_TABLE("validation_references", "validation_reference_name",
+                 "validation_reference_proto"),
+    OBJECT_TABLE("managed_infra", "infra_name", "infra_proto"),
+    OBJECT_TABLE("permissions", "permission_name", "permission_proto"),
+    {"feature_view_version_history",
+     "idx_fv_version_history_project_id",
+     "feature_view_name, project_id, version_number",
+     {{"feature_view_name", T_NAME, 1},
+      {"project_id", T_NAME, 1},
+      {"version_number", T_INT, 1},
+      {"feature_view_type", T_KEY50, 1},
+      {"feature_view_proto", T_BLOB, 1},
+      {"created_timestamp", T_BIGINT, 1},
+      {"description", T_TEXT, 0},
+      {"version_id", T_UUID, 1}}},
+    {"feast_metadata",
+     "idx_feast_metadata_project_id",
+     "project_id, metadata_key",
+     {{"project_id", T_NAME, 1},
+      {"metadata_key", T_KEY50, 1},
+      {"metadata_value", T_TEXT, 1},
+      {"last_updated_timestamp", T_BIGINT, 1}}},
+};
+#define NSCHEMA (sizeof(SCHEMA) / sizeof(SCHEMA[0]))
+
+static const char *ddl_type(db_dialect d, int type) {
+    switch (type) {
+    case T_NAME:
+        return "VARCHAR(255)";
+    case T_KEY50:
+        return "VARCHAR(50)";
+    case T_UUID:
+        return "VARCHAR(36)";
+    case T_BIGINT:
+        return "BIGINT";
+    case T_INT:
+        return "INTEGER";
+    case T_TEXT:
+        return "TEXT";
+    default:
+        /* MySQL's BLOB stops at 64 KB; Feast uses LONGBLOB there too. */
+        return d == DB_POSTGRES ? "BYTEA" : d == DB_MYSQL ? "LONGBLOB" : "BLOB";
+    }
+}
+
+/* ---- the store ----------------------------------------------------------- */
+
+enum { SQL_LEN = 320 };
+
+typedef struct {
+    char get[SQL_LEN];      /* proto by (name, project) */
+    char get_lock[SQL_LEN]; /* the same, locking the row */
+    char list[SQL_LEN];     /* protos of a project */
+    char list_since[SQL_LEN];
+    char list_all[SQL_LEN]; /* (project_id, proto) of every project */
+    char insert[SQL_LEN];
+    char update[SQL_LEN];
+    char del[SQL_LEN];
+    char del_project[SQL_LEN];
+    char del_all[SQL_LEN];
+    char set_um[SQL_LEN];
+    char get_um[SQL_LEN];
+} table_sql;
+
+struct store {
+    pool *wpool, *rpool; /* rpool == wpool without a read_path */
+    db_dialect dialect;
+    table_sql sql[OBJ_KINDS];
+    char project_insert_missing[SQL_LEN];
+    char meta_insert_missing[SQL_LEN];
+    char meta_insert[SQL_LEN];
+    char version_save[SQL_LEN];
+    char tables_query[SQL_LEN];
+};
+
+static void build_sql(store *st) {
+    const char *lock = st->dialect == DB_SQLITE ? "" : " FOR UPDATE";
+    for (int k = 0; k < OBJ_KINDS; k++) {
+        const table_info *t = &TABLES[k];
+        table_sql *s = &st->sql[k];
+        snprintf(s->get, SQL_LEN, "SELECT %s FROM %s WHERE %s = ? AND project_id = ?",
+                 t->proto_col, t->table, t->name_col);
+        snprintf(s->get_lock, SQL_LEN, "%s%s", s->get, lock);
+        snprintf(s->list, SQL_LEN, "SELECT %s FROM %s WHERE project_id = ?", t->proto_col,
+                 t->table);
+        snprintf(s->list_since, SQL_LEN,
+                 "SELECT %s FROM %s WHERE project_id = ? AND last_updated_timestamp >= ?",
+                 t->proto_col, t->table);
+        snprintf(s->list_all, SQL_LEN, "SELECT project_id, %s FROM %s", t->proto_col, t->table);
+        snprintf(s->insert, SQL_LEN,
+                 "INSERT INTO %s (%s, project_id, last_updated_timestamp, %s) VALUES (?, ?, ?, ?)",
+                 t->table, t->name_col, t->proto_col);
+        snprintf(s->update, SQL_LEN,
+                 "UPDATE %s SET %s = ?, last_updated_timestamp = ? WHERE %s = ? AND project_id = ?",
+                 t->table, t->proto_col, t->name_col);
+        snprintf(s->del, SQL_LEN, "DELETE FROM %s WHERE %s = ? AND project_id = ?", t->table,
+                 t->name_col);
+        snprintf(s->del_project, SQL_LEN, "DELETE FROM %s WHERE project_id = ?", t->table);
+        snprintf(s->del_all, SQL_LEN, "DELETE FROM %s", t->table);
+        if (t->user_metadata) {
+            snprintf(s->set_um, SQL_LEN,
+                     "UPDATE %s SET user_metadata = ?, last_updated_timestamp = ? "
+                     "WHERE feature_view_name = ? AND project_id = ?",
+                     t->table);
+            snprintf(s->get_um, SQL_LEN,
+                     "SELECT user_metadata FROM %s WHERE feature_view_name = ? AND project_id = ?",
+                     t->table);
+        }
+    }
+    /* "Insert unless the key exists", without hiding other errors (MySQL's
+     * INSERT IGNORE would also swallow truncation). */
+    const char *pre = st->dialect == DB_SQLITE ? "INSERT OR IGNORE INTO" : "INSERT INTO";
+    const char *post = st->dialect == DB_POSTGRES ? " ON CONFLICT DO NOTHING"
+                       : st->dialect == DB_MYSQL  ? " ON DUPLICATE KEY UPDATE project_id = project_id"
+                                                  : "";
+    snprintf(st->project_insert_missing, SQL_LEN,
+             "%s projects (project_id, project_name, last_updated_timestamp, project_proto) "
+             "VALUES (?, ?, ?, ?)%s",
+             pre, post);
+    snprintf(st->meta_insert_missing, SQL_LEN,
+             "%s feast_metadata (project_id, metadata_key, metadata_value, "
+             "last_updated_timestamp) VALUES (?, ?, ?, ?)%s",
+             pre, post);
+    snprintf(st->meta_insert, SQL_LEN,
+             "INSERT INTO feast_metadata (project_id, metadata_key, metadata_value, "
+             "last_updated_timestamp) VALUES (?, ?, ?, ?)");
+    snprintf(st->version_save, SQL_LEN,
+             "INSERT INTO feature_view_version_history (feature_view_name, project_id, "
+             "version_number, feature_view_type, feature_view_proto, created_timestamp, "
+             "description, version_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    snprintf(st->tables_query, SQL_LEN, "%s",
+             st->dialect == DB_SQLITE
+                 ? "SELECT name FROM sqlite_master WHERE type = 'table'"
+             : st->dialect == DB_POSTGRES
+                 ? "SELECT table_name FROM information_schema.tables "
+                   "WHERE table_schema = current_schema()"
+                 : "SELECT table_name FROM information_schema.tables "
+                   "WHERE table_schema = DATABASE()");
+}
+
+static pool *open_pool(const char *text, const pool_opts *opts, db_err *err) {
+    db_url url;
+    char msg[256];
+    if (url_parse(text, &url, msg, sizeof(msg)) != 0) {
+        db_err_set(err, DB_ERR_CONFIG, 0, NULL, "%s", msg);
+        return NULL;
+    }
+    return pool_new(&url, opts, err);
+}
+
+store *store_open(const char *url, const char *read_url, const pool_opts *opts, db_err *err) {
+    store *st = calloc(1, sizeof(*st));
+    if (!st) {
+        db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "out of memory");
+        return NULL;
+    }
+    st->wpool = open_pool(url, opts, err);
+    if (!st->wpool) goto fail;
+    st->rpool = st->wpool;
+    if (read_url && read_url[0]) {
+        st->rpool = open_pool(read_url, opts, err);
+        if (!st->rpool) goto fail;
+        if (pool_driver(st->rpool)->dialect != pool_driver(st->wpool)->dialect) {
+            db_err_set(err, DB_ERR_CONFIG, 0, NULL,
+                       "read_path and path must name the same kind of database");
+            goto fail;
+        }
+    }
+    st->dialect = pool_driver(st->wpool)->dialect;
+    build_sql(st);
+    return st;
+fail:
+    store_close(st);
+    return NULL;
+}
+
+void store_close(store *st) {
+    if (!st) return;
+    if (st->rpool != st->wpool) pool_free(st->rpool);
+    pool_free(st->wpool);
+    free(st);
+}
+
+db_dialect store_dialect(const store *st) { return st->dialect; }
+
+void store_describe(const store *st, int read, char *out, size_t outlen) {
+    url_redacted(pool_url(read ? st->rpool : st->wpool), out, outlen);
+}
+
+/* ---- rowsets ------------------------------------------------------------- */
+
+void rowset_free(rowset *rs) {
+    free(rs->v);
+    buf_free(&rs->arena);
+    memset(rs, 0, sizeof(*rs));
+}
+
+db_value rowset_get(const rowset *rs, size_t r, int c) {
+    db_value v = rs->v[r * (size_t)rs->ncols + (size_t)c];
+    if (v.type == DB_TEXT || v.type == DB_BLOB) v.p = rs->arena.p + v.i;
+    return v;
+}
+
+static int rowset_add(void *ctx, const db_value *cols, int ncols, db_err *err) {
+    rowset *rs = ctx;
+    if (rs->nrows == 0 && rs->cap == 0) rs->ncols = ncols;
+    if (ncols != rs->ncols) {
+        db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "rows of different widths");
+        return -1;
+    }
+    if (rs->nrows == rs->cap) {
+        size_t cap = rs->cap ? rs->cap * 2 : 8;
+        db_value *v = realloc(rs->v, cap * (size_t)ncols * sizeof(*v));
+        if (!v) goto oom;
+        rs->v = v;
+        rs->cap = cap;
+    }
+    db_value *row = rs->v + rs->nrows * (size_t)ncols;
+    for (int i = 0; i < ncols; i++) {
+        row[i] = cols[i];
+        if (cols[i].type == DB_TEXT || cols[i].type == DB_BLOB) {
+            row[i].i = (int64_t)rs->arena.n;
+            row[i].p = NULL;
+            if (buf_put(&rs->arena, cols[i].p, cols[i].n) != 0) goto oom;
+        }
+    }
+    rs->nrows++;
+    return 0;
+oom:
+    db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "out of memory reading registry rows");
+    return -1;
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+/* NO_TXN reads from the read database; PRIMARY_READ reads from the write
+ * database (what a read-modify-write decides on must not lag behind). */
+typedef enum { NO_TXN, PRIMARY_READ, READ_TXN, WRITE_TXN } txn_mode;
+typedef int (*txn_fn)(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err);
+
+/* A connection error leaves the connection unusable: close it, do not pool
+ * it again. */
+static int is_broken(const db_err *err) {
+    return err->kind == DB_ERR_CONNECT || err->kind == DB_ERR_OPERATIONAL;
+}
+
+/* Runs fn on a pooled connection, in a transaction unless mode is NO_TXN.
+ * A write that lost a deadlock or a lock wait is rolled back by the server
+ * and retried here (up to 3 times in all); nothing else is retried, so a
+ * write is never applied twice. */
+static int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
+    pool *p = mode == WRITE_TXN || mode == PRIMARY_READ ? st->wpool : st->rpool;
+    const db_driver *d = pool_driver(p);
+    for (int attempt = 1;; attempt++) {
+        db_err_clear(err);
+        db_conn *c = pool_checkout(p, err);
+        if (!c) return -1;
+        int rv = 0;
+        int txn = mode == READ_TXN || mode == WRITE_TXN;
+        if (txn) rv = d->begin(c, mode == WRITE_TXN, err);
+        if (rv == 0) rv = fn(st, d, c, ctx, err);
+        if (rv == 0 && txn) rv = d->commit(c, err);
+        if (rv == 0) {
+            pool_checkin(p, c, 0);
+            return 0;
+        }
+        db_err rb;
+        int broken = is_broken(err) || (txn && d->rollback(c, &rb) != 0);
+        pool_checkin(p, c, broken);
+        if (err->kind != DB_ERR_BUSY || mode != WRITE_TXN || attempt >= 3) return -1;
+    }
+}
+
+static int exec(const db_driver *d, db_conn *c, const char *sql, const db_value *params, int n,
+                rowset *out, int64_t *affected, db_err *err) {
+    return d->exec(c, sql, params, n, out ? rowset_add : NULL, out, affected, err);
+}
+
+static db_value txt(sref s) { return db_text(s.p, s.n); }
+static db_value txtz(const char *s) { return db_text(s, strlen(s)); }
+
+/* ---- schema -------------------------------------------------------------- */
+
+static int create_schema_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
+    (void)ctx;
+    char sql[2048];
+    for (size_t i = 0; i < NSCHEMA; i++) {
+        const tabledef *t = &SCHEMA[i];
+        int n = snprintf(sql, sizeof(sql), "CREATE TABLE IF NOT EXISTS %s (", t->table);
+        for (int j = 0; t->cols[j].name; j++)
+            n += snprintf(sql + n, sizeof(sql) - (size_t)n, "%s %s%s, ", t->cols[j].name,
+                          ddl_type(st->dialect, t->cols[j].type),
+                          t->cols[j].notnull ? " NOT NULL" : "");
+        n += snprintf(sql + n, sizeof(sql) - (size_t)n, "PRIMARY KEY (%s)", t->pk);
+        /* MySQL has no CREATE INDEX IF NOT EXISTS: declare it with the table. */
+        if (st->dialect == DB_MYSQL)
+            n += snprintf(sql + n, sizeof(sql) - (size_t)n, ", INDEX %s (project_id)", t->index);
+        snprintf(sql + n, sizeof(sql) - (size_t)n, ")");
+        if (exec(d, c, sql, NULL, 0, NULL, NULL, err) != 0) return -1;
+        if (st->dialect != DB_MYSQL) {
+            snprintf(sql, sizeof(sql), "CREATE INDEX IF NOT EXISTS %s ON %s (project_id)", t->index,
+                     t->table);
+            if (exec(d, c, sql, NULL, 0, NULL, NULL, err) != 0) return -1;
+        }
+    }
+    return 0;
+}
+
+int store_create_schema(store *st, db_err *err) {
+    /* PostgreSQL runs DDL in transactions; the others commit it implicitly. */
+    return run(st, st->dialect == DB_POSTGRES ? WRITE_TXN : NO_TXN, create_schema_fn, NULL, err);
+}
+
+static int tables_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
+    return exec(d, c, st->tables_query, NULL, 0, ctx, NULL, err);
+}
+
+int store_missing_tables(store *st, int read, rowset *out, db_err *err) {
+    rowset have = {0};
+    int rv = run(st, read ? NO_TXN : PRIMARY_READ, tables_fn, &have, err);
+    if (rv != 0) {
+        rowset_free(&have);
+        return -1;
+    }
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < NSCHEMA && rv == 0; i++) {
+        int found = 0;
+        for (size_t r = 0; r < have.nrows && !found; r++) {
+            db_value v = rowset_get(&have, r, 0);
+            found = v.n == strlen(SCHEMA[i].table) && memcmp(v.p, SCHEMA[i].table, v.n) == 0;
+        }
+        if (!found) {
+            db_value name = txtz(SCHEMA[i].table);
+            rv = rowset_add(out, &name, 1, err);
+        }
+    }
+    rowset_free(&have);
+    return rv;
+}
+
+/* ---- reads --------------------------------------------------------------- */
+
+typedef struct {
+    const char *sql;
+    db_value params[4];
+    int n;
+    rowset *out;
+} query_ctx;
+
+static int query_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
+    (void)st;
+    query_ctx *q = ctx;
+    return exec(d, c, q->sql, q->params, q->n, q->out, NULL, err);
+}
+
+static int query(store *st, int primary, query_ctx *q, db_err *err) {
+    memset(q->out, 0, sizeof(*q->out));
+    int rv = run(st, primary ? PRIMARY_READ : NO_TXN, query_fn, q, err);
+    if (rv != 0) rowset_free(q->out);
+    return rv;
+}
+
+int store_get(store *st, obj_kind k, sref project, sref name, int primary, rowset *out,
+              db_err *err) {
+    query_ctx q = {st->sql[k].get, {txt(name), txt(project)}, 2, out};
+    return query(st, primary, &q, err);
+}
+
+int store_list(store *st, obj_kind k, sref project, int64_t since, rowset *out, db_err *err) {
+    query_ctx q = {since < 0 ? st->sql[k].list : st->sql[k].list_since,
+                   {txt(project), db_int(since)},
+                   since < 0 ? 1 : 2,
+                   out};
+    return query(st, 0, &q, err);
+}
+
+int store_list_projects(store *st, rowset *out, db_err *err) {
+    query_ctx q = {"SELECT project_proto FROM projects", {{0}}, 0, out};
+    return query(st, 0, &q, err);
+}
+
+int store_get_user_metadata(store *st, obj_kind k, sref project, sref name, rowset *out,
+                            db_err *err) {
+    if (!TABLES[k].user_metadata) {
+        db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "%s have no user metadata", TABLES[k].table);
+        return -1;
+    }
+    query_ctx q = {st->sql[k].get_um, {txt(name), txt(project)}, 2, out};
+    return query(st, 0, &q, err);
+}
+
+int store_meta_get(store *st, sref project, sref key, rowset *out, db_err *err) {
+    query_ctx q = {"SELECT metadata_value, last_updated_timestamp FROM feast_metadata "
+                   "WHERE project_id = ? AND metadata_key = ?",
+                   {txt(project), txt(key)},
+                   2,
+                   out};
+    return query(st, 0, &q, err);
+}
+
+int store_meta_list(store *st, sref project, rowset *out, db_err *err) {
+    query_ctx q = {"SELECT metadata_key, metadata_value, last_updated_timestamp "
+                   "FROM feast_metadata WHERE project_id = ?",
+                   {txt(project)},
+                   1,
+                   out};
+    return query(st, 0, &q, err);
+}
+
+int store_meta_by_key(store *st, sref key, rowset *out, db_err *err) {
+    query_ctx q = {"SELECT project_id, last_updated_timestamp FROM feast_metadata "
+                   "WHERE metadata_key = ?",
+                   {txt(key)},
+                   1,
+                   out};
+    return query(st, 0, &q, err);
+}
+
+int store_version_get(store *st, sref project, sref name, int64_t number, rowset *out,
+                      db_err *err) {
+    query_ctx q = {"SELECT feature_view_type, feature_view_proto FROM feature_view_version_history "
+                   "WHERE feature_view_name = ? AND project_id = ? AND version_number = ?",
+                   {txt(name), txt(project), db_int(number)},
+                   3,
+                   out};
+    return query(st, 0, &q, err);
+}
+
+int store_version_list(store *st, sref project, sref name, rowset *out, db_err *err) {
+    query_ctx q = {"SELECT version_number, feature_view_type, created_timestamp, version_id "
+                   "FROM feature_view_version_history "
+                   "WHERE feature_view_name = ? AND project_id = ? ORDER BY version_number",
+                   {txt(name), txt(project)},
+                   2,
+                   out};
+    return query(st, 0, &q, err);
+}
+
+int store_version_next(store *st, sref project, sref name, int64_t *next, db_err *err) {
+    rowset rs;
+    /* On the write database: a replica may lag behind a version just saved. */
+    query_ctx q = {"SELECT COALESCE(MAX(version_number) + 1, 0) FROM feature_view_version_history "
+                   "WHERE feature_view_name = ? AND project_id = ?",
+                   {txt(name), txt(project)},
+                   2,
+                   &rs};
+    if (query(st, 1, &q, err) != 0) return -1;
+    db_value v = rs.nrows ? rowset_get(&rs, 0, 0) : db_int(0);
+    *next = v.type == DB_INT ? v.i : v.type == DB_TEXT ? strtoll(v.p, NULL, 10) : 0;
+    rowset_free(&rs);
+    return 0;
+}
+
+/* ---- writes -------------------------------------------------------------- */
+
+/* The project row, project_uuid and last-updated metadata that go with every
+ * object write, in the object's transaction. */
+static int bookkeeping(store *st, const db_driver *d, db_conn *c, sref project,
+                       const write_ctx *w, db_err *err) {
+    if (w->project_proto.p) {
+        db_value p[4] = {txt(project), txt(project), db_int(w->now),
+                         db_blob(w->project_proto.p, w->project_proto.n)};
+        if (exec(d, c, st->project_insert_missing, p, 4, NULL, NULL, err) != 0) return -1;
+    }
+    if (w->project_uuid.p) {
+        db_value p[4] = {txt(project), txtz("project_uuid"), txt(w->project_uuid),
+                         db_int(w->now)};
+        if (exec(d, c, st->meta_insert_missing, p, 4, NULL, NULL, err) != 0) return -1;
+    }
+    if (w->touch_metadata) {
+        char value[32];
+        int n = snprintf(value, sizeof(value), "%lld", (long long)w->now);
+        sref key = {"last_updated_timestamp", 22};
+        sref val = {value, (size_t)n};
+        db_value p[4] = {txt(val), db_int(w->now), txt(project), txt(key)};
+        int64_t changed = 0;
+        if (exec(d, c,
+                 "UPDATE feast_metadata SET metadata_value = ?, last_updated_timestamp = ? "
+                 "WHERE project_id = ? AND metadata_key = ?",
+                 p, 4, NULL, &changed, err) != 0)
+            return -1;
+        if (changed == 0) {
+            db_value ins[4] = {txt(project), txt(key), txt(val), db_int(w->now)};
+            if (exec(d, c, st->meta_insert_missing, ins, 4, NULL, NULL, err) != 0) return -1;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    obj_kind k;
+    sref project, name, proto;
+    const write_ctx *w;
+    int update_only; /* a missing row stays missing */
+    int inserted;
+} apply_ctx;
+
+static int apply_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
+    apply_ctx *a = ctx;
+    const table_sql *s = &st->sql[a->k];
+    rowset old = {0};
+    buf merged = {0};
+    int rv = -1;
+    db_value key[2] = {txt(a->name), txt(a->project)};
+    if (exec(d, c, s->get_lock, key, 2, &old, NULL, err) != 0) goto done;
+    if (old.nrows == 0 && a->update_only) {
+        rv = 0;
+        goto done;
+    }
+    if (old.nrows == 0) {
+        db_value p[4] = {txt(a->name), txt(a->project), db_int(a->w->now),
+                         db_blob(a->proto.p, a->proto.n)};
+        if (exec(d, c, s->insert, p, 4, NULL, NULL, err) != 0) goto done;
+        a->inserted = 1;
+    } else {
+        db_value stored = rowset_get(&old, 0, 0);
+        char msg[256];
+        if (pb_merge_for_update(a->k, (const uint8_t *)a->proto.p, a->proto.n, stored.p,
+                                stored.n, &merged, msg, sizeof(msg)) != 0) {
+            db_err_set(err, DB_ERR_DATA, 0, NULL, "%s '%.*s' in project '%.*s': %s",
+                       TABLES[a->k].table, (int)a->name.n, a->name.p, (int)a->project.n,
+                       a->project.p, msg);
+            goto done;
+        }
+        db_value p[4] = {db_blob(merged.p, merged.n), db_int(a->w->now), txt(a->name),
+                         txt(a->project)};
+        if (exec(d, c, s->update, p, 4, NULL, NULL, err) != 0) goto done;
+        a->inserted = 0;
+    }
+    rv = bookkeeping(st, d, c, a->project, a->w, err);
+done:
+    rowset_free(&old);
+    buf_free(&merged);
+    return rv;
+}
+
+int store_apply(store *st, obj_kind k, sref project, sref name, sref proto, const write_ctx *w,
+                int *inserted, db_err *err) {
+    apply_ctx a = {k, project, name, proto, w, 0, 0};
+    if (run(st, WRITE_TXN, apply_fn, &a, err) != 0) return -1;
+    *inserted = a.inserted;
+    return 0;
+}
+
+typedef struct {
+    const obj_kind *kinds;
+    int nkinds;
+    sref project, name;
+    const write_ctx *w;
+    int with_history;
+    int64_t deleted;
+} delete_ctx;
+
+static int delete_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
+    delete_ctx *x = ctx;
+    db_value key[2] = {txt(x->name), txt(x->project)};
+    x->deleted = 0;
+    for (int i = 0; i < x->nkinds; i++) {
+        int64_t n = 0;
+        if (exec(d, c, st->sql[x->kinds[i]].del, key, 2, NULL, &n, err) != 0) return -1;
+        x->deleted += n;
+    }
+    if (x->deleted == 0) return 0; /* nothing to record */
+    if (x->with_history &&
+        exec(d, c,
+             "DELETE FROM feature_view_version_history "
+             "WHERE feature_view_name = ? AND project_id = ?",
+             key, 2, NULL, NULL, err) != 0)
+        return -1;
+    return bookkeeping(st, d, c, x->project, x->w, err);
+}
+
+int store_delete(store *st, obj_kind k, sref project, sref name, const write_ctx *w,
+                 int64_t *deleted, db_err *err) {
+    delete_ctx x = {&k, 1, project, name, w, 0, 0};
+    if (run(st, WRITE_TXN, delete_fn, &x, err) != 0) return -1;
+    *deleted = x.deleted;
+    return 0;
+}
+
+int store_delete_feature_view(store *st, sref project, sref name, const write_ctx *w,
+                              int64_t *deleted, db_err *err) {
+    delete_ctx x = {FEATURE_VIEW_KINDS, FV_KINDS, project, name, w, 1, 0};
+    if (run(st, WRITE_TXN, delete_fn, &x, err) != 0) return -1;
+    *deleted = x.deleted;
+    return 0;
+}
+
+typedef struct {
+    obj_kind k;
+    sref project, name;
+    pb_ts start, end, now;
+    const write_ctx *w;
+    int found;
+} mat_ctx;
+
+static int materialize_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
+    mat_ctx *m = ctx;
+    const table_sql *s = &st->sql[m->k];
+    rowset old = {0};
+    buf edited = {0};
+    int rv = -1;
+    db_value key[2] = {txt(m->name), txt(m->project)};
+    if (exec(d, c, s->get_lock, key, 2, &old, NULL, err) != 0) goto done;
+    m->found = old.nrows > 0;
+    if (!m->found) {
+        rv = 0;
+        goto done;
+    }
+    db_value stored = rowset_get(&old, 0, 0);
+    char msg[256];
+    if (pb_append_interval(m->k, stored.p, stored.n, m->start, m->end, m->now, &edited, msg,
+                           sizeof(msg)) != 0) {
+        db_err_set(err, DB_ERR_DATA, 0, NULL, "%s '%.*s' in project '%.*s': %s",
+                   TABLES[m->k].table, (int)m->name.n, m->name.p, (int)m->project.n,
+                   m->project.p, msg);
+        goto done;
+    }
+    db_value p[4] = {db_blob(edited.p, edited.n), db_int(m->w->now), txt(m->name),
+                     txt(m->project)};
+    if (exec(d, c, s->update, p, 4, NULL, NULL, err) != 0) goto done;
+    rv = bookkeeping(st, d, c, m->project, m->w, err);
+done:
+    rowset_free(&old);
+    buf_free(&edited);
+    return rv;
+}
+
+int store_apply_materialization(store *st, obj_kind k, sref project, sref name, pb_ts start,
+                                pb_ts end, pb_ts now, const write_ctx *w, int *found,
+                                db_err *err) {
+    if (!pb_has_intervals(k)) {
+        db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "%s have no materialization intervals",
+                   TABLES[k].table);
+        return -1;
+    }
+    mat_ctx m = {k, project, name, start, end, now, w, 0};
+    if (run(st, WRITE_TXN, materialize_fn, &m, err) != 0) return -1;
+    *found = m.found;
+    return 0;
+}
+
+typedef struct {
+    const char *sql;
+    db_value params[8];
+    int n;
+    int64_t affected;
+} write_one_ctx;
+
+static int write_one_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
+    (void)st;
+    write_one_ctx *w = ctx;
+    return exec(d, c, w->sql, w->params, w->n, NULL, &w->affected, err);
+}
+
+int store_replace_proto(store *st, obj_kind k, sref project, sref name, sref proto, int64_t now,
+                        db_err *err) {
+    /* Merged like any update, so intervals recorded meanwhile survive. */
+    write_ctx w = {now, {NULL, 0}, {NULL, 0}, 0};
+    apply_ctx a = {k, project, name, proto, &w, 1, 0};
+    return run(st, WRITE_TXN, apply_fn, &a, err);
+}
+
+int store_set_user_metadata(store *st, obj_kind k, sref project, sref name, const sref *data,
+                            int64_t now, int *found, db_err *err) {
+    if (!TABLES[k].user_metadata) {
+        db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "%s have no user metadata", TABLES[k].table);
+        return -1;
+    }
+    write_one_ctx w = {st->sql[k].set_um,
+                       {data ? db_blob(data->p, data->n) : db_null(), db_int(now), txt(name),
+                        txt(project)},
+                       4,
+                       0};
+    if (run(st, WRITE_TXN, write_one_fn, &w, err) != 0) return -1;
+    /* MySQL counts rows changed, not rows matched, unless the driver asks
+     * for found rows; the MySQL backend does. */
+    *found = w.affected > 0;
+    return 0;
+}
+
+int store_meta_set(store *st, sref project, sref key, sref value, int64_t now, db_err *err) {
+    /* Reuses bookkeeping's update-then-insert, under the write lock. */
+    write_one_ctx w = {"UPDATE feast_metadata SET metadata_value = ?, last_updated_timestamp = ? "
+                       "WHERE project_id = ? AND metadata_key = ?",
+                       {txt(value), db_int(now), txt(project), txt(key)},
+                       4,
+                       0};
+    if (run(st, WRITE_TXN, write_one_fn, &w, err) != 0) return -1;
+    if (w.affected > 0) return 0;
+    write_one_ctx ins = {st->meta_insert_missing,
+                         {txt(project), txt(key), txt(value), db_int(now)},
+                         4,
+                         0};
+    if (run(st, WRITE_TXN, write_one_fn, &ins, err) != 0) return -1;
+    if (ins.affected > 0) return 0;
+    /* Another writer inserted it between our two statements: update theirs. */
+    return run(st, WRITE_TXN, write_one_fn, &w, err);
+}
+
+int store_meta_init(store *st, sref project, sref key, sref value, int64_t now, db_err *err) {
+    write_one_ctx w = {st->meta_insert_missing,
+                       {txt(project), txt(key), txt(value), db_int(now)},
+                       4,
+                       0};
+    return run(st, WRITE_TXN, write_one_fn, &w, err);
+}
+
+int store_meta_delete_project(store *st, sref project, db_err *err) {
+    write_one_ctx w = {"DELETE FROM feast_metadata WHERE project_id = ?", {txt(project)}, 1, 0};
+    return run(st, WRITE_TXN, write_one_fn, &w, err);
+}
+
+int store_version_save(store *st, sref project, sref name, int64_t number, sref type, sref proto,
+                       int64_t created, sref version_id, db_err *err) {
+    write_one_ctx w = {st->version_save,
+                       {txt(name), txt(project), db_int(number), txt(type),
+                        db_blob(proto.p, proto.n), db_int(created), txtz(""), txt(version_id)},
+                       8,
+                       0};
+    return run(st, WRITE_TXN, write_one_fn, &w, err);
+}
+
+typedef struct {
+    sref project;
+    int all; /* teardown: every project's objects */
+} wipe_ctx;
+
+static int wipe_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
+    wipe_ctx *x = ctx;
+    db_value p[1] = {txt(x->project)};
+    for (int k = 0; k < OBJ_KINDS; k++) {
+        if (x->all && (k == OBJ_PROJECT || k == OBJ_INFRA)) continue;
+        if (exec(d, c, x->all ? st->sql[k].del_all : st->sql[k].del_project, p, x->all ? 0 : 1,
+                 NULL, NULL, err) != 0)
+            return -1;
+    }
+    if (x->all)
+        return exec(d, c, "DELETE FROM feature_view_version_history", NULL, 0, NULL, NULL, err);
+    /* Stock leaves a deleted project's version history behind, where a new
+     * project of the same name would find it; it goes with the project. */
+    if (exec(d, c, "DELETE FROM feature_view_version_history WHERE project_id = ?", p, 1, NULL,
+             NULL, err) != 0)
+        return -1;
+    return exec(d, c, "DELETE FROM feast_metadata WHERE project_id = ?", p, 1, NULL, NULL, err);
+}
+
+int store_delete_project(store *st, sref project, db_err *err) {
+    wipe_ctx x = {project, 0};
+    return run(st, WRITE_TXN, wipe_fn, &x, err);
+}
+
+int store_teardown(store *st, db_err *err) {
+    wipe_ctx x = {{"", 0}, 1};
+    return run(st, WRITE_TXN, wipe_fn, &x, err);
+}
+
+/* ---- whole registry ------------------------------------------------------ */
+
+typedef struct {
+    buf *out;
+    rowset projects; /* (project_id, proto, last_updated) */
+    buf *per_project; /* one buffer per project, for the table being read */
+} registry_ctx;
+
+static long project_index(const rowset *projects, db_value id) {
+    for (size_t i = 0; i < projects->nrows; i++) {
+        db_value v = rowset_get(projects, i, 0);
+        if (v.n == id.n && memcmp(v.p, id.p, v.n) == 0) return (long)i;
+    }
+    return -1;
+}
+
+static int registry_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
+    registry_ctx *r = ctx;
+    if (exec(d, c, "SELECT project_id, project_proto FROM projects", NULL, 0, &r->projects, NULL,
+             err) != 0)
+        return -1;
+    size_t np = r->projects.nrows;
+    if (np == 0) return 0;
+    pb_ts latest = {0, 0};
+    int have_latest = 0;
+    for (size_t i = 0; i < np; i++) {
+        db_value proto = rowset_get(&r->projects, i, 1);
+        if (buf_ld_field(r->out, TABLES[OBJ_PROJECT].registry_field, proto.p, proto.n) != 0)
+            goto oom;
+        pb_ts ts;
+        char msg[256];
+        if (pb_project_last_updated(proto.p, proto.n, &ts, msg, sizeof(msg)) != 0) {
+            db_value id = rowset_get(&r->projects, i, 0);
+            db_err_set(err, DB_ERR_DATA, 0, NULL, "projects row '%.*s': %s", (int)id.n,
+                       (const char *)id.p, msg);
+            return -1;
+        }
+        if (!have_latest || ts.seconds > latest.seconds ||
+            (ts.seconds == latest.seconds && ts.nanos > latest.nanos))
+            latest = ts;
+        have_latest = 1;
+    }
+    r->per_project = calloc(np, sizeof(buf));
+    if (!r->per_project) goto oom;
+
+    for (size_t t = 0; t < NREG; t++) {
+        obj_kind k = REGISTRY_ORDER[t];
+        rowset rows = {0};
+        if (exec(d, c, st->sql[k].list_all, NULL, 0, &rows, NULL, err) != 0) {
+            rowset_free(&rows);
+            return -1;
+        }
+        for (size_t i = 0; i < rows.nrows; i++) {
+            db_value id = rowset_get(&rows, i, 0);
+            long pi = project_index(&r->projects, id);
+            if (pi < 0) continue; /* an object of no listed project: stock skips it too */
+            db_value proto = rowset_get(&rows, i, 1);
+            buf stamp = {0};
+            int rv = pb_project_stamp(k, id.p, id.n, &stamp);
+            /* tag, length (row + stamp), row bytes, stamp */
+            if (rv == 0) rv = buf_varint(&r->per_project[pi], ((uint64_t)TABLES[k].registry_field << 3) | 2);
+            if (rv == 0) rv = buf_varint(&r->per_project[pi], proto.n + stamp.n);
+            if (rv == 0) rv = buf_put(&r->per_project[pi], proto.p, proto.n);
+            if (rv == 0) rv = buf_put(&r->per_project[pi], stamp.p, stamp.n);
+            buf_free(&stamp);
+            if (rv != 0) {
+                rowset_free(&rows);
+                goto oom;
+            }
+        }
+        rowset_free(&rows);
+        for (size_t i = 0; i < np; i++) {
+            if (buf_put(r->out, r->per_project[i].p, r->per_project[i].n) != 0) goto oom;
+            r->per_project[i].n = 0;
+        }
+    }
+
+    /* Feast keeps one infra field: stock sets it from each project in turn,
+     * so the last project's infra (or an empty one) is what remains. */
+    db_value last = rowset_get(&r->projects, np - 1, 0);
+    rowset infra = {0};
+    db_value key[2] = {txtz("infra_obj"), last};
+    if (exec(d, c, st->sql[OBJ_INFRA].get, key, 2, &infra, NULL, err) != 0) {
+        rowset_free(&infra);
+        return -1;
+    }
+    db_value iv = infra.nrows ? rowset_get(&infra, 0, 0) : db_blob("", 0);
+    int rv = buf_ld_field(r->out, TABLES[OBJ_INFRA].registry_field, iv.p, iv.n);
+    rowset_free(&infra);
+    if (rv != 0) goto oom;
+
+    /* last_updated: the latest project update (google.protobuf.Timestamp). */
+    buf ts = {0};
+    rv = 0;
+    if (latest.seconds) rv = buf_varint(&ts, 1 << 3) || buf_varint(&ts, (uint64_t)latest.seconds);
+    if (rv == 0 && latest.nanos)
+        rv = buf_varint(&ts, 2 << 3) || buf_varint(&ts, (uint64_t)latest.nanos);
+    if (rv == 0) rv = buf_ld_field(r->out, 5, ts.p ? ts.p : (const uint8_t *)"", ts.n);
+    buf_free(&ts);
+    if (rv != 0) goto oom;
+    return 0;
+oom:
+    db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "out of memory assembling the registry");
+    return -1;
+}
+
+int store_registry(store *st, buf *out, db_err *err) {
+    registry_ctx r = {out, {0}, NULL};
+    out->n = 0;
+    int rv = run(st, READ_TXN, registry_fn, &r, err);
+    if (r.per_project)
+        for (size_t i = 0; i < r.projects.nrows; i++) buf_free(&r.per_project[i]);
+    free(r.per_project);
+    rowset_free(&r.projects);
+    return rv;
+}
