@@ -275,6 +275,7 @@ class NativeSqlRegistry(CachingRegistry):
         self._sync_feast_metadata_to_projects_table()
         if not self.purge_feast_metadata:
             self._maybe_init_project_metadata(project)
+        logger.info("feast_sqlreg: native SQL registry on %s", self._store.url)
 
     def __repr__(self):
         return f"<NativeSqlRegistry {self._store.url}>"

@@ -36,7 +36,7 @@ const db_driver *db_driver_for(const db_url *url, db_err *err) {
     if (strcmp(url->scheme, "mysql") == 0 || strcmp(url->scheme, "mariadb") == 0)
         return &db_mysql_driver;
 #endif
-    db_err_set(err, DB_ERR_INTERFACE, 0, NULL,
+    db_err_set(err, DB_ERR_CONFIG, 0, NULL,
                "no backend for '%s' URLs in this build of feast_sqlreg "
                "(supported: sqlite"
 #ifdef FEAST_SQLREG_HAVE_PG

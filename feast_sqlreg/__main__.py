@@ -1,0 +1,72 @@
+"""python -m feast_sqlreg status: which registry Feast uses here, and why."""
+
+import argparse
+import os
+import sys
+
+
+def status(repo: str) -> int:
+    import feast_sqlreg_hook
+
+    disabled = not feast_sqlreg_hook._enabled()
+    hooked = feast_sqlreg_hook._Finder in sys.meta_path
+    import feast.infra.registry.sql as sql
+
+    from feast_sqlreg import _install
+
+    native = sql.SqlRegistry.__module__.startswith("feast_sqlreg")
+    print(f"feast_sqlreg: {_version()}")
+    try:
+        from feast_sqlreg import _sqlregistry
+
+        print(f"native core:  loaded (backends: {_sqlregistry.backends}; "
+              f"SQLite {_sqlregistry.sqlite_version})")
+    except ImportError as e:
+        print(f"native core:  NOT loaded ({e})")
+    if disabled:
+        why = "FEAST_SQLREG_DISABLE is set"
+    elif not hooked:
+        why = "the start-up hook is not installed (feast_sqlreg.pth missing from site-packages?)"
+    else:
+        why = _install.status["reason"]
+    print(f"registry_type sql -> {'native' if native else 'stock'} "
+          f"({sql.SqlRegistry.__module__}.{sql.SqlRegistry.__qualname__}): {why}")
+
+    yaml = os.path.join(repo, "feature_store.yaml")
+    if not os.path.exists(yaml):
+        print(f"repository:   no feature_store.yaml in {os.path.abspath(repo)}")
+        return 0
+    from feast.repo_config import load_repo_config
+    from pathlib import Path
+
+    config = load_repo_config(Path(repo), Path(yaml))
+    reg = config.registry
+    print(f"repository:   {os.path.abspath(repo)} (project {config.project})")
+    if getattr(reg, "registry_type", None) != "sql":
+        print(f"registry:     registry_type {reg.registry_type!r}: feast_sqlreg is not involved")
+        return 0
+    from feast_sqlreg._sqlregistry import Store
+
+    store = Store(reg.path)
+    print(f"registry:     {store.dialect} at {store.url} "
+          f"-> {'native' if native else 'stock'} registry")
+    return 0
+
+
+def _version():
+    from feast_sqlreg import __version__
+
+    return __version__
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m feast_sqlreg", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    st = sub.add_parser("status", help="say which registry Feast uses here, and why")
+    st.add_argument("--chdir", "-c", default=".", help="the feature repository (default: .)")
+    args = ap.parse_args(argv)
+    return status(args.chdir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Feature view version history: the stock registry's behaviour."""
+
+from feast import Field
+from feast.types import Float32, String
+
+import objects as o
+from test_parity import run_both
+
+P = "proj"
+
+
+def test_version_history(make_registry):
+    def scenario(reg, rec):
+        rec("versions of missing", reg.list_feature_view_versions, "driver_hourly_stats", P)
+        rec("apply v0", reg.apply_feature_view, o.feature_view(), P)
+        rec("versions after first apply", reg.list_feature_view_versions, "driver_hourly_stats", P)
+        rec("re-apply same: no version", reg.apply_feature_view, o.feature_view(), P)
+        rec("description only: no version", reg.apply_feature_view, o.feature_view(description="d"), P)
+        rec("versions", reg.list_feature_view_versions, "driver_hourly_stats", P)
+        wider = o.feature_view(schema=o.feature_view().schema + [Field(name="x", dtype=String)])
+        rec("schema change: v1", reg.apply_feature_view, wider, P)
+        rec("versions after change", reg.list_feature_view_versions, "driver_hourly_stats", P)
+        rec("active", reg.get_feature_view, "driver_hourly_stats", P)
+        rec("active version number", lambda: reg.get_feature_view("driver_hourly_stats", P).current_version_number)
+        rec("get v0", reg.get_feature_view_by_version, "driver_hourly_stats", P, 0)
+        rec("get v1", reg.get_feature_view_by_version, "driver_hourly_stats", P, 1)
+        rec("get v9", reg.get_feature_view_by_version, "driver_hourly_stats", P, 9)
+        narrower = o.feature_view(schema=[Field(name="conv_rate", dtype=Float32)])
+        rec("no_promote", reg.apply_feature_view, narrower, P, no_promote=True)
+        rec("active unchanged", lambda: len(reg.get_feature_view("driver_hourly_stats", P).features))
+        rec("v2 stored", lambda: len(reg.get_feature_view_by_version("driver_hourly_stats", P, 2).features))
+        rec("pin v0", reg.apply_feature_view, o.feature_view(version="v0", schema=wider.schema), P)
+        rec("after pin", lambda: [f.name for f in reg.get_feature_view("driver_hourly_stats", P).features])
+        rec("pin with changed definition", reg.apply_feature_view, o.feature_view(version="v1", description="zzz"), P)
+        rec("declare v7", reg.apply_feature_view, o.feature_view(name="other_fv", version="v7"), P)
+        rec("declared versions", reg.list_feature_view_versions, "other_fv", P)
+        rec("declare v7 again", reg.apply_feature_view, o.feature_view(name="other_fv", version="v7"), P)
+        rec("delete", reg.delete_feature_view, "driver_hourly_stats", P)
+        rec("history deleted with view", reg.list_feature_view_versions, "driver_hourly_stats", P)
+
+    log = run_both(make_registry, scenario)
+    versions = dict(log)["versions after change"][1]
+    assert [v["version_number"] for v in versions] == [0, 1]
