@@ -77,7 +77,9 @@ macros = [("_POSIX_C_SOURCE", "200809L")]
 # Optional backends: built when their source file and client library exist.
 for source, names, macro in [
     ("db_pg.c", ["libpq"], "FEAST_SQLREG_HAVE_PG"),
-    ("db_mysql.c", ["libmariadb", "mysqlclient"], "FEAST_SQLREG_HAVE_MYSQL"),
+    # MariaDB Connector/C (Debian's libmysqlclient); Oracle's client library
+    # is not built against: its code paths have never run here.
+    ("db_mysql.c", ["libmariadb"], "FEAST_SQLREG_HAVE_MYSQL"),
 ]:
     if (ROOT / SRC / source).exists():
         found = library(names)

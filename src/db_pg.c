@@ -1,0 +1,756 @@
+/* db_pg.c - the PostgreSQL backend: the only file that calls libpq.
+ *
+ * Statements are prepared once per connection under generated names (s1,
+ * s2, ...) and cached by their SQL text, with '?' placeholders rewritten to
+ * $1..$n. Parameters go out as text (INT, TEXT) or binary (BLOB); results
+ * come back in binary when every column has a binary form we read directly
+ * (integers, bytea, text types), else in text. The first execution of a
+ * statement, which tells us its column types, uses text.
+ */
+#include <libpq-fe.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+
+#define STMT_CACHE 256 /* more than the store's distinct statements */
+#define STACK_PARAMS 16
+#define STACK_COLS 16
+
+/* Type OIDs (pg_type.h), fixed since PostgreSQL 7. */
+#define OID_BYTEA 17
+#define OID_NAME 19
+#define OID_INT8 20
+#define OID_INT2 21
+#define OID_INT4 23
+#define OID_TEXT 25
+#define OID_BPCHAR 1042
+#define OID_VARCHAR 1043
+
+enum { FMT_UNKNOWN = -1, FMT_TEXT = 0, FMT_BINARY = 1 };
+
+typedef struct {
+    char *sql; /* owned copy: callers may build SQL in buffers */
+    uint64_t hash;
+    uint64_t used; /* LRU clock */
+    int nparams;
+    int fmt; /* result format to ask for */
+    char name[16];
+} stmt_entry;
+
+struct db_conn {
+    PGconn *pg;
+    int nstmt;
+    unsigned next_id;
+    uint64_t clock;
+    char *scratch; /* parameter text */
+    size_t scratch_cap;
+    stmt_entry stmt[STMT_CACHE];
+};
+
+static const char APP_NAME[] = "feast_sqlreg";
+
+/* ---- errors -------------------------------------------------------------- */
+
+/* Copies a libpq message without its trailing newline, joining lines. */
+static void tidy(char *out, size_t outlen, const char *msg) {
+    size_t j = 0;
+    if (!msg) msg = "";
+    for (size_t i = 0; msg[i] && j + 1 < outlen; i++) {
+        char ch = msg[i];
+        if (ch == '\n') {
+            while (msg[i + 1] == ' ' || msg[i + 1] == '\t' || msg[i + 1] == '\n') i++;
+            if (msg[i + 1] == '\0') break;
+            if (j + 2 < outlen) {
+                out[j++] = ';';
+                out[j++] = ' ';
+            }
+            continue;
+        }
+        out[j++] = ch;
+    }
+    out[j] = '\0';
+}
+
+static db_errkind kind_for(PGconn *pg, const char *st) {
+    /* A dead connection must be discarded whatever the server said. */
+    if (PQstatus(pg) == CONNECTION_BAD) return DB_ERR_CONNECT;
+    if (!st || strlen(st) != 5) return DB_ERR_OPERATIONAL;
+    if (strncmp(st, "23", 2) == 0) return DB_ERR_INTEGRITY;
+    if (strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0 || strcmp(st, "55P03") == 0 ||
+        strcmp(st, "57014") == 0)
+        return DB_ERR_BUSY;
+    if (strncmp(st, "42", 2) == 0) return DB_ERR_PROGRAMMING;
+    if (strncmp(st, "08", 2) == 0) return DB_ERR_CONNECT;
+    if (strncmp(st, "22", 2) == 0) return DB_ERR_DATA;
+    return DB_ERR_OPERATIONAL;
+}
+
+/* Fills err from a failed result (res may be NULL: out of memory or no
+ * connection, then the connection's message is used). Clears res. */
+static int fail(db_conn *c, PGresult *res, db_err *err) {
+    const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char msg[480];
+    if (primary) {
+        tidy(msg, sizeof(msg), primary);
+    } else {
+        const char *m = res ? PQresultErrorMessage(res) : "";
+        tidy(msg, sizeof(msg), m && m[0] ? m : PQerrorMessage(c->pg));
+    }
+    if (!msg[0]) snprintf(msg, sizeof(msg), "unknown error");
+    db_err_set(err, kind_for(c->pg, st), 0, st, "postgresql: %s", msg);
+    PQclear(res);
+    return -1;
+}
+
+static int oom(db_err *err) {
+    db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "out of memory");
+    return -1;
+}
+
+/* ---- connect / close ----------------------------------------------------- */
+
+static void quiet(void *arg, const char *message) {
+    /* Notices ("relation already exists, skipping") are not errors; libpq
+     * would print them to stderr. */
+    (void)arg;
+    (void)message;
+}
+
+static void pg_close(db_conn *c) {
+    if (!c) return;
+    for (int i = 0; i < c->nstmt; i++) free(c->stmt[i].sql);
+    if (c->pg) PQfinish(c->pg);
+    free(c->scratch);
+    free(c);
+}
+
+static int is_utf8(const char *v) {
+    const char *names[] = {"utf8", "utf-8", "unicode"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *a = v, *b = names[i];
+        while (*a && *b && (*a | 0x20) == *b) a++, b++;
+        if (!*a && !*b) return 1;
+    }
+    return 0;
+}
+
+static int all_digits(const char *s, size_t n) {
+    if (n == 0) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9') return 0;
+    return 1;
+}
+
+/* Appends s[0..n) to the comma-separated list *out (of capacity cap). */
+static void list_add(char *out, size_t cap, size_t *len, const char *s, size_t n, int first) {
+    if (!first && *len + 1 < cap) out[(*len)++] = ',';
+    if (*len + n >= cap) n = cap - *len - 1;
+    memcpy(out + *len, s, n);
+    *len += n;
+    out[*len] = '\0';
+}
+
+/* SQLAlchemy's multi-host form, ?host=HostA:PortA&host=HostB, becomes
+ * libpq's host=HostA,HostB port=PortA,<default>. A socket directory or a
+ * bare IPv6 address is taken whole; "[v6]:port" is split. Fills *hosts and
+ * *ports (NULL when no value names a port); returns -1 out of memory. */
+static int join_hosts(const db_url *url, const char *default_port, char **hosts, char **ports) {
+    size_t cap = 1;
+    for (int i = 0; i < url->nquery; i++)
+        if (strcmp(url->qkey[i], "host") == 0) cap += strlen(url->qval[i]) + 1;
+    size_t pcap = cap + (size_t)url->nquery * (strlen(default_port) + 1);
+    *hosts = malloc(cap);
+    *ports = malloc(pcap);
+    if (!*hosts || !*ports) {
+        free(*hosts);
+        free(*ports);
+        *hosts = *ports = NULL;
+        return -1;
+    }
+    (*hosts)[0] = (*ports)[0] = '\0';
+    size_t hl = 0, pl = 0;
+    int n = 0, any_port = 0;
+    for (int i = 0; i < url->nquery; i++) {
+        if (strcmp(url->qkey[i], "host") != 0) continue;
+        const char *v = url->qval[i];
+        size_t vn = strlen(v), hn = vn;
+        const char *h = v, *p = NULL;
+        size_t pn = 0;
+        const char *colon = strrchr(v, ':');
+        if (v[0] == '[') {
+            const char *close = strchr(v, ']');
+            if (close) {
+                h = v + 1;
+                hn = (size_t)(close - v - 1);
+                if (close[1] == ':' && all_digits(close + 2, strlen(close + 2))) {
+                    p = close + 2;
+                    pn = strlen(p);
+                }
+            }
+        } else if (v[0] != '/' && colon && strchr(v, ':') == colon &&
+                   all_digits(colon + 1, strlen(colon + 1))) {
+            hn = (size_t)(colon - v);
+            p = colon + 1;
+            pn = strlen(p);
+        }
+        if (p) {
+            any_port = 1;
+        } else {
+            p = default_port;
+            pn = strlen(default_port);
+        }
+        list_add(*hosts, cap, &hl, h, hn, n == 0);
+        list_add(*ports, pcap, &pl, p, pn, n == 0);
+        n++;
+    }
+    if (!any_port) {
+        free(*ports);
+        *ports = NULL;
+    }
+    return 0;
+}
+
+/* Connects with the keyword arrays and checks what the session needs. */
+static db_conn *open_session(const char *const *kw, const char *const *val, db_err *err) {
+    db_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        oom(err);
+        return NULL;
+    }
+    /* expand_dbname = 0: a database name is never parsed as a conninfo. */
+    c->pg = PQconnectdbParams(kw, val, 0);
+    if (!c->pg) {
+        oom(err);
+    } else if (PQstatus(c->pg) != CONNECTION_OK) {
+        char msg[480];
+        tidy(msg, sizeof(msg), PQerrorMessage(c->pg));
+        db_err_set(err, DB_ERR_CONNECT, 0, NULL, "postgresql: %s", msg);
+    } else if (PQserverVersion(c->pg) < 90500) {
+        /* INSERT ... ON CONFLICT DO NOTHING arrived in 9.5. */
+        db_err_set(err, DB_ERR_CONNECT, 0, NULL,
+                   "postgresql: server version %d is too old: feast_sqlreg needs 9.5 or newer",
+                   PQserverVersion(c->pg));
+    } else {
+        const char *enc = PQparameterStatus(c->pg, "client_encoding");
+        if (enc && strcmp(enc, "UTF8") == 0) {
+            PQsetNoticeProcessor(c->pg, quiet, NULL);
+            return c;
+        }
+        db_err_set(err, DB_ERR_CONNECT, 0, NULL,
+                   "postgresql: the server did not accept client_encoding UTF8 (got %s)",
+                   enc ? enc : "none");
+    }
+    pg_close(c);
+    return NULL;
+}
+
+static db_conn *pg_connect(const db_url *url, db_err *err) {
+    enum { MAXKW = URL_MAX_QUERY + 10 };
+    const char *kw[MAXKW + 1], *val[MAXKW + 1];
+    int n = 0, nhost = 0;
+    char port[16] = "";
+    char *hosts = NULL, *ports = NULL;
+
+    /* Every query key is a libpq keyword: check them against libpq's own
+     * list so a typo is a configuration error, not a silent default. */
+    PQconninfoOption *opts = PQconndefaults();
+    if (!opts) {
+        oom(err);
+        return NULL;
+    }
+    for (int i = 0; i < url->nquery; i++) {
+        const char *k = url->qkey[i];
+        int known = 0;
+        for (PQconninfoOption *o = opts; o->keyword && !known; o++)
+            known = strcmp(o->keyword, k) == 0;
+        if (!known) {
+            db_err_set(err, DB_ERR_CONFIG, 0, NULL,
+                       "unknown PostgreSQL connection option '%s' in the registry URL "
+                       "(query keys must be libpq keywords such as sslmode, connect_timeout, "
+                       "application_name, options, host)",
+                       k);
+            PQconninfoFree(opts);
+            return NULL;
+        }
+        if (strcmp(k, "host") == 0) {
+            nhost++;
+            continue;
+        }
+        for (int j = 0; j < i; j++)
+            if (strcmp(url->qkey[j], k) == 0) {
+                db_err_set(err, DB_ERR_CONFIG, 0, NULL,
+                           "PostgreSQL connection option '%s' is given more than once in the "
+                           "registry URL",
+                           k);
+                PQconninfoFree(opts);
+                return NULL;
+            }
+        if (strcmp(k, "client_encoding") == 0 && !is_utf8(url->qval[i])) {
+            db_err_set(err, DB_ERR_CONFIG, 0, NULL,
+                       "client_encoding '%s' in the registry URL: feast_sqlreg talks UTF8 to "
+                       "PostgreSQL",
+                       url->qval[i]);
+            PQconninfoFree(opts);
+            return NULL;
+        }
+    }
+    PQconninfoFree(opts);
+
+    /* URL parts first; query keys after them win (libpq keeps the last). */
+    if (url->host) kw[n] = "host", val[n++] = url->host;
+    if (url->port) {
+        snprintf(port, sizeof(port), "%d", url->port);
+        kw[n] = "port", val[n++] = port;
+    }
+    if (url->user) kw[n] = "user", val[n++] = url->user;
+    if (url->password) kw[n] = "password", val[n++] = url->password;
+    if (url->database) kw[n] = "dbname", val[n++] = url->database;
+    /* application_name when neither the URL nor PGAPPNAME sets one. */
+    kw[n] = "fallback_application_name", val[n++] = APP_NAME;
+    const char *qport = port;
+    for (int i = 0; i < url->nquery; i++) {
+        const char *k = url->qkey[i];
+        if (strcmp(k, "host") == 0 || strcmp(k, "client_encoding") == 0) continue;
+        if (strcmp(k, "port") == 0) qport = url->qval[i];
+        kw[n] = k, val[n++] = url->qval[i];
+    }
+    if (nhost > 0) {
+        if (join_hosts(url, qport, &hosts, &ports) != 0) {
+            oom(err);
+            return NULL;
+        }
+        kw[n] = "host", val[n++] = hosts;
+        if (ports) kw[n] = "port", val[n++] = ports;
+    }
+    kw[n] = "client_encoding", val[n++] = "UTF8";
+    kw[n] = NULL, val[n] = NULL;
+
+    db_conn *c = open_session(kw, val, err);
+    free(hosts);
+    free(ports);
+    return c;
+}
+
+/* ---- statements ---------------------------------------------------------- */
+
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* Appends ch at *out unless out is NULL (counting only). */
+static void put(char **out, char ch) {
+    if (*out) *(*out)++ = ch;
+}
+
+/* Counts the '?' placeholders of sql outside quotes and comments and, when
+ * out is not NULL, writes sql with them numbered $1..$n (out must hold
+ * strlen(sql) + 6 * count + 1 bytes). E'' strings with \' are not
+ * understood; the store never writes them. */
+static int placeholders(const char *sql, char *out) {
+    int n = 0;
+    char quote = 0;
+    const char *s = sql;
+    while (*s) {
+        char ch = *s;
+        if (quote) {
+            if (ch == quote) quote = 0; /* a doubled quote re-enters at once */
+            put(&out, ch);
+            s++;
+        } else if (ch == '\'' || ch == '"') {
+            quote = ch;
+            put(&out, ch);
+            s++;
+        } else if (ch == '-' && s[1] == '-') {
+            while (*s && *s != '\n') put(&out, *s++);
+        } else if (ch == '/' && s[1] == '*') {
+            put(&out, *s++);
+            put(&out, *s++);
+            while (*s && !(s[0] == '*' && s[1] == '/')) put(&out, *s++);
+            if (*s) {
+                put(&out, *s++);
+                put(&out, *s++);
+            }
+        } else if (ch == '?') {
+            n++;
+            if (out) out += sprintf(out, "$%d", n);
+            s++;
+        } else {
+            put(&out, ch);
+            s++;
+        }
+    }
+    if (out) *out = '\0';
+    return n;
+}
+
+/* Statements worth preparing: those with parameters and the queries and
+ * writes the store repeats. DDL and transaction control run unprepared. */
+static int worth_preparing(const char *sql, int nparams) {
+    if (nparams > 0) return 1;
+    while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '(') sql++;
+    const char *verbs[] = {"select", "insert", "update", "delete", "with"};
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+        size_t k = 0;
+        while (verbs[i][k] && (sql[k] | 0x20) == verbs[i][k]) k++;
+        if (!verbs[i][k] && !((sql[k] | 0x20) >= 'a' && (sql[k] | 0x20) <= 'z')) return 1;
+    }
+    return 0;
+}
+
+/* The cached statement for sql, preparing it on a miss. */
+static stmt_entry *prepare(db_conn *c, const char *sql, int nparams, db_err *err) {
+    uint64_t h = fnv1a(sql);
+    for (int i = 0; i < c->nstmt; i++) {
+        stmt_entry *e = &c->stmt[i];
+        if (e->hash == h && strcmp(e->sql, sql) == 0) {
+            if (e->nparams != nparams) break; /* reported below */
+            e->used = ++c->clock;
+            return e;
+        }
+    }
+    int count = placeholders(sql, NULL);
+    if (count != nparams) {
+        db_err_set(err, DB_ERR_INTERFACE, 0, NULL,
+                   "statement has %d placeholders but %d parameters were given", count, nparams);
+        return NULL;
+    }
+    size_t len = strlen(sql);
+    char *copy = strdup(sql);
+    char *text = malloc(len + 6 * (size_t)count + 1);
+    if (!copy || !text) {
+        free(copy);
+        free(text);
+        oom(err);
+        return NULL;
+    }
+    placeholders(sql, text);
+
+    stmt_entry *e;
+    char evicted[16] = "";
+    if (c->nstmt < STMT_CACHE) {
+        e = &c->stmt[c->nstmt];
+    } else {
+        e = &c->stmt[0];
+        for (int i = 1; i < STMT_CACHE; i++)
+            if (c->stmt[i].used < e->used) e = &c->stmt[i];
+        memcpy(evicted, e->name, sizeof(evicted));
+    }
+    char name[16];
+    snprintf(name, sizeof(name), "s%u", ++c->next_id);
+    PGresult *res = PQprepare(c->pg, name, text, nparams, NULL);
+    free(text);
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        free(copy);
+        fail(c, res, err);
+        return NULL;
+    }
+    PQclear(res);
+    if (evicted[0]) {
+        /* The server keeps prepared statements for the session: free the
+         * least recently used one. A failure here only leaks it. */
+        char sqltext[32];
+        snprintf(sqltext, sizeof(sqltext), "DEALLOCATE %s", evicted);
+        PQclear(PQexec(c->pg, sqltext));
+        free(e->sql);
+    } else {
+        c->nstmt++;
+    }
+    e->sql = copy;
+    e->hash = h;
+    e->used = ++c->clock;
+    e->nparams = nparams;
+    e->fmt = FMT_UNKNOWN;
+    memcpy(e->name, name, sizeof(name));
+    return e;
+}
+
+/* Whether every column of res has a binary form decoded below. */
+static int binary_ok(const PGresult *res) {
+    int n = PQnfields(res);
+    if (n == 0) return 0;
+    for (int i = 0; i < n; i++) {
+        switch (PQftype(res, i)) {
+        case OID_INT2:
+        case OID_INT4:
+        case OID_INT8:
+        case OID_BYTEA:
+        case OID_TEXT:
+        case OID_VARCHAR:
+        case OID_BPCHAR:
+        case OID_NAME:
+            break;
+        default:
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int bad_value(const PGresult *res, int col, db_err *err) {
+    db_err_set(err, DB_ERR_DATA, 0, NULL, "postgresql: unexpected value in column '%s'",
+               PQfname(res, col));
+    return -1;
+}
+
+/* Decodes one column of one row. *owned gets memory to free after the row
+ * (text-format bytea), else stays NULL. */
+static int column(const PGresult *res, int r, int col, db_value *out, unsigned char **owned,
+                  db_err *err) {
+    *owned = NULL;
+    if (PQgetisnull(res, r, col)) {
+        *out = db_null();
+        return 0;
+    }
+    const char *v = PQgetvalue(res, r, col);
+    size_t n = (size_t)PQgetlength(res, r, col);
+    unsigned type = PQftype(res, col);
+    int is_int = type == OID_INT2 || type == OID_INT4 || type == OID_INT8;
+    if (PQfformat(res, col) == FMT_BINARY) {
+        if (is_int) {
+            size_t want = type == OID_INT2 ? 2 : type == OID_INT4 ? 4 : 8;
+            if (n != want) return bad_value(res, col, err);
+            uint64_t u = 0;
+            for (size_t i = 0; i < n; i++) u = (u << 8) | (unsigned char)v[i];
+            int64_t x = n == 2 ? (int16_t)u : n == 4 ? (int32_t)u : (int64_t)u;
+            *out = db_int(x);
+        } else if (type == OID_BYTEA) {
+            *out = db_blob(v, n);
+        } else {
+            *out = db_text(v, n);
+        }
+        return 0;
+    }
+    if (is_int) {
+        char *end = NULL;
+        long long x = strtoll(v, &end, 10);
+        if (end == v || *end) return bad_value(res, col, err);
+        *out = db_int(x);
+    } else if (type == OID_BYTEA) {
+        size_t len = 0;
+        unsigned char *b = PQunescapeBytea((const unsigned char *)v, &len);
+        if (!b) return oom(err);
+        *owned = b;
+        *out = db_blob(b, len);
+    } else {
+        *out = db_text(v, n);
+    }
+    return 0;
+}
+
+/* Checks res, hands its rows to row, reads the row count; clears res. */
+static int consume(db_conn *c, PGresult *res, db_row_fn row, void *ctx, int64_t *affected,
+                   db_err *err) {
+    ExecStatusType status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK && status != PGRES_EMPTY_QUERY)
+        return fail(c, res, err);
+    int rv = 0;
+    int ncols = PQnfields(res);
+    int nrows = PQntuples(res);
+    if (row && nrows > 0 && ncols > 0) {
+        db_value scols[STACK_COLS];
+        unsigned char *sowned[STACK_COLS];
+        db_value *cols = scols;
+        unsigned char **owned = sowned;
+        if (ncols > STACK_COLS) {
+            cols = malloc((size_t)ncols * sizeof(*cols));
+            owned = calloc((size_t)ncols, sizeof(*owned));
+            if (!cols || !owned) {
+                if (cols != scols) free(cols);
+                if (owned != sowned) free(owned);
+                PQclear(res);
+                return oom(err);
+            }
+        }
+        for (int r = 0; r < nrows && rv == 0; r++) {
+            int i = 0;
+            for (; i < ncols && rv == 0; i++) rv = column(res, r, i, &cols[i], &owned[i], err);
+            if (rv == 0) rv = row(ctx, cols, ncols, err);
+            for (int j = 0; j < i; j++)
+                if (owned[j]) PQfreemem(owned[j]);
+        }
+        if (cols != scols) free(cols);
+        if (owned != sowned) free(owned);
+    }
+    if (rv == 0 && affected) {
+        const char *t = PQcmdTuples(res);
+        *affected = t && t[0] ? strtoll(t, NULL, 10) : 0;
+    }
+    PQclear(res);
+    return rv == 0 ? 0 : -1;
+}
+
+static int pg_exec(db_conn *c, const char *sql, const db_value *params, int nparams, db_row_fn row,
+                   void *ctx, int64_t *affected, db_err *err) {
+    if (nparams < 0) nparams = 0;
+    if (!worth_preparing(sql, nparams)) {
+        if (placeholders(sql, NULL) != 0) {
+            db_err_set(err, DB_ERR_INTERFACE, 0, NULL,
+                       "statement has placeholders but no parameters were given");
+            return -1;
+        }
+        return consume(c, PQexecParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, FMT_TEXT), row, ctx,
+                       affected, err);
+    }
+    stmt_entry *e = prepare(c, sql, nparams, err);
+    if (!e) return -1;
+
+    /* Parameter text: INT as decimal, TEXT copied to end in '\0'. */
+    size_t need = 0;
+    for (int i = 0; i < nparams; i++) {
+        if (params[i].type == DB_INT) {
+            need += 24;
+        } else if (params[i].type == DB_TEXT) {
+            if (params[i].n && memchr(params[i].p, '\0', params[i].n)) {
+                db_err_set(err, DB_ERR_DATA, 0, NULL,
+                           "postgresql: text values cannot contain NUL (0x00) characters");
+                return -1;
+            }
+            need += params[i].n + 1;
+        }
+    }
+    if (need > c->scratch_cap) {
+        char *p = realloc(c->scratch, need);
+        if (!p) return oom(err);
+        c->scratch = p;
+        c->scratch_cap = need;
+    }
+    const char *svals[STACK_PARAMS];
+    int slens[STACK_PARAMS], sfmts[STACK_PARAMS];
+    const char **vals = svals;
+    int *lens = slens, *fmts = sfmts;
+    if (nparams > STACK_PARAMS) {
+        vals = malloc((size_t)nparams * sizeof(*vals));
+        lens = malloc((size_t)nparams * sizeof(*lens));
+        fmts = malloc((size_t)nparams * sizeof(*fmts));
+        if (!vals || !lens || !fmts) {
+            free(vals);
+            free(lens);
+            free(fmts);
+            return oom(err);
+        }
+    }
+    int rv = 0;
+    size_t off = 0;
+    for (int i = 0; i < nparams && rv == 0; i++) {
+        const db_value *v = &params[i];
+        fmts[i] = FMT_TEXT;
+        lens[i] = 0;
+        switch (v->type) {
+        case DB_INT:
+            vals[i] = c->scratch + off;
+            off += (size_t)snprintf(c->scratch + off, 24, "%lld", (long long)v->i) + 1;
+            break;
+        case DB_TEXT:
+            vals[i] = c->scratch + off;
+            if (v->n) memcpy(c->scratch + off, v->p, v->n);
+            c->scratch[off + v->n] = '\0';
+            off += v->n + 1;
+            break;
+        case DB_BLOB:
+            if (v->n > INT32_MAX) {
+                db_err_set(err, DB_ERR_DATA, 0, NULL, "postgresql: value of %zu bytes is too big",
+                           v->n);
+                rv = -1;
+                break;
+            }
+            /* Never NULL: a NULL pointer would send SQL NULL, not b''. */
+            vals[i] = v->n ? (const char *)v->p : "";
+            lens[i] = (int)v->n;
+            fmts[i] = FMT_BINARY;
+            break;
+        default:
+            vals[i] = NULL;
+        }
+    }
+    if (rv == 0) {
+        int fmt = e->fmt == FMT_BINARY ? FMT_BINARY : FMT_TEXT;
+        PGresult *res = PQexecPrepared(c->pg, e->name, nparams, vals, lens, fmts, fmt);
+        if (e->fmt == FMT_UNKNOWN && res && PQresultStatus(res) == PGRES_TUPLES_OK)
+            e->fmt = binary_ok(res) ? FMT_BINARY : FMT_TEXT;
+        rv = consume(c, res, row, ctx, affected, err);
+    }
+    if (vals != svals) {
+        free(vals);
+        free(lens);
+        free(fmts);
+    }
+    return rv;
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+static int simple(db_conn *c, const char *sql, db_err *err) {
+    PGresult *res = PQexec(c->pg, sql);
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) return fail(c, res, err);
+    PQclear(res);
+    return 0;
+}
+
+static int pg_begin(db_conn *c, int write, db_err *err) {
+    /* Row locks come from SELECT ... FOR UPDATE: a plain BEGIN either way. */
+    (void)write;
+    if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        db_err_set(err, PQstatus(c->pg) == CONNECTION_BAD ? DB_ERR_CONNECT : DB_ERR_OPERATIONAL, 0,
+                   NULL, "postgresql: connection is not idle at BEGIN");
+        return -1;
+    }
+    return simple(c, "BEGIN", err);
+}
+
+static int pg_commit(db_conn *c, db_err *err) {
+    /* COMMIT of a failed transaction "succeeds" by rolling back. */
+    if (PQtransactionStatus(c->pg) == PQTRANS_INERROR) {
+        db_err_set(err, DB_ERR_OPERATIONAL, 0, "25P02",
+                   "postgresql: the transaction was aborted and cannot be committed");
+        return -1;
+    }
+    PGresult *res = PQexec(c->pg, "COMMIT");
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) return fail(c, res, err);
+    int rolled_back = strcmp(PQcmdStatus(res), "ROLLBACK") == 0;
+    PQclear(res);
+    if (rolled_back) {
+        db_err_set(err, DB_ERR_OPERATIONAL, 0, "25P02",
+                   "postgresql: the transaction was rolled back instead of committed");
+        return -1;
+    }
+    return 0;
+}
+
+static int pg_rollback(db_conn *c, db_err *err) {
+    switch (PQtransactionStatus(c->pg)) {
+    case PQTRANS_IDLE:
+        return 0; /* nothing open */
+    case PQTRANS_INTRANS:
+    case PQTRANS_INERROR:
+        return simple(c, "ROLLBACK", err);
+    default:
+        db_err_set(err, DB_ERR_CONNECT, 0, NULL, "postgresql: connection lost");
+        return -1;
+    }
+}
+
+static int pg_ping(db_conn *c, db_err *err) {
+    if (PQstatus(c->pg) != CONNECTION_OK || PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        db_err_set(err, DB_ERR_CONNECT, 0, NULL, "postgresql: connection lost");
+        return -1;
+    }
+    /* An empty query: one round trip, no parsing, no snapshot. */
+    PGresult *res = PQexec(c->pg, "");
+    if (!res || PQresultStatus(res) != PGRES_EMPTY_QUERY) {
+        fail(c, res, err);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+const db_driver db_pg_driver = {
+    "postgresql", DB_POSTGRES, pg_connect, pg_close, pg_exec, pg_begin, pg_commit, pg_rollback,
+    pg_ping,
+};
