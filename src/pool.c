@@ -10,8 +10,8 @@
 
 typedef struct {
     db_conn *conn;
-    double opened;
-} idle_conn;
+    double opened; /* when it was connected: pool_recycle counts from here */
+} pooled_conn;
 
 struct pool {
     db_url url;
@@ -22,7 +22,9 @@ struct pool {
     pthread_cond_t freed;
     int nopen; /* checked out + idle */
     int nidle;
-    idle_conn *idle;
+    pooled_conn *idle;
+    pooled_conn *out; /* checked out, so checkin knows each one's age */
+    int nout;
     pid_t pid;
 };
 
@@ -57,8 +59,11 @@ pool *pool_new(db_url *url, const pool_opts *opts, db_err *err) {
         p->capacity = p->opts.size = 1;
         p->opts.recycle = -1;
     }
-    p->idle = calloc((size_t)p->capacity, sizeof(idle_conn));
-    if (!p->idle) {
+    p->idle = calloc((size_t)p->capacity, sizeof(pooled_conn));
+    p->out = calloc((size_t)p->capacity, sizeof(pooled_conn));
+    if (!p->idle || !p->out) {
+        free(p->idle);
+        free(p->out);
         url_free(&p->url);
         free(p);
         db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "out of memory");
@@ -77,6 +82,7 @@ void pool_free(pool *p) {
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->freed);
     free(p->idle);
+    free(p->out);
     url_free(&p->url);
     free(p);
 }
@@ -92,6 +98,27 @@ static void after_fork_locked(pool *p) {
     p->pid = pid;
     p->nidle = 0;
     p->nopen = 0;
+    p->nout = 0;
+}
+
+/* Called with mu held. */
+static void mark_out(pool *p, db_conn *c, double opened) {
+    if (p->nout < p->capacity) {
+        p->out[p->nout].conn = c;
+        p->out[p->nout].opened = opened;
+        p->nout++;
+    }
+}
+
+/* Called with mu held: when c was opened (now if unknown). */
+static double take_out(pool *p, db_conn *c) {
+    for (int i = 0; i < p->nout; i++)
+        if (p->out[i].conn == c) {
+            double opened = p->out[i].opened;
+            p->out[i] = p->out[--p->nout];
+            return opened;
+        }
+    return now_mono();
 }
 
 db_conn *pool_checkout(pool *p, db_err *err) {
@@ -100,7 +127,7 @@ db_conn *pool_checkout(pool *p, db_err *err) {
     after_fork_locked(p);
     for (;;) {
         while (p->nidle > 0) {
-            idle_conn ic = p->idle[--p->nidle];
+            pooled_conn ic = p->idle[--p->nidle];
             double age = now_mono() - ic.opened;
             int stale = p->opts.recycle >= 0 && age > p->opts.recycle;
             if (!stale && p->opts.pre_ping) {
@@ -111,6 +138,7 @@ db_conn *pool_checkout(pool *p, db_err *err) {
                 pthread_mutex_lock(&p->mu);
             }
             if (!stale) {
+                mark_out(p, ic.conn, ic.opened);
                 pthread_mutex_unlock(&p->mu);
                 return ic.conn;
             }
@@ -120,13 +148,16 @@ db_conn *pool_checkout(pool *p, db_err *err) {
         if (p->nopen < p->capacity) {
             p->nopen++;
             pthread_mutex_unlock(&p->mu);
+            double opened = now_mono();
             db_conn *c = p->drv->connect(&p->url, err);
-            if (!c) {
-                pthread_mutex_lock(&p->mu);
+            pthread_mutex_lock(&p->mu);
+            if (c) {
+                mark_out(p, c, opened);
+            } else {
                 p->nopen--;
                 pthread_cond_signal(&p->freed);
-                pthread_mutex_unlock(&p->mu);
             }
+            pthread_mutex_unlock(&p->mu);
             return c;
         }
         double left = deadline - now_mono();
@@ -156,6 +187,7 @@ void pool_checkin(pool *p, db_conn *c, int broken) {
         pthread_mutex_unlock(&p->mu);
         return;
     }
+    double opened = take_out(p, c);
     if (broken || p->nidle >= p->opts.size) {
         p->nopen--;
         pthread_mutex_unlock(&p->mu);
@@ -163,7 +195,7 @@ void pool_checkin(pool *p, db_conn *c, int broken) {
         pthread_mutex_lock(&p->mu);
     } else {
         p->idle[p->nidle].conn = c;
-        p->idle[p->nidle].opened = now_mono();
+        p->idle[p->nidle].opened = opened;
         p->nidle++;
     }
     pthread_cond_signal(&p->freed);

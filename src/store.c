@@ -159,6 +159,7 @@ typedef struct {
     char list_since[SQL_LEN];
     char list_all[SQL_LEN]; /* (project_id, proto) of every project */
     char insert[SQL_LEN];
+    char insert_missing[SQL_LEN]; /* insert unless the key exists */
     char update[SQL_LEN];
     char del[SQL_LEN];
     char del_project[SQL_LEN];
@@ -195,6 +196,10 @@ static void build_sql(store *st) {
         snprintf(s->insert, SQL_LEN,
                  "INSERT INTO %s (%s, project_id, last_updated_timestamp, %s) VALUES (?, ?, ?, ?)",
                  t->table, t->name_col, t->proto_col);
+        snprintf(s->insert_missing, SQL_LEN, "%s%s%s",
+                 st->dialect == DB_SQLITE ? "INSERT OR IGNORE" : "INSERT",
+                 s->insert + strlen("INSERT"),
+                 st->dialect == DB_POSTGRES ? " ON CONFLICT DO NOTHING" : "");
         snprintf(s->update, SQL_LEN,
                  "UPDATE %s SET %s = ?, last_updated_timestamp = ? WHERE %s = ? AND project_id = ?",
                  t->table, t->proto_col, t->name_col);
@@ -551,12 +556,42 @@ int store_version_next(store *st, sref project, sref name, int64_t *next, db_err
                    &rs};
     if (query(st, 1, &q, err) != 0) return -1;
     db_value v = rs.nrows ? rowset_get(&rs, 0, 0) : db_int(0);
-    *next = v.type == DB_INT ? v.i : v.type == DB_TEXT ? strtoll(v.p, NULL, 10) : 0;
     rowset_free(&rs);
+    if (v.type != DB_INT) {
+        /* Every driver returns integer columns as DB_INT. */
+        db_err_set(err, DB_ERR_DATA, 0, NULL, "the next version number is not an integer");
+        return -1;
+    }
+    *next = v.i;
     return 0;
 }
 
 /* ---- writes -------------------------------------------------------------- */
+
+/* Sets a feast_metadata key in the caller's transaction: update, else
+ * insert, else (another writer inserted it meanwhile) update theirs. */
+static int meta_upsert(store *st, const db_driver *d, db_conn *c, sref project, sref key,
+                       sref value, int64_t now, db_err *err) {
+    static const char *update = "UPDATE feast_metadata SET metadata_value = ?, "
+                                "last_updated_timestamp = ? WHERE project_id = ? AND metadata_key = ?";
+    db_value up[4] = {txt(value), db_int(now), txt(project), txt(key)};
+    int64_t n = 0;
+    if (exec(d, c, update, up, 4, NULL, &n, err) != 0) return -1;
+    if (n > 0) return 0; /* matched rows: MySQL is asked for found rows */
+    db_value ins[4] = {txt(project), txt(key), txt(value), db_int(now)};
+    if (st->dialect == DB_MYSQL) {
+        /* ON DUPLICATE KEY counts a kept row as affected with found rows,
+         * so only the duplicate-key error tells a lost race. */
+        if (exec(d, c, st->meta_insert, ins, 4, NULL, &n, err) == 0) return 0;
+        if (err->kind != DB_ERR_INTEGRITY || err->code != 1062) return -1;
+        db_err_clear(err);
+        n = 0;
+    } else if (exec(d, c, st->meta_insert_missing, ins, 4, NULL, &n, err) != 0) {
+        return -1;
+    }
+    if (n > 0) return 0;
+    return exec(d, c, update, up, 4, NULL, NULL, err);
+}
 
 /* The project row, project_uuid and last-updated metadata that go with every
  * object write, in the object's transaction. */
@@ -577,17 +612,7 @@ static int bookkeeping(store *st, const db_driver *d, db_conn *c, sref project,
         int n = snprintf(value, sizeof(value), "%lld", (long long)w->now);
         sref key = {"last_updated_timestamp", 22};
         sref val = {value, (size_t)n};
-        db_value p[4] = {txt(val), db_int(w->now), txt(project), txt(key)};
-        int64_t changed = 0;
-        if (exec(d, c,
-                 "UPDATE feast_metadata SET metadata_value = ?, last_updated_timestamp = ? "
-                 "WHERE project_id = ? AND metadata_key = ?",
-                 p, 4, NULL, &changed, err) != 0)
-            return -1;
-        if (changed == 0) {
-            db_value ins[4] = {txt(project), txt(key), txt(val), db_int(w->now)};
-            if (exec(d, c, st->meta_insert_missing, ins, 4, NULL, NULL, err) != 0) return -1;
-        }
+        if (meta_upsert(st, d, c, project, key, val, w->now, err) != 0) return -1;
     }
     return 0;
 }
@@ -599,6 +624,30 @@ typedef struct {
     int update_only; /* a missing row stays missing */
     int inserted;
 } apply_ctx;
+
+/* Inserts the new row; *lost = 1 when another transaction inserted the key
+ * first (and nothing was written). PostgreSQL and SQLite say so with zero
+ * rows inserted; MySQL's only exact signal is the duplicate-key error, which
+ * rolls back just that statement there. */
+static int insert_unless_present(store *st, const db_driver *d, db_conn *c, const table_sql *s,
+                                 const apply_ctx *a, int *lost, db_err *err) {
+    db_value p[4] = {txt(a->name), txt(a->project), db_int(a->w->now),
+                     db_blob(a->proto.p, a->proto.n)};
+    int64_t n = 0;
+    if (st->dialect == DB_MYSQL) {
+        int rv = exec(d, c, s->insert, p, 4, NULL, &n, err);
+        if (rv != 0 && err->kind == DB_ERR_INTEGRITY && err->code == 1062) {
+            db_err_clear(err);
+            *lost = 1;
+            return 0;
+        }
+        *lost = 0;
+        return rv;
+    }
+    if (exec(d, c, s->insert_missing, p, 4, NULL, &n, err) != 0) return -1;
+    *lost = n == 0;
+    return 0;
+}
 
 static int apply_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
     apply_ctx *a = ctx;
@@ -613,11 +662,14 @@ static int apply_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err
         goto done;
     }
     if (old.nrows == 0) {
-        db_value p[4] = {txt(a->name), txt(a->project), db_int(a->w->now),
-                         db_blob(a->proto.p, a->proto.n)};
-        if (exec(d, c, s->insert, p, 4, NULL, NULL, err) != 0) goto done;
-        a->inserted = 1;
-    } else {
+        /* No row to lock yet: two writers can both get here. The loser of
+         * the insert race locks the winner's row and merges into it. */
+        int lost = 0;
+        if (insert_unless_present(st, d, c, s, a, &lost, err) != 0) goto done;
+        if (lost && exec(d, c, s->get_lock, key, 2, &old, NULL, err) != 0) goto done;
+        a->inserted = !lost;
+    }
+    if (old.nrows > 0) {
         db_value stored = rowset_get(&old, 0, 0);
         char msg[256];
         if (pb_merge_for_update(a->k, (const uint8_t *)a->proto.p, a->proto.n, stored.p,
@@ -784,23 +836,19 @@ int store_set_user_metadata(store *st, obj_kind k, sref project, sref name, cons
     return 0;
 }
 
+typedef struct {
+    sref project, key, value;
+    int64_t now;
+} meta_set_ctx;
+
+static int meta_set_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
+    meta_set_ctx *m = ctx;
+    return meta_upsert(st, d, c, m->project, m->key, m->value, m->now, err);
+}
+
 int store_meta_set(store *st, sref project, sref key, sref value, int64_t now, db_err *err) {
-    /* Reuses bookkeeping's update-then-insert, under the write lock. */
-    write_one_ctx w = {"UPDATE feast_metadata SET metadata_value = ?, last_updated_timestamp = ? "
-                       "WHERE project_id = ? AND metadata_key = ?",
-                       {txt(value), db_int(now), txt(project), txt(key)},
-                       4,
-                       0};
-    if (run(st, WRITE_TXN, write_one_fn, &w, err) != 0) return -1;
-    if (w.affected > 0) return 0;
-    write_one_ctx ins = {st->meta_insert_missing,
-                         {txt(project), txt(key), txt(value), db_int(now)},
-                         4,
-                         0};
-    if (run(st, WRITE_TXN, write_one_fn, &ins, err) != 0) return -1;
-    if (ins.affected > 0) return 0;
-    /* Another writer inserted it between our two statements: update theirs. */
-    return run(st, WRITE_TXN, write_one_fn, &w, err);
+    meta_set_ctx m = {project, key, value, now};
+    return run(st, WRITE_TXN, meta_set_fn, &m, err);
 }
 
 int store_meta_init(store *st, sref project, sref key, sref value, int64_t now, db_err *err) {

@@ -188,26 +188,62 @@ int url_is_sqlite_memory(const db_url *u) {
             strcmp(u->database, ":memory:") == 0);
 }
 
+/* Appends s to out[*n..], percent-encoding what would change the URL's
+ * meaning (a socket path as host, '@' or ':' in a user name). */
+static void put_encoded(char *out, size_t outlen, size_t *n, const char *s) {
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s && *n + 4 < outlen; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (strchr("/@:?#%[] ", ch) || ch < 0x20) {
+            out[(*n)++] = '%';
+            out[(*n)++] = hex[ch >> 4];
+            out[(*n)++] = hex[ch & 15];
+        } else {
+            out[(*n)++] = (char)ch;
+        }
+    }
+    out[*n] = '\0';
+}
+
+static void put_raw(char *out, size_t outlen, size_t *n, const char *s) {
+    for (; *s && *n + 1 < outlen; s++) out[(*n)++] = *s;
+    out[*n] = '\0';
+}
+
 void url_redacted(const db_url *u, char *out, size_t outlen) {
-    int n = snprintf(out, outlen, "%s%s%s://", u->scheme, u->driver ? "+" : "",
-                     u->driver ? u->driver : "");
-    if (n < 0 || (size_t)n >= outlen) return;
+    size_t n = 0;
+    if (outlen == 0) return;
+    out[0] = '\0';
+    put_raw(out, outlen, &n, u->scheme);
+    if (u->driver) {
+        put_raw(out, outlen, &n, "+");
+        put_raw(out, outlen, &n, u->driver);
+    }
+    put_raw(out, outlen, &n, "://");
     if (strcmp(u->scheme, "sqlite") == 0) {
-        snprintf(out + n, outlen - (size_t)n, "/%s",
-                 url_is_sqlite_memory(u) ? "" : u->database);
+        put_raw(out, outlen, &n, "/");
+        if (!url_is_sqlite_memory(u)) put_raw(out, outlen, &n, u->database);
         return;
     }
-    int m = snprintf(out + n, outlen - (size_t)n, "%s%s%s%s%s", u->user ? u->user : "",
-                     u->password ? ":***" : "", u->user ? "@" : "",
-                     u->host ? u->host : "", "");
-    if (m < 0) return;
-    n += m;
-    if ((size_t)n >= outlen) return;
-    if (u->port) {
-        m = snprintf(out + n, outlen - (size_t)n, ":%d", u->port);
-        if (m < 0) return;
-        n += m;
-        if ((size_t)n >= outlen) return;
+    if (u->user) {
+        put_encoded(out, outlen, &n, u->user);
+        if (u->password) put_raw(out, outlen, &n, ":***");
+        put_raw(out, outlen, &n, "@");
     }
-    if (u->database) snprintf(out + n, outlen - (size_t)n, "/%s", u->database);
+    if (u->host) {
+        int v6 = strchr(u->host, ':') != NULL && u->host[0] != '/';
+        if (v6) put_raw(out, outlen, &n, "[");
+        if (v6) put_raw(out, outlen, &n, u->host);
+        else put_encoded(out, outlen, &n, u->host);
+        if (v6) put_raw(out, outlen, &n, "]");
+    }
+    if (u->port) {
+        char port[16];
+        snprintf(port, sizeof(port), ":%d", u->port);
+        put_raw(out, outlen, &n, port);
+    }
+    if (u->database) {
+        put_raw(out, outlen, &n, "/");
+        put_encoded(out, outlen, &n, u->database);
+    }
 }
