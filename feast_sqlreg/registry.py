@@ -14,6 +14,8 @@ fixes a stock bug:
   re-reading the whole registry at once (the next cached read refreshes it),
   which keeps ``feast apply`` linear;
 - ``get_user_metadata`` looks in the given project only;
+- each refresh gets a new ``version_id``, so cached reads in sync mode never
+  return results memoized for an older registry;
 - ``delete_project`` also deletes the project's feature view version history.
 """
 
@@ -846,8 +848,14 @@ class NativeSqlRegistry(CachingRegistry):
 
     def proto(self) -> RegistryProto:
         """The whole registry, assembled from the stored bytes by the C core
-        in one read transaction and parsed once."""
-        return RegistryProto.FromString(self._store.registry())
+        in one read transaction and parsed once.
+
+        Each one gets a fresh version_id: Feast memoizes cached lookups on
+        (id(proto), version_id), and with stock's empty version_id a new
+        proto that reuses a freed one's id() serves stale results."""
+        registry = RegistryProto.FromString(self._store.registry())
+        registry.version_id = str(uuid.uuid4())
+        return registry
 
     def teardown(self):
         self._store.teardown()

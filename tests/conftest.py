@@ -156,3 +156,63 @@ def make_registry(databases):
         if engine is not None:
             engine.dispose()
             reg.read_engine.dispose()
+
+
+def urls_of(reg):
+    """The (native, stock) URL pair of the database a registry uses."""
+    path = reg.registry_config.path
+    scheme, rest = path.split("://", 1)
+    base = scheme.split("+", 1)[0]
+    stock = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql"}.get(base, base)
+    return f"{base}://{rest}", f"{stock}://{rest}"
+
+
+class RawConnection:
+    """A plain driver connection (sqlite3, psycopg, pymysql) to a registry's
+    database, for doing what a broken tool or another client would: holding
+    locks, writing raw rows. Autocommit unless begin() is called."""
+
+    def __init__(self, reg):
+        native, _ = urls_of(reg)
+        scheme, rest = native.split("://", 1)
+        self.kind = scheme
+        if scheme == "sqlite":
+            import sqlite3
+
+            self.conn = sqlite3.connect(rest[1:], isolation_level=None)
+            self.mark = "?"
+        elif scheme == "postgresql":
+            import psycopg
+
+            self.conn = psycopg.connect(native, autocommit=True)
+            self.mark = "%s"
+        else:
+            import pymysql
+
+            args = _pymysql_args(native)
+            args["database"] = rest.rsplit("/", 1)[1]
+            self.conn = pymysql.connect(**args)
+            self.mark = "%s"
+
+    def execute(self, sql, params=()):
+        sql = sql.replace("?", self.mark)
+        if self.kind == "sqlite":
+            return self.conn.execute(sql, params).fetchall()
+        with self.conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+
+    def lock_row(self, table, name_col, name):
+        """Opens a transaction holding the write lock on one row (SQLite: on
+        the whole database)."""
+        if self.kind == "sqlite":
+            self.conn.execute("BEGIN IMMEDIATE")
+        else:
+            self.execute("BEGIN")
+            self.execute(f"SELECT * FROM {table} WHERE {name_col} = ? FOR UPDATE", (name,))
+
+    def rollback(self):
+        self.execute("ROLLBACK")
+
+    def close(self):
+        self.conn.close()

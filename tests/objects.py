@@ -4,6 +4,8 @@ Each factory takes the changes a test wants (``**overrides``) so one call
 site can make the "same" object twice or a changed variant.
 """
 
+import os
+import tempfile
 from datetime import timedelta
 
 import pandas as pd
@@ -182,6 +184,8 @@ def project(name="proj", **kw):
 
 
 def infra(project_name="proj"):
+    # SqliteTable opens its file when built: keep it out of the source tree.
+    path = os.path.join(tempfile.gettempdir(), "feast_sqlreg_tests_online.db")
     infra_obj = Infra()
-    infra_obj.infra_objects.append(SqliteTable(path="data/online.db", name=f"{project_name}_t"))
+    infra_obj.infra_objects.append(SqliteTable(path=path, name=f"{project_name}_t"))
     return infra_obj

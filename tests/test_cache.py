@@ -3,18 +3,22 @@
 import time
 
 import objects as o
+from conftest import urls_of
 
 P = "proj"
 
 
 def test_sync_mode_sees_own_writes(make_registry):
-    for kind in ("stock", "native"):
-        reg = make_registry(kind, cache_mode="sync", cache_ttl_seconds=600)
+    """Every cached read after a write sees it. (Stock fails this about half
+    the time: Feast memoizes lookups on id() of the registry proto, which a
+    new proto can reuse, and stock leaves version_id empty.)"""
+    reg = make_registry("native", cache_mode="sync", cache_ttl_seconds=600)
+    for _ in range(20):
         assert reg.list_entities(P, allow_cache=True) == []
         reg.apply_entity(o.entity(), P)
-        assert [e.name for e in reg.list_entities(P, allow_cache=True)] == ["driver"], kind
+        assert [e.name for e in reg.list_entities(P, allow_cache=True)] == ["driver"]
         reg.delete_entity("driver", P)
-        assert reg.list_entities(P, allow_cache=True) == [], kind
+    assert reg.list_entities(P, allow_cache=True) == []
 
 
 def test_other_writers_seen_after_ttl(make_registry):
@@ -22,9 +26,7 @@ def test_other_writers_seen_after_ttl(make_registry):
     (and at once without the cache)."""
     for kind in ("stock", "native"):
         reader = make_registry(kind, cache_mode="sync", cache_ttl_seconds=2)
-        urls = (reader.registry_config.path.replace("+psycopg", "").replace("+pymysql", ""),
-                reader.registry_config.path.replace("postgresql://", "postgresql+psycopg://").replace("mysql://", "mysql+pymysql://"))
-        writer = make_registry(kind, urls)
+        writer = make_registry(kind, urls_of(reader))
         reader.list_entities(P, allow_cache=True)  # warm the cache
         writer.apply_entity(o.entity(), P)
         assert reader.list_entities(P, allow_cache=True) == [], kind
@@ -36,7 +38,7 @@ def test_other_writers_seen_after_ttl(make_registry):
 def test_thread_mode_refreshes_in_background(make_registry):
     reader = make_registry("native", cache_mode="thread", cache_ttl_seconds=1)
     try:
-        writer = make_registry("native", (reader.registry_config.path, reader.registry_config.path))
+        writer = make_registry("native", urls_of(reader))
         writer.apply_entity(o.entity(), P)
         deadline = time.time() + 10
         while time.time() < deadline and not reader.list_entities(P, allow_cache=True):

@@ -125,3 +125,26 @@ def test_stream_feature_view_intervals(make_registry):
     reg.apply_feature_view(sfv, "proj")
     reg.apply_materialization(sfv, "proj", *interval(0))
     assert reg.get_stream_feature_view(sfv.name, "proj").materialization_intervals == [interval(0)]
+
+
+def test_concurrent_first_apply_of_one_object(make_registry):
+    """Many writers creating the same new object at once: one inserts, the
+    others update it; nobody gets a duplicate-key error."""
+    reg = make_registry("native")
+    errors = []
+    barrier = threading.Barrier(8)
+
+    def work(i):
+        try:
+            barrier.wait()
+            reg.apply_entity(o.entity(description=f"writer {i}"), "proj")
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert reg.get_entity("driver", "proj").description.startswith("writer ")
