@@ -1,0 +1,177 @@
+"""Native vs stock SQL registry, side by side, on the same database kind in
+the same run. Prints a table per backend and writes benchmarks/RESULTS.md.
+
+    python benchmarks/run.py [--backends sqlite,postgresql,mysql] [--sizes 10,50,100]
+
+Scenarios (each on a fresh database per registry):
+- apply N: what `feast apply` does for a repository of N feature views
+  (entity, source, N views, a feature service), in the default sync cache
+  mode, where stock re-reads the whole registry after every write;
+- refresh: one full registry rebuild (proto()) with N views in each of 5
+  projects;
+- get: 200 uncached get_feature_view calls;
+- materialize: 50 apply_materialization calls on one view.
+Ratio = stock time / native time (above 1: native is faster).
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+warnings.simplefilter("ignore")
+
+import conftest  # noqa: E402  (databases, registries)
+import objects as o  # noqa: E402
+from feast import Field  # noqa: E402
+from feast.types import Float32  # noqa: E402
+
+from feast_sqlreg._sqlregistry import backends as BUILT  # noqa: E402
+
+
+def views(n):
+    ent = o.entity()
+    src = o.file_source()
+    return ent, src, [
+        o.feature_view(
+            name=f"fv_{i:04d}",
+            ent=ent,
+            source=src,
+            schema=[Field(name=f"f{j}", dtype=Float32) for j in range(8)],
+        )
+        for i in range(n)
+    ]
+
+
+def timed(fn, repeat=1):
+    best = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        best = dt if best is None else min(best, dt)
+    return best
+
+
+class Bench:
+    def __init__(self, backend, tmp):
+        self.dbs = conftest.Databases(backend, Path(tmp))
+
+    def registry(self, kind, **kw):
+        urls = self.dbs.new()
+        cls = conftest.NativeSqlRegistry if kind == "native" else conftest.StockSqlRegistry
+        return cls(conftest.config(urls[0] if kind == "native" else urls[1], **kw), "proj", None)
+
+    def apply(self, kind, n):
+        reg = self.registry(kind)
+        ent, src, fvs = views(n)
+
+        def run():
+            reg.apply_entity(ent, "proj")
+            reg.apply_data_source(src, "proj")
+            for fv in fvs:
+                reg.apply_feature_view(fv, "proj")
+            reg.apply_feature_service(o.feature_service(views=fvs[:5]), "proj")
+            reg.list_feature_views("proj", allow_cache=True)
+
+        return timed(run)
+
+    def refresh(self, kind, n):
+        reg = self.registry(kind, cache_mode="thread", cache_ttl_seconds=0)
+        ent, src, fvs = views(n)
+        for p in range(5):
+            project = f"p{p}"
+            reg.apply_entity(ent, project)
+            reg.apply_data_source(src, project)
+            for fv in fvs:
+                reg.apply_feature_view(fv, project)
+        return timed(reg.proto, repeat=5)
+
+    def get(self, kind, n):
+        reg = self.registry(kind)
+        ent, src, fvs = views(n)
+        for fv in fvs:
+            reg.apply_feature_view(fv, "proj")
+        names = [fv.name for fv in fvs]
+        return timed(lambda: [reg.get_feature_view(names[i % n], "proj") for i in range(200)])
+
+    def materialize(self, kind, n):
+        reg = self.registry(kind)
+        ent, src, fvs = views(1)
+        reg.apply_feature_view(fvs[0], "proj")
+        t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+        def run():
+            for i in range(50):
+                reg.apply_materialization(
+                    fvs[0], "proj", t0 + timedelta(hours=i), t0 + timedelta(hours=i + 1)
+                )
+
+        return timed(run)
+
+
+def hook_import_us():
+    """Microseconds the start-up hook adds to an interpreter (median of 15,
+    from -X importtime)."""
+    samples = []
+    for _ in range(15):
+        out = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True
+        ).stderr
+        for line in out.splitlines():
+            if line.rstrip().endswith("feast_sqlreg_hook"):
+                samples.append(int(line.split("|")[1]))
+    return statistics.median(samples) if samples else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--backends", default=BUILT)
+    ap.add_argument("--sizes", default="10,50,100")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    lines = [
+        "# Benchmarks: native vs stock SQL registry",
+        "",
+        f"Feast {__import__('feast').__version__}, Python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} cores; each scenario on a fresh database per registry, "
+        "both registries on the same server in the same run. "
+        "Ratio = stock / native (higher is better for native).",
+        "",
+    ]
+    for backend in args.backends.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            bench = Bench(backend, tmp)
+            rows = []
+            try:
+                for scenario in ("apply", "refresh", "get", "materialize"):
+                    for n in sizes if scenario in ("apply", "refresh") else sizes[-1:]:
+                        stock = getattr(bench, scenario)("stock", n)
+                        native = getattr(bench, scenario)("native", n)
+                        rows.append((scenario, n, stock, native))
+                        print(f"{backend:10s} {scenario:11s} n={n:4d} stock {stock*1000:9.1f} ms"
+                              f"  native {native*1000:8.1f} ms  x{stock/native:6.1f}", flush=True)
+            finally:
+                bench.dbs.drop_all()
+        lines += [f"## {backend}", "", "| scenario | N | stock (ms) | native (ms) | stock / native |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {s} | {n} | {a*1000:.1f} | {b*1000:.1f} | {a/b:.1f}x |" for s, n, a, b in rows]
+        lines.append("")
+    us = hook_import_us()
+    lines += ["## Start-up cost", "",
+              f"The .pth hook adds {us} us to the start of a Python process that never imports "
+              "Feast (median of 15 runs, `python -X importtime -c pass`).", ""]
+    print(lines[-2])
+    (ROOT / "benchmarks" / "RESULTS.md").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
