@@ -16,7 +16,7 @@ TEST_PACKAGES := "feast[grpcio]" pytest pytest-xdist "psycopg[binary]" pymysql
 SOURCES := $(wildcard src/*.c src/*.h src/proto/*.proto feast_sqlreg/*.py) \
            feast_sqlreg_hook.py feast_sqlreg.pth setup.py pyproject.toml
 
-.PHONY: all deps install demo test bench databases clean
+.PHONY: all deps install demo test ctest bench databases clean
 
 all: install
 
@@ -50,8 +50,22 @@ databases: deps
 
 # pytest runs from tests/ so the source tree's feast_sqlreg/ (no compiled
 # core) cannot shadow the installed package.
-test: install databases
+test: install databases ctest
 	cd tests && ../$(VENV)/bin/pytest -p no:cacheprovider -n 2 -q .
+
+# The C layers below Python (url, pb, store on SQLite) under AddressSanitizer
+# (leaks included) and UndefinedBehaviorSanitizer, with no Python involved.
+CORE_SOURCES := $(filter-out src/module.c src/registry.c,$(wildcard src/*.c))
+CLIBS := sqlite3 libprotobuf-c libpq libmariadb
+ctest: deps
+	mkdir -p build/ctest
+	protoc-c --proto_path=src/proto --c_out=build/ctest feast_subset.proto
+	gcc -std=c11 -D_POSIX_C_SOURCE=200809L -DFEAST_SQLREG_HAVE_PG -DFEAST_SQLREG_HAVE_MYSQL \
+	  -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	  -Wall -Wextra -Wshadow -Werror -Isrc -Ibuild/ctest $$(pkg-config --cflags $(CLIBS)) \
+	  tests/c/test_core.c $(CORE_SOURCES) build/ctest/feast_subset.pb-c.c \
+	  -o build/ctest/test_core $$(pkg-config --libs $(CLIBS)) -pthread
+	build/ctest/test_core
 
 bench: install databases
 	$(PY) benchmarks/run.py

@@ -60,138 +60,116 @@ static int same_interval(const FeastSqlreg__MaterializationInterval *a,
 
 static FeastSqlreg__Timestamp epoch = FEAST_SQLREG__TIMESTAMP__INIT;
 
-static int merge_feature_view(obj_kind kind, const uint8_t *newp, size_t newn, const uint8_t *oldp,
-                              size_t oldn, buf *out, char *errbuf, size_t errlen) {
-    const ProtobufCMessageDescriptor *d = &feast_sqlreg__feature_view_object__descriptor;
-    FeastSqlreg__FeatureViewObject *nw =
-        (FeastSqlreg__FeatureViewObject *)unpack(d, newp, newn, kind, "new", errbuf, errlen);
-    if (!nw) return -1;
-    FeastSqlreg__FeatureViewObject *old =
-        (FeastSqlreg__FeatureViewObject *)unpack(d, oldp, oldn, kind, "stored", errbuf, errlen);
-    if (!old) {
-        protobuf_c_message_free_unpacked(&nw->base, NULL);
-        return -1;
+/* The message in which each kind keeps meta.created_timestamp. */
+static const ProtobufCMessageDescriptor *object_descriptor(obj_kind kind) {
+    switch (kind) {
+    case OBJ_FEATURE_VIEW:
+    case OBJ_STREAM_FEATURE_VIEW:
+        return &feast_sqlreg__feature_view_object__descriptor;
+    case OBJ_DATA_SOURCE:
+        return &feast_sqlreg__data_source_object__descriptor;
+    case OBJ_VALIDATION_REFERENCE:
+    case OBJ_INFRA:
+        return NULL; /* no timestamps to keep */
+    default:
+        return &feast_sqlreg__spec_meta_object__descriptor;
     }
-    FeastSqlreg__FeatureViewMeta local = FEAST_SQLREG__FEATURE_VIEW_META__INIT;
-    FeastSqlreg__FeatureViewMeta *saved_meta = nw->meta;
-    if (!nw->meta) nw->meta = &local;
-    FeastSqlreg__Timestamp *saved_created = nw->meta->created_timestamp;
-    size_t saved_n = nw->meta->n_materialization_intervals;
-    FeastSqlreg__MaterializationInterval **saved_iv = nw->meta->materialization_intervals;
-
-    nw->meta->created_timestamp =
-        old->meta && old->meta->created_timestamp ? old->meta->created_timestamp : &epoch;
-    /* Stored intervals first, in their order, then the new object's that are
-     * not stored yet. A writer holding a stale copy of the view (Feast's
-     * materialize re-applies one to flip its state) cannot drop intervals
-     * another job recorded meanwhile. */
-    size_t nold = old->meta ? old->meta->n_materialization_intervals : 0;
-    FeastSqlreg__MaterializationInterval **all = NULL;
-    if (nold > 0) {
-        all = malloc((nold + saved_n) * sizeof(*all));
-        if (!all) {
-            snprintf(errbuf, errlen, "out of memory");
-            nw->meta->created_timestamp = saved_created;
-            nw->meta = saved_meta;
-            protobuf_c_message_free_unpacked(&nw->base, NULL);
-            protobuf_c_message_free_unpacked(&old->base, NULL);
-            return -1;
-        }
-        size_t n = 0;
-        for (size_t i = 0; i < nold; i++) all[n++] = old->meta->materialization_intervals[i];
-        for (size_t i = 0; i < saved_n; i++) {
-            int dup = 0;
-            for (size_t j = 0; j < nold && !dup; j++)
-                dup = same_interval(saved_iv[i], old->meta->materialization_intervals[j]);
-            if (!dup) all[n++] = saved_iv[i];
-        }
-        nw->meta->n_materialization_intervals = n;
-        nw->meta->materialization_intervals = all;
-    }
-    int rv = pack_into(&nw->base, out, kind, errbuf, errlen);
-
-    nw->meta->created_timestamp = saved_created;
-    nw->meta->n_materialization_intervals = saved_n;
-    nw->meta->materialization_intervals = saved_iv;
-    nw->meta = saved_meta;
-    free(all);
-    protobuf_c_message_free_unpacked(&nw->base, NULL);
-    protobuf_c_message_free_unpacked(&old->base, NULL);
-    return rv;
 }
 
-static int merge_spec_meta(obj_kind kind, const uint8_t *newp, size_t newn, const uint8_t *oldp,
-                           size_t oldn, buf *out, char *errbuf, size_t errlen) {
-    const ProtobufCMessageDescriptor *d = &feast_sqlreg__spec_meta_object__descriptor;
-    FeastSqlreg__SpecMetaObject *nw =
-        (FeastSqlreg__SpecMetaObject *)unpack(d, newp, newn, kind, "new", errbuf, errlen);
-    if (!nw) return -1;
-    FeastSqlreg__SpecMetaObject *old =
-        (FeastSqlreg__SpecMetaObject *)unpack(d, oldp, oldn, kind, "stored", errbuf, errlen);
-    if (!old) {
-        protobuf_c_message_free_unpacked(&nw->base, NULL);
-        return -1;
-    }
-    FeastSqlreg__CommonMeta local = FEAST_SQLREG__COMMON_META__INIT;
-    FeastSqlreg__CommonMeta *saved_meta = nw->meta;
-    if (!nw->meta) nw->meta = &local;
-    FeastSqlreg__Timestamp *saved_created = nw->meta->created_timestamp;
-    nw->meta->created_timestamp =
-        old->meta && old->meta->created_timestamp ? old->meta->created_timestamp : &epoch;
-    int rv = pack_into(&nw->base, out, kind, errbuf, errlen);
-    nw->meta->created_timestamp = saved_created;
-    nw->meta = saved_meta;
-    protobuf_c_message_free_unpacked(&nw->base, NULL);
-    protobuf_c_message_free_unpacked(&old->base, NULL);
-    return rv;
+/* Where a message-typed field of m lives, found through the descriptor so
+ * one merge serves every kind, whatever its meta's field numbers. */
+static ProtobufCMessage **message_slot(ProtobufCMessage *m, const char *name) {
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+    return (ProtobufCMessage **)((char *)m + f->offset);
 }
 
-static int merge_data_source(const uint8_t *newp, size_t newn, const uint8_t *oldp, size_t oldn,
-                             buf *out, char *errbuf, size_t errlen) {
-    const obj_kind kind = OBJ_DATA_SOURCE;
-    const ProtobufCMessageDescriptor *d = &feast_sqlreg__data_source_object__descriptor;
-    FeastSqlreg__DataSourceObject *nw =
-        (FeastSqlreg__DataSourceObject *)unpack(d, newp, newn, kind, "new", errbuf, errlen);
-    if (!nw) return -1;
-    FeastSqlreg__DataSourceObject *old =
-        (FeastSqlreg__DataSourceObject *)unpack(d, oldp, oldn, kind, "stored", errbuf, errlen);
-    if (!old) {
-        protobuf_c_message_free_unpacked(&nw->base, NULL);
-        return -1;
+/* Any meta message, for a new object that has none. */
+typedef union {
+    FeastSqlreg__FeatureViewMeta fv;
+    FeastSqlreg__CommonMeta common;
+    FeastSqlreg__DataSourceMeta ds;
+} any_meta;
+
+/* new.meta.materialization_intervals := stored ones, then new ones not
+ * stored yet. *merged is what to free after packing. */
+static int union_intervals(FeastSqlreg__FeatureViewMeta *nw, const FeastSqlreg__FeatureViewMeta *old,
+                           FeastSqlreg__MaterializationInterval ***merged) {
+    size_t nold = old ? old->n_materialization_intervals : 0, nnew = nw->n_materialization_intervals;
+    *merged = NULL;
+    if (nold == 0) return 0;
+    FeastSqlreg__MaterializationInterval **all = malloc((nold + nnew) * sizeof(*all));
+    if (!all) return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < nold; i++) all[n++] = old->materialization_intervals[i];
+    for (size_t i = 0; i < nnew; i++) {
+        int dup = 0;
+        for (size_t j = 0; j < nold && !dup; j++)
+            dup = same_interval(nw->materialization_intervals[i], old->materialization_intervals[j]);
+        if (!dup) all[n++] = nw->materialization_intervals[i];
     }
-    FeastSqlreg__DataSourceMeta local = FEAST_SQLREG__DATA_SOURCE_META__INIT;
-    FeastSqlreg__DataSourceMeta *saved_meta = nw->meta;
-    if (!nw->meta) nw->meta = &local;
-    FeastSqlreg__Timestamp *saved_created = nw->meta->created_timestamp;
-    nw->meta->created_timestamp =
-        old->meta && old->meta->created_timestamp ? old->meta->created_timestamp : &epoch;
-    int rv = pack_into(&nw->base, out, kind, errbuf, errlen);
-    nw->meta->created_timestamp = saved_created;
-    nw->meta = saved_meta;
-    protobuf_c_message_free_unpacked(&nw->base, NULL);
-    protobuf_c_message_free_unpacked(&old->base, NULL);
-    return rv;
+    nw->n_materialization_intervals = n;
+    nw->materialization_intervals = all;
+    *merged = all;
+    return 0;
 }
 
 int pb_merge_for_update(obj_kind kind, const uint8_t *newp, size_t newn, const uint8_t *oldp,
                         size_t oldn, buf *out, char *errbuf, size_t errlen) {
-    switch (kind) {
-    case OBJ_FEATURE_VIEW:
-    case OBJ_STREAM_FEATURE_VIEW:
-        return merge_feature_view(kind, newp, newn, oldp, oldn, out, errbuf, errlen);
-    case OBJ_DATA_SOURCE:
-        return merge_data_source(newp, newn, oldp, oldn, out, errbuf, errlen);
-    case OBJ_VALIDATION_REFERENCE:
-    case OBJ_INFRA:
-        /* No timestamps to keep: the new object is stored as given. */
-        if (buf_put(out, newp, newn) != 0) {
-            snprintf(errbuf, errlen, "out of memory");
-            return -1;
-        }
-        return 0;
-    default:
-        return merge_spec_meta(kind, newp, newn, oldp, oldn, out, errbuf, errlen);
+    const ProtobufCMessageDescriptor *d = object_descriptor(kind);
+    if (!d) {
+        if (buf_put(out, newp, newn) == 0) return 0;
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
     }
+    ProtobufCMessage *nw = unpack(d, newp, newn, kind, "new", errbuf, errlen);
+    if (!nw) return -1;
+    ProtobufCMessage *old = unpack(d, oldp, oldn, kind, "stored", errbuf, errlen);
+    if (!old) {
+        protobuf_c_message_free_unpacked(nw, NULL);
+        return -1;
+    }
+    ProtobufCMessage **meta = message_slot(nw, "meta");
+    ProtobufCMessage *saved_meta = *meta;
+    any_meta local;
+    if (!*meta) {
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field_by_name(d, "meta");
+        protobuf_c_message_init(f->descriptor, &local);
+        *meta = (ProtobufCMessage *)&local;
+    }
+    ProtobufCMessage *old_meta = *message_slot(old, "meta");
+    ProtobufCMessage **created = message_slot(*meta, "created_timestamp");
+    ProtobufCMessage *saved_created = *created;
+    ProtobufCMessage *old_created = old_meta ? *message_slot(old_meta, "created_timestamp") : NULL;
+    *created = old_created ? old_created : &epoch.base;
+
+    FeastSqlreg__FeatureViewMeta *fv = NULL;
+    size_t saved_n = 0;
+    FeastSqlreg__MaterializationInterval **saved_iv = NULL, **merged = NULL;
+    int rv = 0;
+    if (pb_has_intervals(kind)) {
+        /* Stored intervals first: a writer holding a stale copy of the view
+         * (Feast's materialize re-applies one to flip its state) cannot drop
+         * intervals another job recorded meanwhile. */
+        fv = (FeastSqlreg__FeatureViewMeta *)*meta;
+        saved_n = fv->n_materialization_intervals;
+        saved_iv = fv->materialization_intervals;
+        rv = union_intervals(fv, (FeastSqlreg__FeatureViewMeta *)old_meta, &merged);
+        if (rv != 0) snprintf(errbuf, errlen, "out of memory");
+    }
+    if (rv == 0) rv = pack_into(nw, out, kind, errbuf, errlen);
+
+    if (fv) {
+        fv->n_materialization_intervals = saved_n;
+        fv->materialization_intervals = saved_iv;
+    }
+    free(merged);
+    *created = saved_created;
+    *meta = saved_meta;
+    protobuf_c_message_free_unpacked(nw, NULL);
+    protobuf_c_message_free_unpacked(old, NULL);
+    return rv;
 }
 
 int pb_append_interval(obj_kind kind, const uint8_t *p, size_t n, pb_ts start, pb_ts end,

@@ -186,7 +186,8 @@ static void build_sql(store *st) {
         table_sql *s = &st->sql[k];
         snprintf(s->get, SQL_LEN, "SELECT %s FROM %s WHERE %s = ? AND project_id = ?",
                  t->proto_col, t->table, t->name_col);
-        snprintf(s->get_lock, SQL_LEN, "%s%s", s->get, lock);
+        snprintf(s->get_lock, SQL_LEN, "SELECT %s FROM %s WHERE %s = ? AND project_id = ?%s",
+                 t->proto_col, t->table, t->name_col, lock);
         snprintf(s->list, SQL_LEN, "SELECT %s FROM %s WHERE project_id = ?", t->proto_col,
                  t->table);
         snprintf(s->list_since, SQL_LEN,
@@ -196,9 +197,10 @@ static void build_sql(store *st) {
         snprintf(s->insert, SQL_LEN,
                  "INSERT INTO %s (%s, project_id, last_updated_timestamp, %s) VALUES (?, ?, ?, ?)",
                  t->table, t->name_col, t->proto_col);
-        snprintf(s->insert_missing, SQL_LEN, "%s%s%s",
-                 st->dialect == DB_SQLITE ? "INSERT OR IGNORE" : "INSERT",
-                 s->insert + strlen("INSERT"),
+        snprintf(s->insert_missing, SQL_LEN,
+                 "%s %s (%s, project_id, last_updated_timestamp, %s) VALUES (?, ?, ?, ?)%s",
+                 st->dialect == DB_SQLITE ? "INSERT OR IGNORE INTO" : "INSERT INTO", t->table,
+                 t->name_col, t->proto_col,
                  st->dialect == DB_POSTGRES ? " ON CONFLICT DO NOTHING" : "");
         snprintf(s->update, SQL_LEN,
                  "UPDATE %s SET %s = ?, last_updated_timestamp = ? WHERE %s = ? AND project_id = ?",

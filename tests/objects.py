@@ -6,7 +6,7 @@ site can make the "same" object twice or a changed variant.
 
 import os
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 from feast import (
@@ -15,7 +15,6 @@ from feast import (
     FeatureView,
     Field,
     FileSource,
-    OnDemandFeatureView,
     Project,
     PushSource,
     RequestSource,
@@ -189,3 +188,28 @@ def infra(project_name="proj"):
     infra_obj = Infra()
     infra_obj.infra_objects.append(SqliteTable(path=path, name=f"{project_name}_t"))
     return infra_obj
+
+
+T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+T1 = datetime(2026, 3, 2, tzinfo=timezone.utc)
+
+
+def populate(reg, projects=("proj", "other")):
+    """Every kind of object in each project, a materialization interval,
+    custom project metadata, and a second version of one feature view."""
+    for name in projects:
+        reg.apply_project(project(name))
+        reg.apply_entity(entity(), name)
+        reg.apply_data_source(file_source(), name)
+        fv = feature_view()
+        reg.apply_feature_view(fv, name)
+        reg.apply_feature_view(on_demand_feature_view(fv), name)
+        reg.apply_feature_view(stream_feature_view(), name)
+        reg.apply_feature_view(label_view(), name)
+        reg.apply_feature_service(feature_service(views=[fv]), name)
+        reg.apply_saved_dataset(saved_dataset(), name)
+        reg.apply_permission(permission(), name)
+        reg.update_infra(infra(name), name)
+        reg.apply_materialization(fv, name, T0, T1)
+        reg.set_project_metadata(name, "owner", "team-a")
+    reg.apply_feature_view(feature_view(schema=feature_view().schema[:2]), projects[0])

@@ -9,8 +9,7 @@ import objects as o
 from conftest import urls_of
 from test_parity import _strip
 
-T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
-T1 = datetime(2026, 3, 2, tzinfo=timezone.utc)
+T0, T1 = o.T0, o.T1
 T2 = datetime(2026, 3, 3, tzinfo=timezone.utc)
 
 
@@ -18,28 +17,6 @@ def same_registry(a, b):
     """Equal but for version_id, which ours sets anew on every refresh."""
     a.version_id = b.version_id = ""
     return a == b
-
-
-def populate(reg):
-    for project in ("proj", "other"):
-        reg.apply_project(o.project(project))
-        reg.apply_entity(o.entity(), project)
-        reg.apply_data_source(o.file_source(), project)
-        fv = o.feature_view()
-        reg.apply_feature_view(fv, project)
-        reg.apply_feature_view(o.on_demand_feature_view(fv), project)
-        reg.apply_feature_view(o.stream_feature_view(), project)
-        reg.apply_feature_view(o.label_view(), project)
-        reg.apply_feature_service(o.feature_service(views=[fv]), project)
-        reg.apply_saved_dataset(o.saved_dataset(), project)
-        reg.apply_permission(o.permission(), project)
-        reg.update_infra(o.infra(project), project)
-        reg.apply_materialization(fv, project, T0, T1)
-        reg.set_project_metadata(project, "owner", "team-a")
-    # A second version of one feature view.
-    reg.apply_feature_view(
-        o.feature_view(schema=o.feature_view().schema[:2]), "proj"
-    )
 
 
 def snapshot(reg):
@@ -79,7 +56,7 @@ def snapshot(reg):
 
 def test_native_reads_stock(make_registry):
     stock = make_registry("stock")
-    populate(stock)
+    o.populate(stock)
     native = make_registry("native", urls_of(stock))
     assert snapshot(native) == snapshot(stock)
     assert same_registry(native.proto(), stock.proto())
@@ -88,7 +65,7 @@ def test_native_reads_stock(make_registry):
 
 def test_stock_reads_native(make_registry):
     native = make_registry("native")
-    populate(native)
+    o.populate(native)
     urls = urls_of(native)
     # verify: the stock registry finds every table it expects in our schema.
     stock = make_registry("stock", urls, schema_mode="verify")

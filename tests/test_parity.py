@@ -8,7 +8,6 @@ recorded as relations, which must also agree.
 """
 
 import time
-from datetime import datetime, timedelta, timezone
 
 import pytest
 from google.protobuf.json_format import MessageToDict
@@ -287,25 +286,7 @@ def test_registry_proto_matches_stock(make_registry):
     protos = []
     for kind in ("stock", "native"):
         reg = make_registry(kind)
-        for project in ("proj", "alpha", "beta"):
-            reg.apply_project(o.project(project))
-            reg.apply_entity(o.entity(), project)
-            reg.apply_data_source(o.file_source(), project)
-            fv = o.feature_view()
-            reg.apply_feature_view(fv, project)
-            reg.apply_feature_view(o.on_demand_feature_view(fv), project)
-            reg.apply_feature_view(o.stream_feature_view(), project)
-            reg.apply_feature_view(o.label_view(), project)
-            reg.apply_feature_service(o.feature_service(views=[fv]), project)
-            reg.apply_saved_dataset(o.saved_dataset(), project)
-            reg.apply_permission(o.permission(), project)
-            reg.update_infra(o.infra(project), project)
-            reg.apply_materialization(
-                fv,
-                project,
-                datetime(2026, 1, 1, tzinfo=timezone.utc),
-                datetime(2026, 1, 2, tzinfo=timezone.utc),
-            )
+        o.populate(reg, ("proj", "alpha", "beta"))
         protos.append(reg.proto())
     stock, native = protos
     assert len(native.projects) == 3 and len(native.feature_views) == 3

@@ -1,0 +1,242 @@
+/* test_core.c - the C layers below Python (url, pb, store on SQLite), run
+ * without Python under AddressSanitizer and UndefinedBehaviorSanitizer by
+ * `make test`. Each CHECK counts; the last line is "core: N passed, N failed".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "feast_subset.pb-c.h"
+#include "pb.h"
+#include "store.h"
+#include "url.h"
+
+static int passed, failed;
+
+#define CHECK(cond)                                                                    \
+    do {                                                                               \
+        if (cond) {                                                                    \
+            passed++;                                                                  \
+        } else {                                                                       \
+            failed++;                                                                  \
+            fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond);         \
+        }                                                                              \
+    } while (0)
+
+static int streq(const char *a, const char *b) {
+    return a && b && strcmp(a, b) == 0;
+}
+
+static void test_urls(void) {
+    db_url u;
+    char err[256], shown[256];
+    CHECK(url_parse("postgresql+psycopg://al%40ice:p%40ss%3Aw@db.example:6543/reg?sslmode=require&"
+                    "connect_timeout=5",
+                    &u, err, sizeof(err)) == 0);
+    CHECK(streq(u.scheme, "postgresql") && streq(u.driver, "psycopg"));
+    CHECK(streq(u.user, "al@ice") && streq(u.password, "p@ss:w"));
+    CHECK(streq(u.host, "db.example") && u.port == 6543 && streq(u.database, "reg"));
+    CHECK(streq(url_query(&u, "sslmode"), "require") && streq(url_query(&u, "connect_timeout"), "5"));
+    url_redacted(&u, shown, sizeof(shown));
+    CHECK(strstr(shown, "p@ss") == NULL && strstr(shown, "***") != NULL);
+    CHECK(streq(shown, "postgresql+psycopg://al%40ice:***@db.example:6543/reg"));
+    url_free(&u);
+
+    CHECK(url_parse("mysql://root@[::1]:3306/x", &u, err, sizeof(err)) == 0);
+    CHECK(streq(u.host, "::1") && u.port == 3306 && u.password == NULL);
+    url_free(&u);
+
+    CHECK(url_parse("sqlite:///rel/r.db", &u, err, sizeof(err)) == 0 && streq(u.database, "rel/r.db"));
+    url_free(&u);
+    CHECK(url_parse("sqlite:////abs/r.db", &u, err, sizeof(err)) == 0 && streq(u.database, "/abs/r.db"));
+    url_free(&u);
+    CHECK(url_parse("sqlite://", &u, err, sizeof(err)) == 0 && url_is_sqlite_memory(&u));
+    url_free(&u);
+
+    const char *bad[] = {"nonsense", "://x", "postgresql://u@h:0/db", "postgresql://u@h:x/db",
+                         "postgresql://u:%zz@h/db", "sqlite://host/x.db", "mysql://u@[::1/x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = 0;
+        CHECK(url_parse(bad[i], &u, err, sizeof(err)) == -1 && err[0] != 0);
+    }
+    CHECK(url_parse("postgresql://u:s3cret%zz@h/db", &u, err, sizeof(err)) == -1);
+    CHECK(strstr(err, "s3cret") == NULL);
+}
+
+/* A serialized feature view: spec bytes, created, intervals, plus an
+ * unknown field 99 in meta that must survive every edit. */
+static void feature_view_bytes(int64_t created, int nintervals, buf *out) {
+    FeastSqlreg__Timestamp c = FEAST_SQLREG__TIMESTAMP__INIT;
+    FeastSqlreg__Timestamp ts[8];
+    FeastSqlreg__MaterializationInterval iv[4], *ivp[4];
+    FeastSqlreg__FeatureViewMeta meta = FEAST_SQLREG__FEATURE_VIEW_META__INIT;
+    FeastSqlreg__FeatureViewObject fv = FEAST_SQLREG__FEATURE_VIEW_OBJECT__INIT;
+    c.seconds = created;
+    meta.created_timestamp = created ? &c : NULL;
+    for (int i = 0; i < nintervals; i++) {
+        feast_sqlreg__timestamp__init(&ts[2 * i]);
+        feast_sqlreg__timestamp__init(&ts[2 * i + 1]);
+        ts[2 * i].seconds = 1000 * (i + 1);
+        ts[2 * i + 1].seconds = 1000 * (i + 1) + 500;
+        feast_sqlreg__materialization_interval__init(&iv[i]);
+        iv[i].start_time = &ts[2 * i];
+        iv[i].end_time = &ts[2 * i + 1];
+        ivp[i] = &iv[i];
+    }
+    meta.n_materialization_intervals = (size_t)nintervals;
+    meta.materialization_intervals = ivp;
+    static const uint8_t spec[] = {0x0a, 0x02, 'f', 'v'}; /* name = "fv" */
+    fv.spec.data = (uint8_t *)spec;
+    fv.spec.len = sizeof(spec);
+    fv.meta = &meta;
+    size_t n = feast_sqlreg__feature_view_object__get_packed_size(&fv);
+    buf_reserve(out, n);
+    out->n += feast_sqlreg__feature_view_object__pack(&fv, out->p + out->n);
+}
+
+static FeastSqlreg__FeatureViewObject *parse_fv(const buf *b) {
+    return feast_sqlreg__feature_view_object__unpack(NULL, b->n, b->p);
+}
+
+static void test_pb(void) {
+    char err[256];
+    buf stored = {0}, fresh = {0}, merged = {0}, edited = {0};
+    feature_view_bytes(111, 2, &stored);
+    feature_view_bytes(999, 0, &fresh);
+    /* An unknown top-level field (number 99, varint 7) must pass through. */
+    const uint8_t unknown[] = {0x98, 0x06, 0x07};
+    buf_put(&fresh, unknown, sizeof(unknown));
+
+    CHECK(pb_merge_for_update(OBJ_FEATURE_VIEW, fresh.p, fresh.n, stored.p, stored.n, &merged, err,
+                              sizeof(err)) == 0);
+    FeastSqlreg__FeatureViewObject *m = parse_fv(&merged);
+    CHECK(m != NULL);
+    if (m) {
+        CHECK(m->meta->created_timestamp->seconds == 111); /* stored created kept */
+        CHECK(m->meta->n_materialization_intervals == 2);  /* stored intervals kept */
+        CHECK(m->base.n_unknown_fields == 1 && m->base.unknown_fields[0].tag == 99);
+        CHECK(m->spec.len == 4 && memcmp(m->spec.data, "\x0a\x02" "fv", 4) == 0);
+        feast_sqlreg__feature_view_object__free_unpacked(m, NULL);
+    }
+
+    CHECK(pb_append_interval(OBJ_FEATURE_VIEW, merged.p, merged.n, (pb_ts){5000, 0},
+                             (pb_ts){6000, 7}, (pb_ts){7777, 0}, &edited, err, sizeof(err)) == 0);
+    m = parse_fv(&edited);
+    CHECK(m != NULL);
+    if (m) {
+        CHECK(m->meta->n_materialization_intervals == 3);
+        CHECK(m->meta->materialization_intervals[2]->end_time->nanos == 7);
+        CHECK(m->meta->state == 4 && m->meta->last_updated_timestamp->seconds == 7777);
+        CHECK(m->base.n_unknown_fields == 1);
+        feast_sqlreg__feature_view_object__free_unpacked(m, NULL);
+    }
+
+    /* A stale copy carrying some intervals cannot drop stored ones. */
+    buf stale = {0}, merged2 = {0};
+    feature_view_bytes(5, 1, &stale);
+    CHECK(pb_merge_for_update(OBJ_FEATURE_VIEW, stale.p, stale.n, edited.p, edited.n, &merged2, err,
+                              sizeof(err)) == 0);
+    m = parse_fv(&merged2);
+    CHECK(m && m->meta->n_materialization_intervals == 3);
+    if (m) feast_sqlreg__feature_view_object__free_unpacked(m, NULL);
+
+    /* Garbage is an error that names the kind, not a crash. */
+    const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff};
+    buf out = {0};
+    CHECK(pb_merge_for_update(OBJ_ENTITY, fresh.p, fresh.n, garbage, sizeof(garbage), &out, err,
+                              sizeof(err)) == -1);
+    CHECK(strstr(err, "stored entity") != NULL);
+    CHECK(pb_append_interval(OBJ_FEATURE_VIEW, garbage, sizeof(garbage), (pb_ts){0, 0},
+                             (pb_ts){0, 0}, (pb_ts){0, 0}, &out, err, sizeof(err)) == -1);
+    CHECK(pb_append_interval(OBJ_ENTITY, fresh.p, fresh.n, (pb_ts){0, 0}, (pb_ts){0, 0},
+                             (pb_ts){0, 0}, &out, err, sizeof(err)) == -1);
+
+    /* The project stamp is spec { project: P } for spec kinds. */
+    buf stamp = {0};
+    CHECK(pb_project_stamp(OBJ_FEATURE_VIEW, "p1", 2, &stamp) == 0);
+    CHECK(stamp.n == 6 && memcmp(stamp.p, "\x0a\x04\x12\x02p1", 6) == 0);
+    stamp.n = 0;
+    CHECK(pb_project_stamp(OBJ_DATA_SOURCE, "p1", 2, &stamp) == 0);
+    CHECK(stamp.n == 5 && memcmp(stamp.p, "\xaa\x01\x02p1", 5) == 0);
+
+    buf_free(&stored);
+    buf_free(&fresh);
+    buf_free(&merged);
+    buf_free(&edited);
+    buf_free(&stale);
+    buf_free(&merged2);
+    buf_free(&out);
+    buf_free(&stamp);
+}
+
+static sref S(const char *s) {
+    sref r = {s, strlen(s)};
+    return r;
+}
+
+static void test_store_sqlite(void) {
+    db_err err;
+    pool_opts opts = {1, 0, 5.0, -1.0, 1};
+    store *st = store_open("sqlite://", NULL, &opts, &err);
+    CHECK(st != NULL);
+    if (!st) return;
+    rowset rs;
+    CHECK(store_create_schema(st, &err) == 0);
+    CHECK(store_missing_tables(st, 0, &rs, &err) == 0 && rs.nrows == 0);
+    rowset_free(&rs);
+
+    buf fv = {0};
+    feature_view_bytes(42, 0, &fv);
+    sref proto = {(const char *)fv.p, fv.n};
+    write_ctx w = {100, S("\x0a\x03\x0a\x01p"), S("uuid-1"), 1};
+    int inserted = -1, found = -1;
+    CHECK(store_apply(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), proto, &w, &inserted, &err) == 0);
+    CHECK(inserted == 1);
+    CHECK(store_apply_materialization(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), (pb_ts){1, 0},
+                                      (pb_ts){2, 0}, (pb_ts){101, 0}, &w, &found, &err) == 0);
+    CHECK(found == 1);
+    CHECK(store_apply_materialization(st, OBJ_FEATURE_VIEW, S("p"), S("nope"), (pb_ts){1, 0},
+                                      (pb_ts){2, 0}, (pb_ts){101, 0}, &w, &found, &err) == 0);
+    CHECK(found == 0);
+    CHECK(store_apply(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), proto, &w, &inserted, &err) == 0);
+    CHECK(inserted == 0);
+    CHECK(store_get(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), 0, &rs, &err) == 0 && rs.nrows == 1);
+    if (rs.nrows == 1) {
+        db_value v = rowset_get(&rs, 0, 0);
+        FeastSqlreg__FeatureViewObject *m =
+            feast_sqlreg__feature_view_object__unpack(NULL, v.n, v.p);
+        CHECK(m && m->meta->n_materialization_intervals == 1); /* re-apply kept it */
+        if (m) feast_sqlreg__feature_view_object__free_unpacked(m, NULL);
+    }
+    rowset_free(&rs);
+    CHECK(store_meta_get(st, S("p"), S("project_uuid"), &rs, &err) == 0 && rs.nrows == 1);
+    rowset_free(&rs);
+
+    buf reg = {0};
+    CHECK(store_registry(st, &reg, &err) == 0 && reg.n > fv.n);
+    buf_free(&reg);
+
+    CHECK(store_version_save(st, S("p"), S("fv"), 0, S("feature_view"), proto, 1, S("v0"), &err) == 0);
+    CHECK(store_version_save(st, S("p"), S("fv"), 0, S("feature_view"), proto, 1, S("v0"), &err) == -1);
+    CHECK(err.kind == DB_ERR_INTEGRITY);
+    int64_t next = -1;
+    CHECK(store_version_next(st, S("p"), S("fv"), &next, &err) == 0 && next == 1);
+
+    int64_t deleted = 0;
+    CHECK(store_delete_feature_view(st, S("p"), S("fv"), &w, &deleted, &err) == 0 && deleted == 1);
+    CHECK(store_get(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), 0, &rs, &err) == 0 && rs.nrows == 0);
+    rowset_free(&rs);
+    buf_free(&fv);
+    store_close(st);
+
+    CHECK(store_open("oracle://u:secret@h/x", NULL, &opts, &err) == NULL);
+    CHECK(err.kind == DB_ERR_CONFIG && strstr(err.msg, "secret") == NULL);
+}
+
+int main(void) {
+    test_urls();
+    test_pb();
+    test_store_sqlite();
+    printf("core: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
