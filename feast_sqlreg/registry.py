@@ -213,14 +213,15 @@ def _epoch(dt: datetime) -> Tuple[int, int]:
 
 def store_options(config_kwargs: Dict[str, Any]) -> Dict[str, Any]:
     """Store() keyword arguments from sqlalchemy_config_kwargs; warns once per
-    process about each key that has no meaning here."""
+    process about each key that has no meaning here. connect_args are
+    handled by with_connect_args."""
     opts: Dict[str, Any] = {}
     for key, value in (config_kwargs or {}).items():
         if key in _POOL_KWARGS:
             if key == "pool_recycle" and value is None:
                 continue
             opts[_POOL_KWARGS[key]] = value
-        elif key == "echo" and not value:
+        elif key == "connect_args" or (key == "echo" and not value):
             continue
         else:
             with _warned_lock:
@@ -233,6 +234,36 @@ def store_options(config_kwargs: Dict[str, Any]) -> Dict[str, Any]:
                 key,
             )
     return opts
+
+
+def with_connect_args(url: Optional[str], connect_args: Optional[Dict[str, Any]]):
+    """The URL with SQLAlchemy's connect_args added as query options, which
+    is where the native drivers read them (libpq keywords, MySQL's charset,
+    ssl_*, timeouts; SQLite's timeout). PyMySQL's nested ssl={...} becomes
+    ssl_<key>. Options already in the URL win; unknown ones are rejected by
+    the driver with a ConfigurationError naming them."""
+    if not url or not connect_args:
+        return url
+    from urllib.parse import quote, urlsplit
+
+    flat: Dict[str, Any] = {}
+    for key, value in connect_args.items():
+        if isinstance(value, dict):
+            for sub, subvalue in value.items():
+                flat[f"{key}_{sub}"] = subvalue
+        else:
+            flat[key] = value
+    present = {part.split("=", 1)[0] for part in urlsplit(url).query.split("&") if part}
+    extra = []
+    for key, value in flat.items():
+        if key in present:
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        extra.append(f"{quote(str(key))}={quote(str(value), safe='')}")
+    if not extra:
+        return url
+    return url + ("&" if "?" in url else "?") + "&".join(extra)
 
 
 class NativeSqlRegistry(CachingRegistry):
@@ -249,10 +280,12 @@ class NativeSqlRegistry(CachingRegistry):
             raise errors.ConfigurationError(
                 "registry path is empty: set registry.path to a database URL"
             )
+        kwargs = registry_config.sqlalchemy_config_kwargs or {}
+        connect_args = kwargs.get("connect_args")
         self._store = Store(
-            registry_config.path,
-            registry_config.read_path,
-            **store_options(registry_config.sqlalchemy_config_kwargs),
+            with_connect_args(registry_config.path, connect_args),
+            with_connect_args(registry_config.read_path, connect_args),
+            **store_options(kwargs),
         )
         mode = registry_config.schema_mode
         if mode == "auto":

@@ -32,4 +32,13 @@ if ! my_up; then
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
   wait_for MariaDB my_up
 fi
-echo "PostgreSQL and MariaDB are up"
+# A read-only account for the read_path tests (each test grants it SELECT on
+# its own database). The password has characters that need URL-encoding.
+RO_USER=feast_ro
+RO_PASSWORD='ro p@ss:w%rd/x'
+psql -h 127.0.0.1 -U postgres -d postgres -qtAc "SELECT 1 FROM pg_roles WHERE rolname = '$RO_USER'" | grep -q 1 ||
+  psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE ROLE $RO_USER LOGIN PASSWORD '$RO_PASSWORD'"
+mariadb -h 127.0.0.1 -P 3306 -u root -e "
+  CREATE USER IF NOT EXISTS '$RO_USER'@'%' IDENTIFIED BY '$RO_PASSWORD';
+  CREATE USER IF NOT EXISTS '$RO_USER'@'localhost' IDENTIFIED BY '$RO_PASSWORD';"
+echo "PostgreSQL and MariaDB are up; read-only user $RO_USER exists"

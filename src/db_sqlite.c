@@ -54,7 +54,43 @@ static void sq_close(db_conn *c) {
     free(c);
 }
 
+/* Query keys of sqlite URLs: Python sqlite3's `timeout` (seconds) and
+ * SQLite's `mode` (ro, rw, rwc); `check_same_thread` and `uri` mean nothing
+ * here (the pool gives a connection to one thread at a time). */
+static int sq_options(const db_url *url, int *flags, double *timeout, db_err *err) {
+    *flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    *timeout = 30.0;
+    for (int i = 0; i < url->nquery; i++) {
+        const char *k = url->qkey[i], *v = url->qval[i];
+        char *end = NULL;
+        if (strcmp(k, "timeout") == 0) {
+            *timeout = strtod(v, &end);
+            if (end == v || *end || *timeout < 0) {
+                db_err_set(err, DB_ERR_CONFIG, 0, NULL,
+                           "sqlite URL: timeout must be a number of seconds, not '%s'", v);
+                return -1;
+            }
+        } else if (strcmp(k, "mode") == 0) {
+            if (strcmp(v, "ro") == 0) *flags = SQLITE_OPEN_READONLY;
+            else if (strcmp(v, "rw") == 0) *flags = SQLITE_OPEN_READWRITE;
+            else if (strcmp(v, "rwc") != 0) {
+                db_err_set(err, DB_ERR_CONFIG, 0, NULL,
+                           "sqlite URL: mode must be ro, rw or rwc, not '%s'", v);
+                return -1;
+            }
+        } else if (strcmp(k, "check_same_thread") != 0 && strcmp(k, "uri") != 0) {
+            db_err_set(err, DB_ERR_CONFIG, 0, NULL,
+                       "sqlite URL: unknown option '%s' (known: timeout, mode)", k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static db_conn *sq_connect(const db_url *url, db_err *err) {
+    int flags;
+    double timeout;
+    if (sq_options(url, &flags, &timeout, err) != 0) return NULL;
     db_conn *c = calloc(1, sizeof(*c));
     if (!c) {
         db_err_set(err, DB_ERR_INTERFACE, SQLITE_NOMEM, NULL, "out of memory");
@@ -62,9 +98,7 @@ static db_conn *sq_connect(const db_url *url, db_err *err) {
     }
     const char *path = url_is_sqlite_memory(url) ? ":memory:" : url->database;
     /* NOMUTEX: the pool guarantees one thread per connection at a time. */
-    int rc = sqlite3_open_v2(path, &c->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(path, &c->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         db_err_set(err, DB_ERR_CONNECT, rc, NULL, "sqlite: cannot open '%s': %s", path,
                    c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
@@ -73,11 +107,7 @@ static db_conn *sq_connect(const db_url *url, db_err *err) {
     }
     sqlite3_extended_result_codes(c->db, 1);
     /* Writers queue on the database lock instead of failing at once: several
-     * `feast materialize` processes commonly write one registry file. The
-     * `timeout` query key is in seconds, as in Python's sqlite3. */
-    double timeout = 30.0;
-    const char *t = url_query(url, "timeout");
-    if (t) timeout = atof(t);
+     * `feast materialize` processes commonly write one registry file. */
     sqlite3_busy_timeout(c->db, (int)(timeout * 1000));
     return c;
 }

@@ -199,7 +199,7 @@ class RawConnection:
         if self.kind == "sqlite":
             return self.conn.execute(sql, params).fetchall()
         with self.conn.cursor() as cur:
-            cur.execute(sql, params)
+            cur.execute(sql, params or None)  # no %-formatting without params
             return cur.fetchall() if cur.description else []
 
     def lock_row(self, table, name_col, name):

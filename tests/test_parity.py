@@ -302,3 +302,22 @@ def test_registry_proto_matches_stock(make_registry):
     # Every object is stamped with its project, as stock does.
     assert {fv.spec.project for fv in native.feature_views} == {"proj", "alpha", "beta"}
     assert {ds.project for ds in native.data_sources} == {"proj", "alpha", "beta"}
+
+
+def test_updated_since(make_registry):
+    from datetime import datetime, timezone
+
+    def scenario(reg, rec):
+        reg.apply_feature_view(o.feature_view(name="old_view"), P)
+        time.sleep(1.1)  # the stored timestamps have 1 s resolution
+        cut = datetime.now(timezone.utc)
+        reg.apply_feature_view(o.feature_view(name="new_view"), P)
+        reg.apply_feature_view(o.stream_feature_view(), P)
+        rec("since cut", reg.list_all_feature_views, P, updated_since=cut)
+        rec("since naive cut (UTC)", reg.list_all_feature_views, P, updated_since=cut.replace(tzinfo=None))
+        rec("since cut, tagged", reg.list_all_feature_views, P, tags={"team": "stream"}, updated_since=cut)
+        rec("since epoch", reg.list_all_feature_views, P, updated_since=datetime(1970, 1, 2))
+
+    log = dict(run_both(make_registry, scenario))
+    names = sorted(v[1]["spec"]["name"] for v in log["since cut"][1])
+    assert names == ["driver_stream_stats", "new_view"]
