@@ -85,7 +85,7 @@ class Bench:
         return timed(run)
 
     def refresh(self, kind, n):
-        reg = self.registry(kind, cache_mode="thread", cache_ttl_seconds=0)
+        reg = self.registry(kind)
         ent, src, fvs = views(n)
         for p in range(5):
             project = f"p{p}"

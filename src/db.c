@@ -12,8 +12,8 @@ void db_err_clear(db_err *err) {
     err->msg[0] = '\0';
 }
 
-void db_err_set(db_err *err, db_errkind kind, int code, const char *sqlstate,
-                const char *fmt, ...) {
+void db_err_set(db_err *err, db_errkind kind, int code, const char *sqlstate, const char *fmt,
+                ...) {
     va_list ap;
     err->kind = kind;
     err->code = code;
@@ -23,7 +23,8 @@ void db_err_set(db_err *err, db_errkind kind, int code, const char *sqlstate,
     va_end(ap);
     /* Drivers end their messages with newlines; messages read better without. */
     size_t n = strlen(err->msg);
-    while (n > 0 && (err->msg[n - 1] == '\n' || err->msg[n - 1] == ' ')) err->msg[--n] = '\0';
+    while (n > 0 && (err->msg[n - 1] == '\n' || err->msg[n - 1] == ' '))
+        err->msg[--n] = '\0';
 }
 
 const db_driver *db_driver_for(const db_url *url, db_err *err) {

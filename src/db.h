@@ -23,14 +23,14 @@ typedef enum { DB_SQLITE = 1, DB_POSTGRES = 2, DB_MYSQL = 3 } db_dialect;
 /* What kind of failure, so the Python layer can pick an exception class. */
 typedef enum {
     DB_ERR_NONE = 0,
-    DB_ERR_CONNECT,    /* could not reach or log into the server */
-    DB_ERR_INTEGRITY,  /* unique / primary key / not-null violation */
-    DB_ERR_BUSY,       /* lock wait timed out, deadlock, serialization */
-    DB_ERR_PROGRAMMING,/* bad SQL, missing table or column */
-    DB_ERR_OPERATIONAL,/* server-side or I/O failure */
-    DB_ERR_DATA,       /* a stored value was not what we expect */
-    DB_ERR_INTERFACE,  /* misuse of this library, out of memory */
-    DB_ERR_CONFIG,     /* a bad URL or option: the user's configuration */
+    DB_ERR_CONNECT,     /* could not reach or log into the server */
+    DB_ERR_INTEGRITY,   /* unique / primary key / not-null violation */
+    DB_ERR_BUSY,        /* lock wait timed out, deadlock, serialization */
+    DB_ERR_PROGRAMMING, /* bad SQL, missing table or column */
+    DB_ERR_OPERATIONAL, /* server-side or I/O failure */
+    DB_ERR_DATA,        /* a stored value was not what we expect */
+    DB_ERR_INTERFACE,   /* misuse of this library, out of memory */
+    DB_ERR_CONFIG,      /* a bad URL or option: the user's configuration */
 } db_errkind;
 
 /* Error state, read from the driver while the connection is still held and
@@ -38,13 +38,12 @@ typedef enum {
  * a password. */
 typedef struct {
     db_errkind kind;
-    int code;          /* native code: SQLite result code, MySQL errno */
-    char sqlstate[6];  /* SQLSTATE where the backend has one, else "" */
+    int code;         /* native code: SQLite result code, MySQL errno */
+    char sqlstate[6]; /* SQLSTATE where the backend has one, else "" */
     char msg[512];
 } db_err;
 
-void db_err_set(db_err *err, db_errkind kind, int code, const char *sqlstate,
-                const char *fmt, ...)
+void db_err_set(db_err *err, db_errkind kind, int code, const char *sqlstate, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 5, 6)))
 #endif
@@ -95,8 +94,8 @@ typedef struct {
     /* Runs sql with params; calls row for each result row (row may be NULL).
      * *affected gets the number of rows changed by INSERT/UPDATE/DELETE when
      * not NULL. Returns 0, or -1 with err filled. */
-    int (*exec)(db_conn *c, const char *sql, const db_value *params, int nparams,
-                db_row_fn row, void *ctx, int64_t *affected, db_err *err);
+    int (*exec)(db_conn *c, const char *sql, const db_value *params, int nparams, db_row_fn row,
+                void *ctx, int64_t *affected, db_err *err);
     /* Transactions. begin_write takes the write lock up front where the
      * dialect has no row locks (SQLite: BEGIN IMMEDIATE). */
     int (*begin)(db_conn *c, int write, db_err *err);

@@ -36,7 +36,7 @@ typedef bool flag_t;
 typedef my_bool flag_t;
 #endif
 
-#define STMT_CACHE 64
+#define STMT_CACHE  64
 #define SMALL_VALUE 256 /* column bytes read without a second copy */
 
 struct db_conn {
@@ -132,7 +132,9 @@ static int oom(db_err *err) {
 static pthread_once_t library_once = PTHREAD_ONCE_INIT;
 static int library_rc;
 
-static void library_init(void) { library_rc = mysql_library_init(0, NULL, NULL); }
+static void library_init(void) {
+    library_rc = mysql_library_init(0, NULL, NULL);
+}
 
 static const char *const KNOWN_KEYS[] = {
     "charset",         "connect_timeout",    "read_timeout", "write_timeout", "unix_socket",
@@ -142,12 +144,12 @@ static const char *const KNOWN_KEYS[] = {
 
 /* Drivers whose "localhost" means TCP, as in PyMySQL; with MySQLdb (the
  * default for mysql:// URLs) and the C library it means the Unix socket. */
-static const char *const TCP_DRIVERS[] = {"pymysql", "mysqlconnector", "aiomysql", "asyncmy",
-                                          "cymysql", NULL};
+static const char *const TCP_DRIVERS[] = {"pymysql", "mysqlconnector", "aiomysql",
+                                          "asyncmy", "cymysql",        NULL};
 
 enum { TLS_UNSET, TLS_DISABLED, TLS_PREFERRED, TLS_REQUIRED, TLS_VERIFY_CA, TLS_VERIFY_IDENTITY };
-static const char *const TLS_MODES[] = {"", "disabled", "preferred", "required", "verify_ca",
-                                        "verify_identity", NULL};
+static const char *const TLS_MODES[] = {"",          "disabled",        "preferred", "required",
+                                        "verify_ca", "verify_identity", NULL};
 
 typedef struct {
     const char *charset;
@@ -304,16 +306,16 @@ static int apply_opts(db_conn *c, const conn_opts *o, int tcp, db_err *err) {
      * system's CAs when there is neither, and the host name, and fails
      * when the server has no TLS. REQUIRED is checked after connecting. */
     flag_t on = 1;
-    flag_t verify = o->tls == TLS_VERIFY_IDENTITY ||
-                    (o->tls == TLS_VERIFY_CA && !o->ca && !o->capath);
+    flag_t verify =
+        o->tls == TLS_VERIFY_IDENTITY || (o->tls == TLS_VERIFY_CA && !o->ca && !o->capath);
     if (set_opt(c, MYSQL_OPT_SSL_ENFORCE, &on, "ssl_mode", err) != 0) return -1;
     if (verify && set_opt(c, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify, "ssl_verify_cert", err))
         return -1;
 #else
-    unsigned int m = o->tls == TLS_PREFERRED        ? SSL_MODE_PREFERRED
-                     : o->tls == TLS_REQUIRED       ? SSL_MODE_REQUIRED
-                     : o->tls == TLS_VERIFY_CA      ? SSL_MODE_VERIFY_CA
-                                                    : SSL_MODE_VERIFY_IDENTITY;
+    unsigned int m = o->tls == TLS_PREFERRED   ? SSL_MODE_PREFERRED
+                     : o->tls == TLS_REQUIRED  ? SSL_MODE_REQUIRED
+                     : o->tls == TLS_VERIFY_CA ? SSL_MODE_VERIFY_CA
+                                               : SSL_MODE_VERIFY_IDENTITY;
     if (set_opt(c, MYSQL_OPT_SSL_MODE, &m, "ssl_mode", err) != 0) return -1;
 #endif
     return 0;
@@ -390,10 +392,11 @@ static db_conn *my_connect(const db_url *url, db_err *err) {
  * control) run as plain text: not every server can prepare every DDL
  * statement, and one-off statements would only churn the cache. */
 static int use_text(const char *sql) {
-    static const char *const prepared[] = {"SELECT", "INSERT", "UPDATE", "DELETE",
-                                           "REPLACE", "WITH", NULL};
+    static const char *const prepared[] = {"SELECT",  "INSERT", "UPDATE", "DELETE",
+                                           "REPLACE", "WITH",   NULL};
     if (strchr(sql, '?')) return 0;
-    while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r' || *sql == '(') sql++;
+    while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r' || *sql == '(')
+        sql++;
     for (int i = 0; prepared[i]; i++) {
         size_t n = strlen(prepared[i]);
         if (strncasecmp(sql, prepared[i], n) == 0 &&
@@ -449,10 +452,9 @@ static int is_int_type(enum enum_field_types t) {
 
 /* Bytes columns: binary (charset 63) ones are blobs, the others text. */
 static int is_bytes_type(enum enum_field_types t) {
-    return t == MYSQL_TYPE_TINY_BLOB || t == MYSQL_TYPE_MEDIUM_BLOB ||
-           t == MYSQL_TYPE_LONG_BLOB || t == MYSQL_TYPE_BLOB || t == MYSQL_TYPE_VARCHAR ||
-           t == MYSQL_TYPE_VAR_STRING || t == MYSQL_TYPE_STRING || t == MYSQL_TYPE_BIT ||
-           t == MYSQL_TYPE_GEOMETRY;
+    return t == MYSQL_TYPE_TINY_BLOB || t == MYSQL_TYPE_MEDIUM_BLOB || t == MYSQL_TYPE_LONG_BLOB ||
+           t == MYSQL_TYPE_BLOB || t == MYSQL_TYPE_VARCHAR || t == MYSQL_TYPE_VAR_STRING ||
+           t == MYSQL_TYPE_STRING || t == MYSQL_TYPE_BIT || t == MYSQL_TYPE_GEOMETRY;
 }
 
 static db_type type_for(const MYSQL_FIELD *f) {
@@ -515,8 +517,7 @@ typedef struct {
 } colbuf;
 
 /* Reads the result rows of an executed statement, calling row for each. */
-static int fetch_rows(MYSQL_STMT *st, db_row_fn row, void *ctx, int64_t *affected,
-                      db_err *err) {
+static int fetch_rows(MYSQL_STMT *st, db_row_fn row, void *ctx, int64_t *affected, db_err *err) {
     unsigned int n = mysql_stmt_field_count(st);
     MYSQL_RES *meta = mysql_stmt_result_metadata(st);
     if (!meta) return fail_stmt(st, err);
@@ -602,7 +603,8 @@ static int fetch_rows(MYSQL_STMT *st, db_row_fn row, void *ctx, int64_t *affecte
     if (rv == 0 && affected) *affected = nrows;
 done:
     if (cb)
-        for (unsigned int i = 0; i < n; i++) free(cb[i].heap);
+        for (unsigned int i = 0; i < n; i++)
+            free(cb[i].heap);
     free(b);
     free(cb);
     free(cols);
@@ -659,15 +661,14 @@ static void forget(db_conn *c, MYSQL_STMT *st) {
             mysql_stmt_close(st);
             free(c->sql[i]);
             memmove(c->sql + i, c->sql + i + 1, sizeof(c->sql[0]) * (size_t)(c->nstmt - i - 1));
-            memmove(c->stmt + i, c->stmt + i + 1,
-                    sizeof(c->stmt[0]) * (size_t)(c->nstmt - i - 1));
+            memmove(c->stmt + i, c->stmt + i + 1, sizeof(c->stmt[0]) * (size_t)(c->nstmt - i - 1));
             c->nstmt--;
             return;
         }
 }
 
-static int my_exec(db_conn *c, const char *sql, const db_value *params, int nparams,
-                   db_row_fn row, void *ctx, int64_t *affected, db_err *err) {
+static int my_exec(db_conn *c, const char *sql, const db_value *params, int nparams, db_row_fn row,
+                   void *ctx, int64_t *affected, db_err *err) {
     if (nparams == 0 && use_text(sql)) return text_exec(c, sql, row, ctx, affected, err);
     MYSQL_STMT *st = NULL;
     int rv = -1;
@@ -695,7 +696,8 @@ static int my_exec(db_conn *c, const char *sql, const db_value *params, int npar
         /* A value over the server's max_allowed_packet makes it hang up:
          * say so, or "server has gone away" is all the user sees. */
         size_t total = 0;
-        for (int i = 0; i < nparams; i++) total += params[i].n;
+        for (int i = 0; i < nparams; i++)
+            total += params[i].n;
         size_t k = strlen(err->msg);
         if (total >= 1024 * 1024 && k < sizeof(err->msg))
             snprintf(err->msg + k, sizeof(err->msg) - k,
@@ -727,9 +729,13 @@ static int my_begin(db_conn *c, int write, db_err *err) {
     return simple(c, write ? "START TRANSACTION" : "START TRANSACTION READ ONLY", err);
 }
 
-static int my_commit(db_conn *c, db_err *err) { return simple(c, "COMMIT", err); }
+static int my_commit(db_conn *c, db_err *err) {
+    return simple(c, "COMMIT", err);
+}
 
-static int my_rollback(db_conn *c, db_err *err) { return simple(c, "ROLLBACK", err); }
+static int my_rollback(db_conn *c, db_err *err) {
+    return simple(c, "ROLLBACK", err);
+}
 
 static int my_ping(db_conn *c, db_err *err) {
     if (mysql_ping(c->my) == 0) return 0;

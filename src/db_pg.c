@@ -15,18 +15,18 @@
 
 #include "db.h"
 
-#define STMT_CACHE 256 /* more than the store's distinct statements */
+#define STMT_CACHE   256 /* more than the store's distinct statements */
 #define STACK_PARAMS 16
-#define STACK_COLS 16
+#define STACK_COLS   16
 
 /* Type OIDs (pg_type.h), fixed since PostgreSQL 7. */
-#define OID_BYTEA 17
-#define OID_NAME 19
-#define OID_INT8 20
-#define OID_INT2 21
-#define OID_INT4 23
-#define OID_TEXT 25
-#define OID_BPCHAR 1042
+#define OID_BYTEA   17
+#define OID_NAME    19
+#define OID_INT8    20
+#define OID_INT2    21
+#define OID_INT4    23
+#define OID_TEXT    25
+#define OID_BPCHAR  1042
 #define OID_VARCHAR 1043
 
 enum { FMT_UNKNOWN = -1, FMT_TEXT = 0, FMT_BINARY = 1 };
@@ -61,7 +61,8 @@ static void tidy(char *out, size_t outlen, const char *msg) {
     for (size_t i = 0; msg[i] && j + 1 < outlen; i++) {
         char ch = msg[i];
         if (ch == '\n') {
-            while (msg[i + 1] == ' ' || msg[i + 1] == '\t' || msg[i + 1] == '\n') i++;
+            while (msg[i + 1] == ' ' || msg[i + 1] == '\t' || msg[i + 1] == '\n')
+                i++;
             if (msg[i + 1] == '\0') break;
             if (j + 2 < outlen) {
                 out[j++] = ';';
@@ -122,7 +123,8 @@ static void quiet(void *arg, const char *message) {
 
 static void pg_close(db_conn *c) {
     if (!c) return;
-    for (int i = 0; i < c->nstmt; i++) free(c->stmt[i].sql);
+    for (int i = 0; i < c->nstmt; i++)
+        free(c->stmt[i].sql);
     if (c->pg) PQfinish(c->pg);
     free(c->scratch);
     free(c);
@@ -132,7 +134,8 @@ static int is_utf8(const char *v) {
     const char *names[] = {"utf8", "utf-8", "unicode"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         const char *a = v, *b = names[i];
-        while (*a && *b && (*a | 0x20) == *b) a++, b++;
+        while (*a && *b && (*a | 0x20) == *b)
+            a++, b++;
         if (!*a && !*b) return 1;
     }
     return 0;
@@ -339,7 +342,8 @@ static db_conn *pg_connect(const db_url *url, db_err *err) {
 
 static uint64_t fnv1a(const char *s) {
     uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
 }
 
@@ -367,11 +371,13 @@ static int placeholders(const char *sql, char *out) {
             put(&out, ch);
             s++;
         } else if (ch == '-' && s[1] == '-') {
-            while (*s && *s != '\n') put(&out, *s++);
+            while (*s && *s != '\n')
+                put(&out, *s++);
         } else if (ch == '/' && s[1] == '*') {
             put(&out, *s++);
             put(&out, *s++);
-            while (*s && !(s[0] == '*' && s[1] == '/')) put(&out, *s++);
+            while (*s && !(s[0] == '*' && s[1] == '/'))
+                put(&out, *s++);
             if (*s) {
                 put(&out, *s++);
                 put(&out, *s++);
@@ -393,11 +399,13 @@ static int placeholders(const char *sql, char *out) {
  * writes the store repeats. DDL and transaction control run unprepared. */
 static int worth_preparing(const char *sql, int nparams) {
     if (nparams > 0) return 1;
-    while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '(') sql++;
+    while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '(')
+        sql++;
     const char *verbs[] = {"select", "insert", "update", "delete", "with"};
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
         size_t k = 0;
-        while (verbs[i][k] && (sql[k] | 0x20) == verbs[i][k]) k++;
+        while (verbs[i][k] && (sql[k] | 0x20) == verbs[i][k])
+            k++;
         if (!verbs[i][k] && !((sql[k] | 0x20) >= 'a' && (sql[k] | 0x20) <= 'z')) return 1;
     }
     return 0;
@@ -516,7 +524,8 @@ static int column(const PGresult *res, int r, int col, db_value *out, unsigned c
             size_t want = type == OID_INT2 ? 2 : type == OID_INT4 ? 4 : 8;
             if (n != want) return bad_value(res, col, err);
             uint64_t u = 0;
-            for (size_t i = 0; i < n; i++) u = (u << 8) | (unsigned char)v[i];
+            for (size_t i = 0; i < n; i++)
+                u = (u << 8) | (unsigned char)v[i];
             int64_t x = n == 2 ? (int16_t)u : n == 4 ? (int32_t)u : (int64_t)u;
             *out = db_int(x);
         } else if (type == OID_BYTEA) {
@@ -569,7 +578,8 @@ static int consume(db_conn *c, PGresult *res, db_row_fn row, void *ctx, int64_t 
         }
         for (int r = 0; r < nrows && rv == 0; r++) {
             int i = 0;
-            for (; i < ncols && rv == 0; i++) rv = column(res, r, i, &cols[i], &owned[i], err);
+            for (; i < ncols && rv == 0; i++)
+                rv = column(res, r, i, &cols[i], &owned[i], err);
             if (rv == 0) rv = row(ctx, cols, ncols, err);
             for (int j = 0; j < i; j++)
                 if (owned[j]) PQfreemem(owned[j]);
@@ -751,6 +761,6 @@ static int pg_ping(db_conn *c, db_err *err) {
 }
 
 const db_driver db_pg_driver = {
-    "postgresql", DB_POSTGRES, pg_connect, pg_close, pg_exec, pg_begin, pg_commit, pg_rollback,
-    pg_ping,
+    "postgresql", DB_POSTGRES, pg_connect,  pg_close, pg_exec,
+    pg_begin,     pg_commit,   pg_rollback, pg_ping,
 };

@@ -71,8 +71,10 @@ static int sq_options(const db_url *url, int *flags, double *timeout, db_err *er
                 return -1;
             }
         } else if (strcmp(k, "mode") == 0) {
-            if (strcmp(v, "ro") == 0) *flags = SQLITE_OPEN_READONLY;
-            else if (strcmp(v, "rw") == 0) *flags = SQLITE_OPEN_READWRITE;
+            if (strcmp(v, "ro") == 0)
+                *flags = SQLITE_OPEN_READONLY;
+            else if (strcmp(v, "rw") == 0)
+                *flags = SQLITE_OPEN_READWRITE;
             else if (strcmp(v, "rwc") != 0) {
                 db_err_set(err, DB_ERR_CONFIG, 0, NULL,
                            "sqlite URL: mode must be ro, rw or rwc, not '%s'", v);
@@ -145,8 +147,8 @@ static sqlite3_stmt *prepare(db_conn *c, const char *sql, db_err *err) {
     return st;
 }
 
-static int sq_exec(db_conn *c, const char *sql, const db_value *params, int nparams,
-                   db_row_fn row, void *ctx, int64_t *affected, db_err *err) {
+static int sq_exec(db_conn *c, const char *sql, const db_value *params, int nparams, db_row_fn row,
+                   void *ctx, int64_t *affected, db_err *err) {
     sqlite3_stmt *st = prepare(c, sql, err);
     if (!st) return -1;
     int rc = SQLITE_OK;
@@ -220,7 +222,9 @@ static int sq_begin(db_conn *c, int write, db_err *err) {
     return simple(c, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
 }
 
-static int sq_commit(db_conn *c, db_err *err) { return simple(c, "COMMIT", err); }
+static int sq_commit(db_conn *c, db_err *err) {
+    return simple(c, "COMMIT", err);
+}
 
 static int sq_rollback(db_conn *c, db_err *err) {
     if (sqlite3_get_autocommit(c->db)) return 0; /* nothing open */

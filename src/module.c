@@ -35,7 +35,8 @@ PyObject *sqlreg_raise(module_state *ms, const db_err *err) {
     }
     PyObject *exc = PyObject_CallFunction(cls, "s", err->msg[0] ? err->msg : "database error");
     if (!exc) return NULL;
-    PyObject *sqlstate = err->sqlstate[0] ? PyUnicode_FromString(err->sqlstate) : Py_NewRef(Py_None);
+    PyObject *sqlstate =
+        err->sqlstate[0] ? PyUnicode_FromString(err->sqlstate) : Py_NewRef(Py_None);
     PyObject *code = PyLong_FromLong(err->code);
     if (sqlstate && code && PyObject_SetAttrString(exc, "sqlstate", sqlstate) == 0 &&
         PyObject_SetAttrString(exc, "code", code) == 0)
@@ -53,9 +54,12 @@ static int load_exceptions(module_state *ms) {
         PyObject **slot;
         const char *name;
     } table[] = {
-        {&ms->DatabaseError, "DatabaseError"},       {&ms->OperationalError, "OperationalError"},
-        {&ms->IntegrityError, "IntegrityError"},     {&ms->ProgrammingError, "ProgrammingError"},
-        {&ms->InterfaceError, "InterfaceError"},     {&ms->DataError, "DataError"},
+        {&ms->DatabaseError, "DatabaseError"},
+        {&ms->OperationalError, "OperationalError"},
+        {&ms->IntegrityError, "IntegrityError"},
+        {&ms->ProgrammingError, "ProgrammingError"},
+        {&ms->InterfaceError, "InterfaceError"},
+        {&ms->DataError, "DataError"},
         {&ms->ConfigurationError, "ConfigurationError"},
     };
     int rv = 0;
@@ -110,7 +114,9 @@ static int module_clear(PyObject *module) {
     return 0;
 }
 
-static void module_free(void *module) { module_clear((PyObject *)module); }
+static void module_free(void *module) {
+    module_clear((PyObject *)module);
+}
 
 static PyModuleDef_Slot module_slots[] = {
     {Py_mod_exec, module_exec},
@@ -130,4 +136,6 @@ static struct PyModuleDef module_def = {
 };
 
 PyMODINIT_FUNC PyInit__sqlregistry(void); /* the one exported symbol */
-PyMODINIT_FUNC PyInit__sqlregistry(void) { return PyModuleDef_Init(&module_def); }
+PyMODINIT_FUNC PyInit__sqlregistry(void) {
+    return PyModuleDef_Init(&module_def);
+}

@@ -16,9 +16,18 @@ enum { FEATURE_VIEW_STATE_AVAILABLE_ONLINE = 4 };
 
 static const char *kind_name(obj_kind kind) {
     static const char *names[OBJ_KINDS] = {
-        "project",         "entity",        "data source",      "feature view",
-        "stream feature view", "on-demand feature view", "label view", "feature service",
-        "saved dataset",   "validation reference", "permission", "infra",
+        "project",
+        "entity",
+        "data source",
+        "feature view",
+        "stream feature view",
+        "on-demand feature view",
+        "label view",
+        "feature service",
+        "saved dataset",
+        "validation reference",
+        "permission",
+        "infra",
     };
     return (unsigned)kind < OBJ_KINDS ? names[kind] : "object";
 }
@@ -93,19 +102,23 @@ typedef union {
 
 /* new.meta.materialization_intervals := stored ones, then new ones not
  * stored yet. *merged is what to free after packing. */
-static int union_intervals(FeastSqlreg__FeatureViewMeta *nw, const FeastSqlreg__FeatureViewMeta *old,
+static int union_intervals(FeastSqlreg__FeatureViewMeta *nw,
+                           const FeastSqlreg__FeatureViewMeta *old,
                            FeastSqlreg__MaterializationInterval ***merged) {
-    size_t nold = old ? old->n_materialization_intervals : 0, nnew = nw->n_materialization_intervals;
+    size_t nold = old ? old->n_materialization_intervals : 0,
+           nnew = nw->n_materialization_intervals;
     *merged = NULL;
     if (nold == 0) return 0;
     FeastSqlreg__MaterializationInterval **all = malloc((nold + nnew) * sizeof(*all));
     if (!all) return -1;
     size_t n = 0;
-    for (size_t i = 0; i < nold; i++) all[n++] = old->materialization_intervals[i];
+    for (size_t i = 0; i < nold; i++)
+        all[n++] = old->materialization_intervals[i];
     for (size_t i = 0; i < nnew; i++) {
         int dup = 0;
         for (size_t j = 0; j < nold && !dup; j++)
-            dup = same_interval(nw->materialization_intervals[i], old->materialization_intervals[j]);
+            dup =
+                same_interval(nw->materialization_intervals[i], old->materialization_intervals[j]);
         if (!dup) all[n++] = nw->materialization_intervals[i];
     }
     nw->n_materialization_intervals = n;
@@ -172,8 +185,8 @@ int pb_merge_for_update(obj_kind kind, const uint8_t *newp, size_t newn, const u
     return rv;
 }
 
-int pb_append_interval(obj_kind kind, const uint8_t *p, size_t n, pb_ts start, pb_ts end,
-                       pb_ts now, buf *out, char *errbuf, size_t errlen) {
+int pb_append_interval(obj_kind kind, const uint8_t *p, size_t n, pb_ts start, pb_ts end, pb_ts now,
+                       buf *out, char *errbuf, size_t errlen) {
     if (!pb_has_intervals(kind)) {
         snprintf(errbuf, errlen, "a %s has no materialization intervals", kind_name(kind));
         return -1;
@@ -208,7 +221,8 @@ int pb_append_interval(obj_kind kind, const uint8_t *p, size_t n, pb_ts start, p
     ts_now.nanos = now.nanos;
     added.start_time = &ts_start;
     added.end_time = &ts_end;
-    for (size_t i = 0; i < saved_n; i++) iv[i] = saved_iv[i];
+    for (size_t i = 0; i < saved_n; i++)
+        iv[i] = saved_iv[i];
     iv[saved_n] = &added;
     m->materialization_intervals = iv;
     m->n_materialization_intervals = saved_n + 1;
@@ -226,8 +240,7 @@ done:
     return rv;
 }
 
-int pb_project_last_updated(const uint8_t *p, size_t n, pb_ts *out, char *errbuf,
-                            size_t errlen) {
+int pb_project_last_updated(const uint8_t *p, size_t n, pb_ts *out, char *errbuf, size_t errlen) {
     FeastSqlreg__SpecMetaObject *pr = (FeastSqlreg__SpecMetaObject *)unpack(
         &feast_sqlreg__spec_meta_object__descriptor, p, n, OBJ_PROJECT, "stored", errbuf, errlen);
     if (!pr) return -1;

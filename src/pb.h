@@ -45,12 +45,11 @@ int pb_merge_for_update(obj_kind kind, const uint8_t *newp, size_t newn, const u
 
 /* Appends the interval [start, end] to a (stream) feature view, marks it
  * AVAILABLE_ONLINE and sets last_updated_timestamp to now. */
-int pb_append_interval(obj_kind kind, const uint8_t *p, size_t n, pb_ts start, pb_ts end,
-                       pb_ts now, buf *out, char *errbuf, size_t errlen);
+int pb_append_interval(obj_kind kind, const uint8_t *p, size_t n, pb_ts start, pb_ts end, pb_ts now,
+                       buf *out, char *errbuf, size_t errlen);
 
 /* A project's meta.last_updated_timestamp (zero when unset). */
-int pb_project_last_updated(const uint8_t *p, size_t n, pb_ts *out, char *errbuf,
-                            size_t errlen);
+int pb_project_last_updated(const uint8_t *p, size_t n, pb_ts *out, char *errbuf, size_t errlen);
 
 /* Appends to out the bytes that, concatenated after a serialized object of
  * this kind, set its project (spec.project, or project for the kinds that

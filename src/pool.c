@@ -78,7 +78,8 @@ pool *pool_new(db_url *url, const pool_opts *opts, db_err *err) {
 void pool_free(pool *p) {
     if (!p) return;
     if (p->pid == getpid())
-        for (int i = 0; i < p->nidle; i++) p->drv->close(p->idle[i].conn);
+        for (int i = 0; i < p->nidle; i++)
+            p->drv->close(p->idle[i].conn);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->freed);
     free(p->idle);
@@ -87,8 +88,12 @@ void pool_free(pool *p) {
     free(p);
 }
 
-const db_driver *pool_driver(const pool *p) { return p->drv; }
-const db_url *pool_url(const pool *p) { return &p->url; }
+const db_driver *pool_driver(const pool *p) {
+    return p->drv;
+}
+const db_url *pool_url(const pool *p) {
+    return &p->url;
+}
 
 /* Called with mu held: forget what a forked child inherited. Closing those
  * connections would end the parent's sessions on the server. */

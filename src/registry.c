@@ -29,11 +29,14 @@ static store *live(StoreObject *self) {
     return self->st;
 }
 
-#define CALL_STORE(self, expr)                                                                   \
-    do {                                                                                         \
-        int rv_;                                                                                 \
-        Py_BEGIN_ALLOW_THREADS rv_ = (expr);                                                     \
-        Py_END_ALLOW_THREADS if (rv_ != 0) return sqlreg_raise(state_of((PyObject *)(self)), &err); \
+/* Runs one store call with the GIL released; on failure raises from err
+ * (a local db_err of the caller) and returns NULL from the method. */
+#define CALL_STORE(self, expr)                                                                     \
+    do {                                                                                           \
+        PyThreadState *ts_ = PyEval_SaveThread();                                                  \
+        int rv_ = (expr);                                                                          \
+        PyEval_RestoreThread(ts_);                                                                 \
+        if (rv_ != 0) return sqlreg_raise(state_of((PyObject *)(self)), &err);                     \
     } while (0)
 
 static int check_kind(int kind) {
@@ -68,12 +71,16 @@ static PyObject *rows_to_py(rowset *rs) {
             item = PyTuple_New(rs->ncols);
             for (int c = 0; item && c < rs->ncols; c++) {
                 PyObject *v = value_to_py(rowset_get(rs, r, c));
-                if (!v) Py_CLEAR(item);
-                else PyTuple_SET_ITEM(item, c, v);
+                if (!v)
+                    Py_CLEAR(item);
+                else
+                    PyTuple_SET_ITEM(item, c, v);
             }
         }
-        if (!item) Py_CLEAR(list);
-        else PyList_SET_ITEM(list, (Py_ssize_t)r, item);
+        if (!item)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)r, item);
     }
     rowset_free(rs);
     return list;
@@ -96,8 +103,8 @@ static PyObject *first_row_to_py(rowset *rs) {
 /* ---- construction -------------------------------------------------------- */
 
 static PyObject *Store_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"path", "read_path", "pool_size", "max_overflow", "pool_timeout",
-                             "pool_recycle", "pool_pre_ping", NULL};
+    static char *kwlist[] = {"path",         "read_path",    "pool_size",     "max_overflow",
+                             "pool_timeout", "pool_recycle", "pool_pre_ping", NULL};
     const char *path, *read_path = NULL;
     pool_opts opts = {5, 10, 30.0, -1.0, 1};
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|ziiddp:Store", kwlist, &path, &read_path,
@@ -124,7 +131,8 @@ static void Store_dealloc(StoreObject *self) {
         /* Closing sockets can block: not with the GIL. */
         store *st = self->st;
         self->st = NULL;
-        Py_BEGIN_ALLOW_THREADS store_close(st);
+        Py_BEGIN_ALLOW_THREADS
+            store_close(st);
         Py_END_ALLOW_THREADS
     }
     tp->tp_free((PyObject *)self);
@@ -218,8 +226,8 @@ static PyObject *Store_list_projects(StoreObject *self, PyObject *noargs) {
 }
 
 static PyObject *Store_apply(StoreObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"kind", "project", "name", "proto", "now", "project_proto",
-                             "project_uuid", "touch_metadata", NULL};
+    static char *kwlist[] = {"kind",          "project",      "name",           "proto", "now",
+                             "project_proto", "project_uuid", "touch_metadata", NULL};
     int kind, inserted = 0;
     sref project, name, proto;
     long long now;
@@ -227,10 +235,11 @@ static PyObject *Store_apply(StoreObject *self, PyObject *args, PyObject *kwds) 
     w.touch_metadata = 1;
     store *st = live(self);
     db_err err;
-    if (!st || !PyArg_ParseTupleAndKeywords(
-                   args, kwds, "is#s#y#L|z#z#p:apply", kwlist, &kind, &project.p, &project.n,
-                   &name.p, &name.n, &proto.p, &proto.n, &now, &w.project_proto.p,
-                   &w.project_proto.n, &w.project_uuid.p, &w.project_uuid.n, &w.touch_metadata) ||
+    if (!st ||
+        !PyArg_ParseTupleAndKeywords(args, kwds, "is#s#y#L|z#z#p:apply", kwlist, &kind, &project.p,
+                                     &project.n, &name.p, &name.n, &proto.p, &proto.n, &now,
+                                     &w.project_proto.p, &w.project_proto.n, &w.project_uuid.p,
+                                     &w.project_uuid.n, &w.touch_metadata) ||
         check_kind(kind))
         return NULL;
     w.now = now;
@@ -248,9 +257,9 @@ static PyObject *Store_delete(StoreObject *self, PyObject *args, PyObject *kwds)
     w.touch_metadata = 1;
     store *st = live(self);
     db_err err;
-    if (!st || !PyArg_ParseTupleAndKeywords(args, kwds, "is#s#L|p:delete", kwlist, &kind,
-                                            &project.p, &project.n, &name.p, &name.n, &now,
-                                            &w.touch_metadata) ||
+    if (!st ||
+        !PyArg_ParseTupleAndKeywords(args, kwds, "is#s#L|p:delete", kwlist, &kind, &project.p,
+                                     &project.n, &name.p, &name.n, &now, &w.touch_metadata) ||
         check_kind(kind))
         return NULL;
     w.now = now;
@@ -267,9 +276,9 @@ static PyObject *Store_delete_feature_view(StoreObject *self, PyObject *args, Py
     w.touch_metadata = 1;
     store *st = live(self);
     db_err err;
-    if (!st || !PyArg_ParseTupleAndKeywords(args, kwds, "s#s#L|p:delete_feature_view", kwlist,
-                                            &project.p, &project.n, &name.p, &name.n, &now,
-                                            &w.touch_metadata))
+    if (!st ||
+        !PyArg_ParseTupleAndKeywords(args, kwds, "s#s#L|p:delete_feature_view", kwlist, &project.p,
+                                     &project.n, &name.p, &name.n, &now, &w.touch_metadata))
         return NULL;
     w.now = now;
     CALL_STORE(self, store_delete_feature_view(st, project, name, &w, &deleted, &err));
@@ -277,8 +286,8 @@ static PyObject *Store_delete_feature_view(StoreObject *self, PyObject *args, Py
 }
 
 static PyObject *Store_apply_materialization(StoreObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"kind", "project", "name", "start", "end", "now",
-                             "touch_metadata", NULL};
+    static char *kwlist[] = {"kind", "project", "name",           "start",
+                             "end",  "now",     "touch_metadata", NULL};
     int kind, found = 0;
     sref project, name;
     long long s_sec, e_sec, n_sec;
@@ -287,16 +296,17 @@ static PyObject *Store_apply_materialization(StoreObject *self, PyObject *args, 
     w.touch_metadata = 1;
     store *st = live(self);
     db_err err;
-    if (!st || !PyArg_ParseTupleAndKeywords(args, kwds, "is#s#(Li)(Li)(Li)|p:apply_materialization",
-                                            kwlist, &kind, &project.p, &project.n, &name.p,
-                                            &name.n, &s_sec, &s_ns, &e_sec, &e_ns, &n_sec, &n_ns,
-                                            &w.touch_metadata) ||
+    if (!st ||
+        !PyArg_ParseTupleAndKeywords(args, kwds, "is#s#(Li)(Li)(Li)|p:apply_materialization",
+                                     kwlist, &kind, &project.p, &project.n, &name.p, &name.n,
+                                     &s_sec, &s_ns, &e_sec, &e_ns, &n_sec, &n_ns,
+                                     &w.touch_metadata) ||
         check_kind(kind))
         return NULL;
     pb_ts start = {s_sec, s_ns}, end = {e_sec, e_ns}, now = {n_sec, n_ns};
     w.now = n_sec;
-    CALL_STORE(self, store_apply_materialization(st, (obj_kind)kind, project, name, start, end,
-                                                 now, &w, &found, &err));
+    CALL_STORE(self, store_apply_materialization(st, (obj_kind)kind, project, name, start, end, now,
+                                                 &w, &found, &err));
     return PyBool_FromLong(found);
 }
 
@@ -418,8 +428,8 @@ static PyObject *Store_meta_init(StoreObject *self, PyObject *args) {
     long long now;
     store *st = live(self);
     db_err err;
-    if (!st || !PyArg_ParseTuple(args, "s#s#s#L:meta_init", &project.p, &project.n, &key.p,
-                                 &key.n, &value.p, &value.n, &now))
+    if (!st || !PyArg_ParseTuple(args, "s#s#s#L:meta_init", &project.p, &project.n, &key.p, &key.n,
+                                 &value.p, &value.n, &now))
         return NULL;
     CALL_STORE(self, store_meta_init(st, project, key, value, now, &err));
     Py_RETURN_NONE;
@@ -442,8 +452,8 @@ static PyObject *Store_version_next(StoreObject *self, PyObject *args) {
     int64_t next = 0;
     store *st = live(self);
     db_err err;
-    if (!st || !PyArg_ParseTuple(args, "s#s#:version_next", &project.p, &project.n, &name.p,
-                                 &name.n))
+    if (!st ||
+        !PyArg_ParseTuple(args, "s#s#:version_next", &project.p, &project.n, &name.p, &name.n))
         return NULL;
     CALL_STORE(self, store_version_next(st, project, name, &next, &err));
     return PyLong_FromLongLong(next);
@@ -454,9 +464,9 @@ static PyObject *Store_version_save(StoreObject *self, PyObject *args) {
     long long number, created;
     store *st = live(self);
     db_err err;
-    if (!st || !PyArg_ParseTuple(args, "s#s#Ls#y#Ls#:version_save", &project.p, &project.n,
-                                 &name.p, &name.n, &number, &type.p, &type.n, &proto.p, &proto.n,
-                                 &created, &vid.p, &vid.n))
+    if (!st || !PyArg_ParseTuple(args, "s#s#Ls#y#Ls#:version_save", &project.p, &project.n, &name.p,
+                                 &name.n, &number, &type.p, &type.n, &proto.p, &proto.n, &created,
+                                 &vid.p, &vid.n))
         return NULL;
     CALL_STORE(self,
                store_version_save(st, project, name, number, type, proto, created, vid, &err));
@@ -481,8 +491,8 @@ static PyObject *Store_version_list(StoreObject *self, PyObject *args) {
     store *st = live(self);
     db_err err;
     rowset rs;
-    if (!st || !PyArg_ParseTuple(args, "s#s#:version_list", &project.p, &project.n, &name.p,
-                                 &name.n))
+    if (!st ||
+        !PyArg_ParseTuple(args, "s#s#:version_list", &project.p, &project.n, &name.p, &name.n))
         return NULL;
     CALL_STORE(self, store_version_list(st, project, name, &rs, &err));
     return rows_to_py(&rs);
@@ -497,12 +507,15 @@ static PyObject *Store_registry(StoreObject *self, PyObject *noargs) {
     buf out = {0};
     if (!st) return NULL;
     int rv;
-    Py_BEGIN_ALLOW_THREADS rv = store_registry(st, &out, &err);
-    Py_END_ALLOW_THREADS if (rv != 0) {
+    Py_BEGIN_ALLOW_THREADS
+        rv = store_registry(st, &out, &err);
+    Py_END_ALLOW_THREADS
+    if (rv != 0) {
         buf_free(&out);
         return sqlreg_raise(state_of((PyObject *)self), &err);
     }
-    PyObject *bytes = PyBytes_FromStringAndSize(out.p ? (const char *)out.p : "", (Py_ssize_t)out.n);
+    PyObject *bytes =
+        PyBytes_FromStringAndSize(out.p ? (const char *)out.p : "", (Py_ssize_t)out.n);
     buf_free(&out);
     return bytes;
 }
@@ -545,8 +558,7 @@ static PyMethodDef Store_methods[] = {
      "meta_list(project) -> [(key, value, last_updated)]."},
     {"meta_by_key", (PyCFunction)Store_meta_by_key, METH_VARARGS,
      "meta_by_key(key) -> [(project, last_updated)]."},
-    {"meta_set", (PyCFunction)Store_meta_set, METH_VARARGS,
-     "meta_set(project, key, value, now)."},
+    {"meta_set", (PyCFunction)Store_meta_set, METH_VARARGS, "meta_set(project, key, value, now)."},
     {"meta_init", (PyCFunction)Store_meta_init, METH_VARARGS,
      "meta_init(project, key, value, now): set key unless the project has it."},
     {"meta_delete_project", (PyCFunction)Store_meta_delete_project, METH_VARARGS,

@@ -20,13 +20,13 @@ static const table_info TABLES[OBJ_KINDS] = {
     [OBJ_ENTITY] = {"entities", "entity_name", "entity_proto", 1, 0},
     [OBJ_DATA_SOURCE] = {"data_sources", "data_source_name", "data_source_proto", 12, 0},
     [OBJ_FEATURE_VIEW] = {"feature_views", "feature_view_name", "feature_view_proto", 6, 1},
-    [OBJ_STREAM_FEATURE_VIEW] = {"stream_feature_views", "feature_view_name",
-                                 "feature_view_proto", 14, 1},
+    [OBJ_STREAM_FEATURE_VIEW] = {"stream_feature_views", "feature_view_name", "feature_view_proto",
+                                 14, 1},
     [OBJ_ON_DEMAND_FEATURE_VIEW] = {"on_demand_feature_views", "feature_view_name",
                                     "feature_view_proto", 8, 1},
     [OBJ_LABEL_VIEW] = {"label_views", "feature_view_name", "feature_view_proto", 19, 1},
-    [OBJ_FEATURE_SERVICE] = {"feature_services", "feature_service_name", "feature_service_proto",
-                             7, 0},
+    [OBJ_FEATURE_SERVICE] = {"feature_services", "feature_service_name", "feature_service_proto", 7,
+                             0},
     [OBJ_SAVED_DATASET] = {"saved_datasets", "saved_dataset_name", "saved_dataset_proto", 11, 0},
     [OBJ_VALIDATION_REFERENCE] = {"validation_references", "validation_reference_name",
                                   "validation_reference_proto", 13, 0},
@@ -37,15 +37,22 @@ static const table_info TABLES[OBJ_KINDS] = {
 /* The order in which Feast's SqlRegistry.proto() adds each project's objects;
  * kept so repeated fields come out in the same order as stock. */
 static const obj_kind REGISTRY_ORDER[] = {
-    OBJ_ENTITY,       OBJ_FEATURE_VIEW,          OBJ_DATA_SOURCE,  OBJ_ON_DEMAND_FEATURE_VIEW,
-    OBJ_STREAM_FEATURE_VIEW, OBJ_FEATURE_SERVICE, OBJ_SAVED_DATASET, OBJ_VALIDATION_REFERENCE,
-    OBJ_PERMISSION,   OBJ_LABEL_VIEW,
+    OBJ_ENTITY,
+    OBJ_FEATURE_VIEW,
+    OBJ_DATA_SOURCE,
+    OBJ_ON_DEMAND_FEATURE_VIEW,
+    OBJ_STREAM_FEATURE_VIEW,
+    OBJ_FEATURE_SERVICE,
+    OBJ_SAVED_DATASET,
+    OBJ_VALIDATION_REFERENCE,
+    OBJ_PERMISSION,
+    OBJ_LABEL_VIEW,
 };
 #define NREG (sizeof(REGISTRY_ORDER) / sizeof(REGISTRY_ORDER[0]))
 
 #define FV_KINDS 4
-static const obj_kind FEATURE_VIEW_KINDS[FV_KINDS] = {
-    OBJ_FEATURE_VIEW, OBJ_ON_DEMAND_FEATURE_VIEW, OBJ_STREAM_FEATURE_VIEW, OBJ_LABEL_VIEW};
+static const obj_kind FEATURE_VIEW_KINDS[FV_KINDS] = {OBJ_FEATURE_VIEW, OBJ_ON_DEMAND_FEATURE_VIEW,
+                                                      OBJ_STREAM_FEATURE_VIEW, OBJ_LABEL_VIEW};
 
 /* ---- schema -------------------------------------------------------------- */
 
@@ -65,19 +72,24 @@ typedef struct {
     coldef cols[9];
 } tabledef;
 
-#define OBJECT_TABLE(t, namecol, protocol)                                              \
-    {t, "idx_" t "_project_id", namecol ", project_id",                                 \
-     {{namecol, T_NAME, 1},                                                              \
-      {"project_id", T_NAME, 1},                                                         \
-      {"last_updated_timestamp", T_BIGINT, 1},                                           \
-      {protocol, T_BLOB, 1}}}
-#define VIEW_TABLE(t)                                                                   \
-    {t, "idx_" t "_project_id", "feature_view_name, project_id",                        \
-     {{"feature_view_name", T_NAME, 1},                                                  \
-      {"project_id", T_NAME, 1},                                                         \
-      {"last_updated_timestamp", T_BIGINT, 1},                                           \
-      {"feature_view_proto", T_BLOB, 1},                                                 \
-      {"user_metadata", T_BLOB, 0}}}
+#define OBJECT_TABLE(t, namecol, protocol)                                                         \
+    {                                                                                              \
+        t, "idx_" t "_project_id", namecol ", project_id", {                                       \
+            {namecol, T_NAME, 1}, {"project_id", T_NAME, 1},                                       \
+                {"last_updated_timestamp", T_BIGINT, 1}, {                                         \
+                protocol, T_BLOB, 1                                                                \
+            }                                                                                      \
+        }                                                                                          \
+    }
+#define VIEW_TABLE(t)                                                                              \
+    {                                                                                              \
+        t, "idx_" t "_project_id", "feature_view_name, project_id", {                              \
+            {"feature_view_name", T_NAME, 1}, {"project_id", T_NAME, 1},                           \
+                {"last_updated_timestamp", T_BIGINT, 1}, {"feature_view_proto", T_BLOB, 1}, {      \
+                "user_metadata", T_BLOB, 0                                                         \
+            }                                                                                      \
+        }                                                                                          \
+    }
 
 static const tabledef SCHEMA[] = {
     {"projects",
@@ -184,8 +196,8 @@ static void build_sql(store *st) {
     for (int k = 0; k < OBJ_KINDS; k++) {
         const table_info *t = &TABLES[k];
         table_sql *s = &st->sql[k];
-        snprintf(s->get, SQL_LEN, "SELECT %s FROM %s WHERE %s = ? AND project_id = ?",
-                 t->proto_col, t->table, t->name_col);
+        snprintf(s->get, SQL_LEN, "SELECT %s FROM %s WHERE %s = ? AND project_id = ?", t->proto_col,
+                 t->table, t->name_col);
         snprintf(s->get_lock, SQL_LEN, "SELECT %s FROM %s WHERE %s = ? AND project_id = ?%s",
                  t->proto_col, t->table, t->name_col, lock);
         snprintf(s->list, SQL_LEN, "SELECT %s FROM %s WHERE project_id = ?", t->proto_col,
@@ -223,8 +235,9 @@ static void build_sql(store *st) {
      * INSERT IGNORE would also swallow truncation). */
     const char *pre = st->dialect == DB_SQLITE ? "INSERT OR IGNORE INTO" : "INSERT INTO";
     const char *post = st->dialect == DB_POSTGRES ? " ON CONFLICT DO NOTHING"
-                       : st->dialect == DB_MYSQL  ? " ON DUPLICATE KEY UPDATE project_id = project_id"
-                                                  : "";
+                       : st->dialect == DB_MYSQL
+                           ? " ON DUPLICATE KEY UPDATE project_id = project_id"
+                           : "";
     snprintf(st->project_insert_missing, SQL_LEN,
              "%s projects (project_id, project_name, last_updated_timestamp, project_proto) "
              "VALUES (?, ?, ?, ?)%s",
@@ -241,13 +254,11 @@ static void build_sql(store *st) {
              "version_number, feature_view_type, feature_view_proto, created_timestamp, "
              "description, version_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     snprintf(st->tables_query, SQL_LEN, "%s",
-             st->dialect == DB_SQLITE
-                 ? "SELECT name FROM sqlite_master WHERE type = 'table'"
-             : st->dialect == DB_POSTGRES
-                 ? "SELECT table_name FROM information_schema.tables "
-                   "WHERE table_schema = current_schema()"
-                 : "SELECT table_name FROM information_schema.tables "
-                   "WHERE table_schema = DATABASE()");
+             st->dialect == DB_SQLITE     ? "SELECT name FROM sqlite_master WHERE type = 'table'"
+             : st->dialect == DB_POSTGRES ? "SELECT table_name FROM information_schema.tables "
+                                            "WHERE table_schema = current_schema()"
+                                          : "SELECT table_name FROM information_schema.tables "
+                                            "WHERE table_schema = DATABASE()");
 }
 
 static pool *open_pool(const char *text, const pool_opts *opts, db_err *err) {
@@ -293,7 +304,9 @@ void store_close(store *st) {
     free(st);
 }
 
-db_dialect store_dialect(const store *st) { return st->dialect; }
+db_dialect store_dialect(const store *st) {
+    return st->dialect;
+}
 
 void store_describe(const store *st, int read, char *out, size_t outlen) {
     url_redacted(pool_url(read ? st->rpool : st->wpool), out, outlen);
@@ -388,8 +401,12 @@ static int exec(const db_driver *d, db_conn *c, const char *sql, const db_value 
     return d->exec(c, sql, params, n, out ? rowset_add : NULL, out, affected, err);
 }
 
-static db_value txt(sref s) { return db_text(s.p, s.n); }
-static db_value txtz(const char *s) { return db_text(s, strlen(s)); }
+static db_value txt(sref s) {
+    return db_text(s.p, s.n);
+}
+static db_value txtz(const char *s) {
+    return db_text(s, strlen(s));
+}
 
 /* ---- schema -------------------------------------------------------------- */
 
@@ -574,8 +591,9 @@ int store_version_next(store *st, sref project, sref name, int64_t *next, db_err
  * insert, else (another writer inserted it meanwhile) update theirs. */
 static int meta_upsert(store *st, const db_driver *d, db_conn *c, sref project, sref key,
                        sref value, int64_t now, db_err *err) {
-    static const char *update = "UPDATE feast_metadata SET metadata_value = ?, "
-                                "last_updated_timestamp = ? WHERE project_id = ? AND metadata_key = ?";
+    static const char *update =
+        "UPDATE feast_metadata SET metadata_value = ?, "
+        "last_updated_timestamp = ? WHERE project_id = ? AND metadata_key = ?";
     db_value up[4] = {txt(value), db_int(now), txt(project), txt(key)};
     int64_t n = 0;
     if (exec(d, c, update, up, 4, NULL, &n, err) != 0) return -1;
@@ -597,16 +615,15 @@ static int meta_upsert(store *st, const db_driver *d, db_conn *c, sref project, 
 
 /* The project row, project_uuid and last-updated metadata that go with every
  * object write, in the object's transaction. */
-static int bookkeeping(store *st, const db_driver *d, db_conn *c, sref project,
-                       const write_ctx *w, db_err *err) {
+static int bookkeeping(store *st, const db_driver *d, db_conn *c, sref project, const write_ctx *w,
+                       db_err *err) {
     if (w->project_proto.p) {
         db_value p[4] = {txt(project), txt(project), db_int(w->now),
                          db_blob(w->project_proto.p, w->project_proto.n)};
         if (exec(d, c, st->project_insert_missing, p, 4, NULL, NULL, err) != 0) return -1;
     }
     if (w->project_uuid.p) {
-        db_value p[4] = {txt(project), txtz("project_uuid"), txt(w->project_uuid),
-                         db_int(w->now)};
+        db_value p[4] = {txt(project), txtz("project_uuid"), txt(w->project_uuid), db_int(w->now)};
         if (exec(d, c, st->meta_insert_missing, p, 4, NULL, NULL, err) != 0) return -1;
     }
     if (w->touch_metadata) {
@@ -674,8 +691,8 @@ static int apply_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err
     if (old.nrows > 0) {
         db_value stored = rowset_get(&old, 0, 0);
         char msg[256];
-        if (pb_merge_for_update(a->k, (const uint8_t *)a->proto.p, a->proto.n, stored.p,
-                                stored.n, &merged, msg, sizeof(msg)) != 0) {
+        if (pb_merge_for_update(a->k, (const uint8_t *)a->proto.p, a->proto.n, stored.p, stored.n,
+                                &merged, msg, sizeof(msg)) != 0) {
             db_err_set(err, DB_ERR_DATA, 0, NULL, "%s '%.*s' in project '%.*s': %s",
                        TABLES[a->k].table, (int)a->name.n, a->name.p, (int)a->project.n,
                        a->project.p, msg);
@@ -720,11 +737,10 @@ static int delete_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_er
         x->deleted += n;
     }
     if (x->deleted == 0) return 0; /* nothing to record */
-    if (x->with_history &&
-        exec(d, c,
-             "DELETE FROM feature_view_version_history "
-             "WHERE feature_view_name = ? AND project_id = ?",
-             key, 2, NULL, NULL, err) != 0)
+    if (x->with_history && exec(d, c,
+                                "DELETE FROM feature_view_version_history "
+                                "WHERE feature_view_name = ? AND project_id = ?",
+                                key, 2, NULL, NULL, err) != 0)
         return -1;
     return bookkeeping(st, d, c, x->project, x->w, err);
 }
@@ -770,13 +786,11 @@ static int materialize_fn(store *st, const db_driver *d, db_conn *c, void *ctx, 
     char msg[256];
     if (pb_append_interval(m->k, stored.p, stored.n, m->start, m->end, m->now, &edited, msg,
                            sizeof(msg)) != 0) {
-        db_err_set(err, DB_ERR_DATA, 0, NULL, "%s '%.*s' in project '%.*s': %s",
-                   TABLES[m->k].table, (int)m->name.n, m->name.p, (int)m->project.n,
-                   m->project.p, msg);
+        db_err_set(err, DB_ERR_DATA, 0, NULL, "%s '%.*s' in project '%.*s': %s", TABLES[m->k].table,
+                   (int)m->name.n, m->name.p, (int)m->project.n, m->project.p, msg);
         goto done;
     }
-    db_value p[4] = {db_blob(edited.p, edited.n), db_int(m->w->now), txt(m->name),
-                     txt(m->project)};
+    db_value p[4] = {db_blob(edited.p, edited.n), db_int(m->w->now), txt(m->name), txt(m->project)};
     if (exec(d, c, s->update, p, 4, NULL, NULL, err) != 0) goto done;
     rv = bookkeeping(st, d, c, m->project, m->w, err);
 done:
@@ -786,8 +800,7 @@ done:
 }
 
 int store_apply_materialization(store *st, obj_kind k, sref project, sref name, pb_ts start,
-                                pb_ts end, pb_ts now, const write_ctx *w, int *found,
-                                db_err *err) {
+                                pb_ts end, pb_ts now, const write_ctx *w, int *found, db_err *err) {
     if (!pb_has_intervals(k)) {
         db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "%s have no materialization intervals",
                    TABLES[k].table);
@@ -826,11 +839,11 @@ int store_set_user_metadata(store *st, obj_kind k, sref project, sref name, cons
         db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "%s have no user metadata", TABLES[k].table);
         return -1;
     }
-    write_one_ctx w = {st->sql[k].set_um,
-                       {data ? db_blob(data->p, data->n) : db_null(), db_int(now), txt(name),
-                        txt(project)},
-                       4,
-                       0};
+    write_one_ctx w = {
+        st->sql[k].set_um,
+        {data ? db_blob(data->p, data->n) : db_null(), db_int(now), txt(name), txt(project)},
+        4,
+        0};
     if (run(st, WRITE_TXN, write_one_fn, &w, err) != 0) return -1;
     /* MySQL counts rows changed, not rows matched, unless the driver asks
      * for found rows; the MySQL backend does. */
@@ -854,10 +867,8 @@ int store_meta_set(store *st, sref project, sref key, sref value, int64_t now, d
 }
 
 int store_meta_init(store *st, sref project, sref key, sref value, int64_t now, db_err *err) {
-    write_one_ctx w = {st->meta_insert_missing,
-                       {txt(project), txt(key), txt(value), db_int(now)},
-                       4,
-                       0};
+    write_one_ctx w = {
+        st->meta_insert_missing, {txt(project), txt(key), txt(value), db_int(now)}, 4, 0};
     return run(st, WRITE_TXN, write_one_fn, &w, err);
 }
 
@@ -914,7 +925,7 @@ int store_teardown(store *st, db_err *err) {
 
 typedef struct {
     buf *out;
-    rowset projects; /* (project_id, proto, last_updated) */
+    rowset projects;  /* (project_id, proto, last_updated) */
     buf *per_project; /* one buffer per project, for the table being read */
 } registry_ctx;
 
@@ -970,7 +981,8 @@ static int registry_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_
             buf stamp = {0};
             int rv = pb_project_stamp(k, id.p, id.n, &stamp);
             /* tag, length (row + stamp), row bytes, stamp */
-            if (rv == 0) rv = buf_varint(&r->per_project[pi], ((uint64_t)TABLES[k].registry_field << 3) | 2);
+            if (rv == 0)
+                rv = buf_varint(&r->per_project[pi], ((uint64_t)TABLES[k].registry_field << 3) | 2);
             if (rv == 0) rv = buf_varint(&r->per_project[pi], proto.n + stamp.n);
             if (rv == 0) rv = buf_put(&r->per_project[pi], proto.p, proto.n);
             if (rv == 0) rv = buf_put(&r->per_project[pi], stamp.p, stamp.n);
@@ -1021,7 +1033,8 @@ int store_registry(store *st, buf *out, db_err *err) {
     out->n = 0;
     int rv = run(st, READ_TXN, registry_fn, &r, err);
     if (r.per_project)
-        for (size_t i = 0; i < r.projects.nrows; i++) buf_free(&r.per_project[i]);
+        for (size_t i = 0; i < r.projects.nrows; i++)
+            buf_free(&r.per_project[i]);
     free(r.per_project);
     rowset_free(&r.projects);
     return rv;

@@ -80,8 +80,7 @@ int store_delete_feature_view(store *st, sref project, sref name, const write_ct
 /* Appends a materialization interval under a row lock. *found = 0 when the
  * feature view does not exist. */
 int store_apply_materialization(store *st, obj_kind k, sref project, sref name, pb_ts start,
-                                pb_ts end, pb_ts now, const write_ctx *w, int *found,
-                                db_err *err);
+                                pb_ts end, pb_ts now, const write_ctx *w, int *found, db_err *err);
 /* Replaces the stored proto of an existing object (merged as store_apply
  * does); does nothing when the object is gone. */
 int store_replace_proto(store *st, obj_kind k, sref project, sref name, sref proto, int64_t now,
@@ -114,8 +113,7 @@ int store_meta_delete_project(store *st, sref project, db_err *err);
 int store_version_next(store *st, sref project, sref name, int64_t *next, db_err *err);
 int store_version_save(store *st, sref project, sref name, int64_t number, sref type, sref proto,
                        int64_t created, sref version_id, db_err *err);
-int store_version_get(store *st, sref project, sref name, int64_t number, rowset *out,
-                      db_err *err);
+int store_version_get(store *st, sref project, sref name, int64_t number, rowset *out, db_err *err);
 int store_version_list(store *st, sref project, sref name, rowset *out, db_err *err);
 
 /* The whole registry as one serialized feast.core.Registry, assembled from

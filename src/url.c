@@ -46,7 +46,8 @@ void url_free(db_url *u) {
     if (u->password) {
         /* Do not leave the secret lying in freed memory. */
         volatile char *p = u->password;
-        while (*p) *p++ = 0;
+        while (*p)
+            *p++ = 0;
         free(u->password);
     }
     free(u->host);
@@ -141,8 +142,7 @@ int url_parse(const char *text, db_url *u, char *errbuf, size_t errlen) {
         if (!u->user) return fail(u, errbuf, errlen, "bad percent-escape in the user name");
         if (colon) {
             u->password = decode(colon + 1, (size_t)(at - colon - 1), 0);
-            if (!u->password)
-                return fail(u, errbuf, errlen, "bad percent-escape in the password");
+            if (!u->password) return fail(u, errbuf, errlen, "bad percent-escape in the password");
         }
         hoststart = at + 1;
     }
@@ -164,7 +164,8 @@ int url_parse(const char *text, db_url *u, char *errbuf, size_t errlen) {
         char *endp = NULL;
         long port = strtol(portsep + 1, &endp, 10);
         if (endp != auth_end || port <= 0 || port > 65535)
-            return fail(u, errbuf, errlen, "the port in the registry URL is not a number from 1 to 65535");
+            return fail(u, errbuf, errlen,
+                        "the port in the registry URL is not a number from 1 to 65535");
         u->port = (int)port;
     }
     if (path && path + 1 < end) {
@@ -184,8 +185,7 @@ const char *url_query(const db_url *u, const char *k) {
 
 int url_is_sqlite_memory(const db_url *u) {
     return strcmp(u->scheme, "sqlite") == 0 &&
-           (u->database == NULL || u->database[0] == '\0' ||
-            strcmp(u->database, ":memory:") == 0);
+           (u->database == NULL || u->database[0] == '\0' || strcmp(u->database, ":memory:") == 0);
 }
 
 /* Appends s to out[*n..], percent-encoding what would change the URL's
@@ -206,7 +206,8 @@ static void put_encoded(char *out, size_t outlen, size_t *n, const char *s) {
 }
 
 static void put_raw(char *out, size_t outlen, size_t *n, const char *s) {
-    for (; *s && *n + 1 < outlen; s++) out[(*n)++] = *s;
+    for (; *s && *n + 1 < outlen; s++)
+        out[(*n)++] = *s;
     out[*n] = '\0';
 }
 
@@ -233,8 +234,10 @@ void url_redacted(const db_url *u, char *out, size_t outlen) {
     if (u->host) {
         int v6 = strchr(u->host, ':') != NULL && u->host[0] != '/';
         if (v6) put_raw(out, outlen, &n, "[");
-        if (v6) put_raw(out, outlen, &n, u->host);
-        else put_encoded(out, outlen, &n, u->host);
+        if (v6)
+            put_raw(out, outlen, &n, u->host);
+        else
+            put_encoded(out, outlen, &n, u->host);
         if (v6) put_raw(out, outlen, &n, "]");
     }
     if (u->port) {

@@ -13,14 +13,14 @@
 
 static int passed, failed;
 
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (cond) {                                                                    \
-            passed++;                                                                  \
-        } else {                                                                       \
-            failed++;                                                                  \
-            fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond);         \
-        }                                                                              \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            passed++;                                                                              \
+        } else {                                                                                   \
+            failed++;                                                                              \
+            fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond);                     \
+        }                                                                                          \
     } while (0)
 
 static int streq(const char *a, const char *b) {
@@ -36,7 +36,8 @@ static void test_urls(void) {
     CHECK(streq(u.scheme, "postgresql") && streq(u.driver, "psycopg"));
     CHECK(streq(u.user, "al@ice") && streq(u.password, "p@ss:w"));
     CHECK(streq(u.host, "db.example") && u.port == 6543 && streq(u.database, "reg"));
-    CHECK(streq(url_query(&u, "sslmode"), "require") && streq(url_query(&u, "connect_timeout"), "5"));
+    CHECK(streq(url_query(&u, "sslmode"), "require") &&
+          streq(url_query(&u, "connect_timeout"), "5"));
     url_redacted(&u, shown, sizeof(shown));
     CHECK(strstr(shown, "p@ss") == NULL && strstr(shown, "***") != NULL);
     CHECK(streq(shown, "postgresql+psycopg://al%40ice:***@db.example:6543/reg"));
@@ -46,15 +47,22 @@ static void test_urls(void) {
     CHECK(streq(u.host, "::1") && u.port == 3306 && u.password == NULL);
     url_free(&u);
 
-    CHECK(url_parse("sqlite:///rel/r.db", &u, err, sizeof(err)) == 0 && streq(u.database, "rel/r.db"));
+    CHECK(url_parse("sqlite:///rel/r.db", &u, err, sizeof(err)) == 0 &&
+          streq(u.database, "rel/r.db"));
     url_free(&u);
-    CHECK(url_parse("sqlite:////abs/r.db", &u, err, sizeof(err)) == 0 && streq(u.database, "/abs/r.db"));
+    CHECK(url_parse("sqlite:////abs/r.db", &u, err, sizeof(err)) == 0 &&
+          streq(u.database, "/abs/r.db"));
     url_free(&u);
     CHECK(url_parse("sqlite://", &u, err, sizeof(err)) == 0 && url_is_sqlite_memory(&u));
     url_free(&u);
 
-    const char *bad[] = {"nonsense", "://x", "postgresql://u@h:0/db", "postgresql://u@h:x/db",
-                         "postgresql://u:%zz@h/db", "sqlite://host/x.db", "mysql://u@[::1/x"};
+    const char *bad[] = {"nonsense",
+                         "://x",
+                         "postgresql://u@h:0/db",
+                         "postgresql://u@h:x/db",
+                         "postgresql://u:%zz@h/db",
+                         "sqlite://host/x.db",
+                         "mysql://u@[::1/x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = 0;
         CHECK(url_parse(bad[i], &u, err, sizeof(err)) == -1 && err[0] != 0);
@@ -115,7 +123,10 @@ static void test_pb(void) {
         CHECK(m->meta->created_timestamp->seconds == 111); /* stored created kept */
         CHECK(m->meta->n_materialization_intervals == 2);  /* stored intervals kept */
         CHECK(m->base.n_unknown_fields == 1 && m->base.unknown_fields[0].tag == 99);
-        CHECK(m->spec.len == 4 && memcmp(m->spec.data, "\x0a\x02" "fv", 4) == 0);
+        CHECK(m->spec.len == 4 && memcmp(m->spec.data,
+                                         "\x0a\x02"
+                                         "fv",
+                                         4) == 0);
         feast_sqlreg__feature_view_object__free_unpacked(m, NULL);
     }
 
@@ -216,8 +227,10 @@ static void test_store_sqlite(void) {
     CHECK(store_registry(st, &reg, &err) == 0 && reg.n > fv.n);
     buf_free(&reg);
 
-    CHECK(store_version_save(st, S("p"), S("fv"), 0, S("feature_view"), proto, 1, S("v0"), &err) == 0);
-    CHECK(store_version_save(st, S("p"), S("fv"), 0, S("feature_view"), proto, 1, S("v0"), &err) == -1);
+    CHECK(store_version_save(st, S("p"), S("fv"), 0, S("feature_view"), proto, 1, S("v0"), &err) ==
+          0);
+    CHECK(store_version_save(st, S("p"), S("fv"), 0, S("feature_view"), proto, 1, S("v0"), &err) ==
+          -1);
     CHECK(err.kind == DB_ERR_INTEGRITY);
     int64_t next = -1;
     CHECK(store_version_next(st, S("p"), S("fv"), &next, &err) == 0 && next == 1);
