@@ -370,22 +370,34 @@ class NativeSqlRegistry(CachingRegistry):
                 objects.append(obj)
         return objects
 
-    def _apply_object(self, kind: int, project: str, obj, name: Optional[str] = None):
+    def _apply_object(
+        self, kind: int, project: str, obj, name: Optional[str] = None, first_version=False
+    ):
         """Stock _apply_object: skip an unchanged object, keep created_timestamp
         and intervals of a changed one, create the project if needed. The C
         core merges again under the row lock, so a concurrent writer's
-        intervals survive."""
+        intervals survive.
+
+        Returns (existing, stored, sent): the stored object as it was and its
+        bytes (None if there was none), and the serialized object written
+        (None if unchanged), so apply_feature_view reads and parses neither
+        again.
+
+        first_version: a feature view that turns out to be new is stored as
+        its v0 snapshot and recorded as v0 in the same transaction: the end
+        state of stock's three writes (apply, save v0, re-stamp), in one."""
         proto_class, python_class, _ = _KINDS[kind]
         name = name or getattr(obj, "name", None)
         assert name, f"name needs to be provided for {obj}"
         now = _utc_now()
         stored = self._store.get(kind, project, name, True)
+        existing = None
         if stored is not None:
             if kind in _COMPARED:
                 stored_proto = proto_class.FromString(stored)
                 existing = type(obj).from_proto(stored_proto)
                 if existing == obj:
-                    return
+                    return existing, stored, None
                 obj.created_timestamp = stored_proto.meta.created_timestamp.ToDatetime().replace(
                     tzinfo=timezone.utc
                 )
@@ -399,10 +411,21 @@ class NativeSqlRegistry(CachingRegistry):
                 obj.created_timestamp = now
             if hasattr(obj, "last_updated_timestamp"):
                 obj.last_updated_timestamp = now
+            if first_version:
+                obj.current_version_number = 0
             proto = obj.to_proto()
             if hasattr(proto, "meta") and hasattr(proto.meta, "created_timestamp"):
                 if not proto.meta.HasField("created_timestamp"):
                     proto.meta.created_timestamp.FromDatetime(now)
+            if first_version:
+                proto.spec.project = project
+        version = {}
+        if first_version and stored is None:
+            version = dict(
+                version_number=0,
+                version_type=_VERSION_TYPE[kind],
+                version_id=generate_version_id(),
+            )
         project_proto = None
         if kind != PROJECT:
             project_proto = (
@@ -410,17 +433,20 @@ class NativeSqlRegistry(CachingRegistry):
                 .to_proto()
                 .SerializeToString()
             )
+        sent = proto.SerializeToString()
         self._store.apply(
             kind,
             project,
             name,
-            proto.SerializeToString(),
+            sent,
             int(now.timestamp()),
             project_proto=project_proto,
             project_uuid=None if self.purge_feast_metadata else str(uuid.uuid4()),
             touch_metadata=not self.purge_feast_metadata,
+            **version,
         )
         self._written()
+        return existing, stored, sent
 
     def _delete(self, kind: int, name: str, project: str) -> int:
         _, _, not_found = _KINDS[kind]
@@ -473,7 +499,7 @@ class NativeSqlRegistry(CachingRegistry):
         return self._get(PROJECT, name, name)
 
     def apply_project(self, project: Project, commit: bool = True):
-        return self._apply_object(PROJECT, project.name, project)
+        self._apply_object(PROJECT, project.name, project)
 
     def delete_project(self, name: str, commit: bool = True):
         self.get_project(name, allow_cache=False)  # ProjectObjectNotFoundException
@@ -509,7 +535,7 @@ class NativeSqlRegistry(CachingRegistry):
     # ---- entities, data sources, services, datasets, permissions ----------
 
     def apply_entity(self, entity: Entity, project: str, commit: bool = True):
-        return self._apply_object(ENTITY, project, entity)
+        self._apply_object(ENTITY, project, entity)
 
     def _get_entity(self, name: str, project: str) -> Entity:
         return self._get(ENTITY, name, project)
@@ -521,7 +547,7 @@ class NativeSqlRegistry(CachingRegistry):
         return self._delete(ENTITY, name, project)
 
     def apply_data_source(self, data_source: DataSource, project: str, commit: bool = True):
-        return self._apply_object(DATA_SOURCE, project, data_source)
+        self._apply_object(DATA_SOURCE, project, data_source)
 
     def _get_data_source(self, name: str, project: str) -> DataSource:
         return self._get(DATA_SOURCE, name, project)
@@ -538,7 +564,7 @@ class NativeSqlRegistry(CachingRegistry):
         self, feature_service: FeatureService, project: str, commit: bool = True
     ):
         feature_service.prepare_for_apply(self, project, allow_cache=True)
-        return self._apply_object(FEATURE_SERVICE, project, feature_service)
+        self._apply_object(FEATURE_SERVICE, project, feature_service)
 
     def _get_feature_service(self, name: str, project: str) -> FeatureService:
         return self._get(FEATURE_SERVICE, name, project)
@@ -554,7 +580,7 @@ class NativeSqlRegistry(CachingRegistry):
     def apply_saved_dataset(
         self, saved_dataset: SavedDataset, project: str, commit: bool = True
     ):
-        return self._apply_object(SAVED_DATASET, project, saved_dataset)
+        self._apply_object(SAVED_DATASET, project, saved_dataset)
 
     def _get_saved_dataset(self, name: str, project: str) -> SavedDataset:
         return self._get(SAVED_DATASET, name, project)
@@ -583,7 +609,7 @@ class NativeSqlRegistry(CachingRegistry):
         project: str,
         commit: bool = True,
     ):
-        return self._apply_object(VALIDATION_REFERENCE, project, validation_reference)
+        self._apply_object(VALIDATION_REFERENCE, project, validation_reference)
 
     def _get_validation_reference(self, name: str, project: str) -> ValidationReference:
         return self._get(VALIDATION_REFERENCE, name, project)
@@ -597,7 +623,7 @@ class NativeSqlRegistry(CachingRegistry):
         self._delete(VALIDATION_REFERENCE, name, project)
 
     def apply_permission(self, permission: Permission, project: str, commit: bool = True):
-        return self._apply_object(PERMISSION, project, permission)
+        self._apply_object(PERMISSION, project, permission)
 
     def _get_permission(self, name: str, project: str) -> Permission:
         return self._get(PERMISSION, name, project)
@@ -698,41 +724,39 @@ class NativeSqlRegistry(CachingRegistry):
         if not is_latest:
             return self._apply_pinned_version(feature_view, kind, project, pin_version)
 
-        old = self._store.get(kind, project, feature_view.name, True)
-        self._apply_object(kind, project, feature_view)
-        new = self._store.get(kind, project, feature_view.name, True)
-        if new is None:
-            return
+        old_fv, old_bytes, sent = self._apply_object(
+            kind, project, feature_view, first_version=True
+        )
+        if old_fv is None:
+            return  # new: stored as v0 with its history, in one transaction
+        if sent is None:
+            return  # unchanged: nothing written, no new version
+        # As stock: compare what was stored with what is stored now, both as
+        # read back from their bytes.
         proto_class, fv_class, _ = _KINDS[kind]
-        if old is not None:
-            old_fv = fv_class.from_proto(proto_class.FromString(old))
-            new_fv = fv_class.from_proto(proto_class.FromString(new))
-            if not new_fv._schema_or_udf_changed(old_fv):
-                return
-            next_ver = self._store.version_next(project, feature_view.name)
-            if next_ver == 0:
-                # First time versioned: the old definition becomes v0.
-                self._save_version(feature_view.name, project, 0, kind, old)
-                next_ver = 1
-            for attempt in range(3):
-                feature_view.current_version_number = next_ver
-                snapshot = self._snapshot(feature_view, project)
-                try:
-                    self._save_version(feature_view.name, project, next_ver, kind, snapshot)
-                    break
-                except errors.IntegrityError:
-                    if attempt == 2:
-                        raise ConcurrentVersionConflict(
-                            f"Failed to assign version for '{feature_view.name}' after "
-                            f"3 attempts due to concurrent applies. Please retry."
-                        )
-                    next_ver = self._store.version_next(project, feature_view.name)
-            if no_promote:
-                return
-        else:
-            feature_view.current_version_number = 0
+        new_fv = fv_class.from_proto(proto_class.FromString(sent))
+        if not new_fv._schema_or_udf_changed(old_fv):
+            return
+        next_ver = self._store.version_next(project, feature_view.name)
+        if next_ver == 0:
+            # First time versioned: the old definition becomes v0.
+            self._save_version(feature_view.name, project, 0, kind, old_bytes)
+            next_ver = 1
+        for attempt in range(3):
+            feature_view.current_version_number = next_ver
             snapshot = self._snapshot(feature_view, project)
-            self._save_version(feature_view.name, project, 0, kind, snapshot)
+            try:
+                self._save_version(feature_view.name, project, next_ver, kind, snapshot)
+                break
+            except errors.IntegrityError:
+                if attempt == 2:
+                    raise ConcurrentVersionConflict(
+                        f"Failed to assign version for '{feature_view.name}' after "
+                        f"3 attempts due to concurrent applies. Please retry."
+                    )
+                next_ver = self._store.version_next(project, feature_view.name)
+        if no_promote:
+            return
         self._store.replace_proto(
             kind, project, feature_view.name, snapshot, int(_utc_now().timestamp())
         )
@@ -763,7 +787,8 @@ class NativeSqlRegistry(CachingRegistry):
             restored = python_class.from_proto(proto_class.FromString(snap_bytes))
             restored.version = feature_view.version
             restored.current_version_number = pin_version
-            return self._apply_object(kind, project, restored)
+            self._apply_object(kind, project, restored)
+            return
         # A version that does not exist yet: declare it.
         feature_view.current_version_number = pin_version
         try:
@@ -779,7 +804,7 @@ class NativeSqlRegistry(CachingRegistry):
                 f"Version v{pin_version} of '{feature_view.name}' was just created by "
                 f"another concurrent apply. Pull latest and retry."
             )
-        return self._apply_object(kind, project, feature_view)
+        self._apply_object(kind, project, feature_view)
 
     @staticmethod
     def _snapshot(feature_view, project: str) -> bytes:

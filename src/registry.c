@@ -226,23 +226,30 @@ static PyObject *Store_list_projects(StoreObject *self, PyObject *noargs) {
 }
 
 static PyObject *Store_apply(StoreObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"kind",          "project",      "name",           "proto", "now",
-                             "project_proto", "project_uuid", "touch_metadata", NULL};
+    static char *kwlist[] = {"kind",           "project",        "name",         "proto",
+                             "now",            "project_proto",  "project_uuid", "touch_metadata",
+                             "version_number", "version_type",   "version_id",   NULL};
     int kind, inserted = 0;
     sref project, name, proto;
-    long long now;
+    long long now, version_number = 0;
     write_ctx w = {0};
     w.touch_metadata = 1;
     store *st = live(self);
     db_err err;
     if (!st ||
-        !PyArg_ParseTupleAndKeywords(args, kwds, "is#s#y#L|z#z#p:apply", kwlist, &kind, &project.p,
-                                     &project.n, &name.p, &name.n, &proto.p, &proto.n, &now,
-                                     &w.project_proto.p, &w.project_proto.n, &w.project_uuid.p,
-                                     &w.project_uuid.n, &w.touch_metadata) ||
+        !PyArg_ParseTupleAndKeywords(
+            args, kwds, "is#s#y#L|z#z#pLz#z#:apply", kwlist, &kind, &project.p, &project.n,
+            &name.p, &name.n, &proto.p, &proto.n, &now, &w.project_proto.p, &w.project_proto.n,
+            &w.project_uuid.p, &w.project_uuid.n, &w.touch_metadata, &version_number,
+            &w.version_type.p, &w.version_type.n, &w.version_id.p, &w.version_id.n) ||
         check_kind(kind))
         return NULL;
+    if (w.version_type.p && !w.version_id.p) {
+        PyErr_SetString(PyExc_TypeError, "apply: version_type needs version_id");
+        return NULL;
+    }
     w.now = now;
+    w.version_number = version_number;
     CALL_STORE(self, store_apply(st, (obj_kind)kind, project, name, proto, &w, &inserted, &err));
     return PyBool_FromLong(inserted);
 }
@@ -533,7 +540,9 @@ static PyMethodDef Store_methods[] = {
      "list_projects() -> proto bytes of every project."},
     {"apply", (PyCFunction)(void (*)(void))Store_apply, METH_VARARGS | METH_KEYWORDS,
      "apply(kind, project, name, proto, now, project_proto=None, project_uuid=None, "
-     "touch_metadata=True) -> True if inserted, False if updated."},
+     "touch_metadata=True, version_number=0, version_type=None, version_id=None) -> "
+     "True if inserted, False if updated. With version_type, proto is also recorded "
+     "as that version of the feature view, in the same transaction."},
     {"delete", (PyCFunction)(void (*)(void))Store_delete, METH_VARARGS | METH_KEYWORDS,
      "delete(kind, project, name, now, touch_metadata=True) -> rows deleted."},
     {"delete_feature_view", (PyCFunction)(void (*)(void))Store_delete_feature_view,

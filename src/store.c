@@ -704,6 +704,15 @@ static int apply_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err
         a->inserted = 0;
     }
     rv = bookkeeping(st, d, c, a->project, a->w, err);
+    /* Only the writer that created the view records its first version; one
+     * that lost the insert race merged into the winner's row instead. */
+    if (rv == 0 && a->w->version_type.p && a->inserted) {
+        db_value v[8] = {txt(a->name),           txt(a->project),
+                         db_int(a->w->version_number), txt(a->w->version_type),
+                         db_blob(a->proto.p, a->proto.n), db_int(a->w->now),
+                         txtz(""),                txt(a->w->version_id)};
+        rv = exec(d, c, st->version_save, v, 8, NULL, NULL, err);
+    }
 done:
     rowset_free(&old);
     buf_free(&merged);
@@ -828,7 +837,7 @@ static int write_one_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db
 int store_replace_proto(store *st, obj_kind k, sref project, sref name, sref proto, int64_t now,
                         db_err *err) {
     /* Merged like any update, so intervals recorded meanwhile survive. */
-    write_ctx w = {now, {NULL, 0}, {NULL, 0}, 0};
+    write_ctx w = {now, {NULL, 0}, {NULL, 0}, 0, {NULL, 0}, {NULL, 0}, 0};
     apply_ctx a = {k, project, name, proto, &w, 1, 0};
     return run(st, WRITE_TXN, apply_fn, &a, err);
 }

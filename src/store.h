@@ -58,6 +58,12 @@ typedef struct {
     sref project_proto; /* when p != NULL: create the project with this proto if missing */
     sref project_uuid;  /* when p != NULL: record project_uuid if missing */
     int touch_metadata; /* update feast_metadata.last_updated_timestamp */
+    /* When version_type.p != NULL (store_apply only) and the object is
+     * inserted: also record the applied proto as version version_number of
+     * the feature view, in the same transaction (DB_ERR_INTEGRITY, nothing
+     * written, if that number is taken). */
+    sref version_type, version_id;
+    int64_t version_number;
 } write_ctx;
 
 /* primary != 0 reads from the write database, for read-modify-write

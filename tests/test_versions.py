@@ -41,3 +41,27 @@ def test_version_history(make_registry):
     log = run_both(make_registry, scenario)
     versions = dict(log)["versions after change"][1]
     assert [v["version_number"] for v in versions] == [0, 1]
+
+
+def test_concurrent_first_apply_of_one_feature_view(make_registry):
+    """Writers racing to create one feature view: no error, exactly one v0."""
+    import threading
+
+    reg = make_registry("native")
+    errors, barrier = [], threading.Barrier(6)
+
+    def work():
+        try:
+            barrier.wait()
+            reg.apply_feature_view(o.feature_view(), P)
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [v["version_number"] for v in reg.list_feature_view_versions("driver_hourly_stats", P)] == [0]
+    assert reg.get_feature_view("driver_hourly_stats", P).name == "driver_hourly_stats"

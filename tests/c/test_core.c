@@ -199,7 +199,10 @@ static void test_store_sqlite(void) {
     buf fv = {0};
     feature_view_bytes(42, 0, &fv);
     sref proto = {(const char *)fv.p, fv.n};
-    write_ctx w = {100, S("\x0a\x03\x0a\x01p"), S("uuid-1"), 1};
+    write_ctx w = {.now = 100,
+                   .project_proto = S("\x0a\x03\x0a\x01p"),
+                   .project_uuid = S("uuid-1"),
+                   .touch_metadata = 1};
     int inserted = -1, found = -1;
     CHECK(store_apply(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), proto, &w, &inserted, &err) == 0);
     CHECK(inserted == 1);
