@@ -25,7 +25,7 @@ if ! pg_up; then
   wait_for PostgreSQL pg_up
 fi
 
-my_up() { mariadb-admin -h 127.0.0.1 -P 3306 -u root status; }
+my_up() { mariadb-admin -h 127.0.0.1 -P 3306 -u root status >/dev/null 2>&1; }
 if ! my_up; then
   echo "starting MariaDB"
   mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- tables -------------------------------------------------------------- */
 
@@ -369,10 +370,24 @@ static int is_broken(const db_err *err) {
     return err->kind == DB_ERR_CONNECT || err->kind == DB_ERR_OPERATIONAL;
 }
 
+/* Sleeps before retry number `attempt` (1, 2, ...): about 1, 2, 4 ... 64 ms,
+ * jittered so that writers that deadlocked together do not collide again. */
+static void backoff(int attempt) {
+    static _Thread_local unsigned seed;
+    if (!seed) seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)&seed;
+    long ms = 1L << (attempt < 7 ? attempt - 1 : 6);
+    long ns = ms * 500000L + (long)(rand_r(&seed) % (int)(ms * 1000)) * 1000L;
+    struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
+    nanosleep(&ts, NULL);
+}
+
+enum { WRITE_ATTEMPTS = 8 };
+
 /* Runs fn on a pooled connection, in a transaction unless mode is NO_TXN.
  * A write that lost a deadlock or a lock wait is rolled back by the server
- * and retried here (up to 3 times in all); nothing else is retried, so a
- * write is never applied twice. */
+ * and retried here, after a jittered backoff (up to WRITE_ATTEMPTS in all:
+ * InnoDB deadlocks writers racing to create one row, by design); nothing
+ * else is retried, so a write is never applied twice. */
 static int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
     pool *p = mode == WRITE_TXN || mode == PRIMARY_READ ? st->wpool : st->rpool;
     const db_driver *d = pool_driver(p);
@@ -392,7 +407,11 @@ static int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
         db_err rb;
         int broken = is_broken(err) || (txn && d->rollback(c, &rb) != 0);
         pool_checkin(p, c, broken);
-        if (err->kind != DB_ERR_BUSY || mode != WRITE_TXN || attempt >= 3) return -1;
+        /* SQLite reports BUSY only after its busy handler waited `timeout`. */
+        if (err->kind != DB_ERR_BUSY || mode != WRITE_TXN || st->dialect == DB_SQLITE ||
+            attempt >= WRITE_ATTEMPTS)
+            return -1;
+        backoff(attempt);
     }
 }
 
@@ -707,10 +726,14 @@ static int apply_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err
     /* Only the writer that created the view records its first version; one
      * that lost the insert race merged into the winner's row instead. */
     if (rv == 0 && a->w->version_type.p && a->inserted) {
-        db_value v[8] = {txt(a->name),           txt(a->project),
-                         db_int(a->w->version_number), txt(a->w->version_type),
-                         db_blob(a->proto.p, a->proto.n), db_int(a->w->now),
-                         txtz(""),                txt(a->w->version_id)};
+        db_value v[8] = {txt(a->name),
+                         txt(a->project),
+                         db_int(a->w->version_number),
+                         txt(a->w->version_type),
+                         db_blob(a->proto.p, a->proto.n),
+                         db_int(a->w->now),
+                         txtz(""),
+                         txt(a->w->version_id)};
         rv = exec(d, c, st->version_save, v, 8, NULL, NULL, err);
     }
 done:

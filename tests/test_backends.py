@@ -239,3 +239,22 @@ def test_pool_never_exceeds_its_size(make_registry, backend):
     raw.close()
     assert failures == []
     assert max(seen, default=0) <= 3 + (0 if backend == "sqlite" else 1)  # + the registry's own
+
+
+def test_tls_options_reach_the_client_library(make_registry, backend):
+    """The local servers run without TLS: asking for it must fail with a
+    clear error, and turning it off must work, so the option got through."""
+    if backend == "sqlite":
+        with pytest.raises(errors.ConfigurationError, match="unknown option 'sslmode'"):
+            Store(urls_of(make_registry("native"))[0] + "?sslmode=require").get(ENTITY, "p", "n")
+        return
+    reg = make_registry("native")
+    reg.apply_entity(o.entity(), "proj")
+    off, on = ("sslmode=disable", "sslmode=require") if backend == "postgresql" else (
+        "ssl_mode=DISABLED",
+        "ssl_mode=REQUIRED",
+    )
+    url = urls_of(reg)[0]
+    assert Store(f"{url}?{off}").get(ENTITY, "proj", "driver") is not None
+    with pytest.raises(errors.OperationalError, match="(?i)ssl|tls"):
+        Store(f"{url}?{on}").get(ENTITY, "proj", "driver")

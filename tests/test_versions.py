@@ -62,6 +62,6 @@ def test_concurrent_first_apply_of_one_feature_view(make_registry):
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    assert errors == [], [f"{type(e).__name__}: {e}" for e in errors]
     assert [v["version_number"] for v in reg.list_feature_view_versions("driver_hourly_stats", P)] == [0]
     assert reg.get_feature_view("driver_hourly_stats", P).name == "driver_hourly_stats"
