@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void db_err_clear(db_err *err) {
@@ -49,4 +50,45 @@ const db_driver *db_driver_for(const db_url *url, db_err *err) {
                ")",
                url->scheme);
     return NULL;
+}
+
+void *db_stmt_cache_find(const db_stmt_cache *c, const char *sql) {
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->sql[i], sql) == 0) return c->stmt[i];
+    return NULL;
+}
+
+static void drop_at(db_stmt_cache *c, int i) {
+    c->release(c->stmt[i]);
+    free(c->sql[i]);
+    memmove(c->sql + i, c->sql + i + 1, sizeof(c->sql[0]) * (size_t)(c->n - i - 1));
+    memmove(c->stmt + i, c->stmt + i + 1, sizeof(c->stmt[0]) * (size_t)(c->n - i - 1));
+    c->n--;
+}
+
+int db_stmt_cache_add(db_stmt_cache *c, const char *sql, void *stmt, db_err *err) {
+    char *copy = strdup(sql);
+    if (!copy) {
+        c->release(stmt);
+        db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "out of memory");
+        return -1;
+    }
+    if (c->n == DB_STMT_CACHE) drop_at(c, 0);
+    c->sql[c->n] = copy;
+    c->stmt[c->n] = stmt;
+    c->n++;
+    return 0;
+}
+
+void db_stmt_cache_forget(db_stmt_cache *c, void *stmt) {
+    for (int i = 0; i < c->n; i++)
+        if (c->stmt[i] == stmt) {
+            drop_at(c, i);
+            return;
+        }
+}
+
+void db_stmt_cache_clear(db_stmt_cache *c) {
+    while (c->n > 0)
+        drop_at(c, c->n - 1);
 }

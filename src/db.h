@@ -85,6 +85,27 @@ typedef int (*db_row_fn)(void *ctx, const db_value *cols, int ncols, db_err *err
 
 typedef struct db_conn db_conn;
 
+/* Prepared statements of one connection, keyed by their SQL text (copied:
+ * callers may build SQL in buffers). When full, the oldest is released:
+ * only one-off statements such as DDL ever get that far. */
+#define DB_STMT_CACHE 64
+typedef struct {
+    int n;
+    char *sql[DB_STMT_CACHE];
+    void *stmt[DB_STMT_CACHE];
+    void (*release)(void *stmt); /* finalize / close one statement */
+} db_stmt_cache;
+
+/* The statement cached for sql, or NULL. */
+void *db_stmt_cache_find(const db_stmt_cache *c, const char *sql);
+/* Caches stmt for sql; returns 0, or -1 when out of memory (stmt is then
+ * released and err filled). */
+int db_stmt_cache_add(db_stmt_cache *c, const char *sql, void *stmt, db_err *err);
+/* Releases and drops one cached statement (after the server invalidated it). */
+void db_stmt_cache_forget(db_stmt_cache *c, void *stmt);
+/* Releases every cached statement. */
+void db_stmt_cache_clear(db_stmt_cache *c);
+
 typedef struct {
     const char *name;
     db_dialect dialect;

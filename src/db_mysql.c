@@ -36,14 +36,11 @@ typedef bool flag_t;
 typedef my_bool flag_t;
 #endif
 
-#define STMT_CACHE  64
 #define SMALL_VALUE 256 /* column bytes read without a second copy */
 
 struct db_conn {
     MYSQL *my;
-    int nstmt;
-    char *sql[STMT_CACHE]; /* owned copies: callers may build SQL in buffers */
-    MYSQL_STMT *stmt[STMT_CACHE];
+    db_stmt_cache stmts;
 };
 
 /* ---- errors -------------------------------------------------------------- */
@@ -321,12 +318,12 @@ static int apply_opts(db_conn *c, const conn_opts *o, int tcp, db_err *err) {
     return 0;
 }
 
+static void close_stmt(void *st) {
+    mysql_stmt_close(st);
+}
+
 static void stmts_free(db_conn *c) {
-    for (int i = 0; i < c->nstmt; i++) {
-        mysql_stmt_close(c->stmt[i]);
-        free(c->sql[i]);
-    }
-    c->nstmt = 0;
+    db_stmt_cache_clear(&c->stmts);
 }
 
 static void my_close(db_conn *c) {
@@ -351,6 +348,7 @@ static db_conn *my_connect(const db_url *url, db_err *err) {
         oom(err);
         return NULL;
     }
+    c->stmts.release = close_stmt;
     int tcp = 0;
     for (int i = 0; url->driver && TCP_DRIVERS[i]; i++)
         if (strcmp(url->driver, TCP_DRIVERS[i]) == 0) tcp = 1;
@@ -410,9 +408,9 @@ static int use_text(const char *sql) {
 /* The cached statement for sql, preparing it on first use. Sets
  * *unsupported (and leaves err alone) when the server cannot prepare it. */
 static MYSQL_STMT *prepare(db_conn *c, const char *sql, int *unsupported, db_err *err) {
-    for (int i = 0; i < c->nstmt; i++)
-        if (strcmp(c->sql[i], sql) == 0) return c->stmt[i];
-    MYSQL_STMT *st = mysql_stmt_init(c->my);
+    MYSQL_STMT *st = db_stmt_cache_find(&c->stmts, sql);
+    if (st) return st;
+    st = mysql_stmt_init(c->my);
     if (!st) {
         fail(c, err);
         return NULL;
@@ -425,23 +423,7 @@ static MYSQL_STMT *prepare(db_conn *c, const char *sql, int *unsupported, db_err
         mysql_stmt_close(st);
         return NULL;
     }
-    char *copy = strdup(sql);
-    if (!copy) {
-        mysql_stmt_close(st);
-        oom(err);
-        return NULL;
-    }
-    if (c->nstmt == STMT_CACHE) {
-        /* Full: evict the oldest. */
-        mysql_stmt_close(c->stmt[0]);
-        free(c->sql[0]);
-        memmove(c->sql, c->sql + 1, sizeof(c->sql[0]) * (STMT_CACHE - 1));
-        memmove(c->stmt, c->stmt + 1, sizeof(c->stmt[0]) * (STMT_CACHE - 1));
-        c->nstmt--;
-    }
-    c->sql[c->nstmt] = copy;
-    c->stmt[c->nstmt] = st;
-    c->nstmt++;
+    if (db_stmt_cache_add(&c->stmts, sql, st, err) != 0) return NULL;
     return st;
 }
 
@@ -656,15 +638,7 @@ static int text_exec(db_conn *c, const char *sql, db_row_fn row, void *ctx, int6
 
 /* Closes a cached statement and drops it from the cache. */
 static void forget(db_conn *c, MYSQL_STMT *st) {
-    for (int i = 0; i < c->nstmt; i++)
-        if (c->stmt[i] == st) {
-            mysql_stmt_close(st);
-            free(c->sql[i]);
-            memmove(c->sql + i, c->sql + i + 1, sizeof(c->sql[0]) * (size_t)(c->nstmt - i - 1));
-            memmove(c->stmt + i, c->stmt + i + 1, sizeof(c->stmt[0]) * (size_t)(c->nstmt - i - 1));
-            c->nstmt--;
-            return;
-        }
+    db_stmt_cache_forget(&c->stmts, st);
 }
 
 static int my_exec(db_conn *c, const char *sql, const db_value *params, int nparams, db_row_fn row,

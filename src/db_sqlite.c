@@ -5,13 +5,9 @@
 
 #include "db.h"
 
-#define STMT_CACHE 64
-
 struct db_conn {
     sqlite3 *db;
-    int nstmt;
-    char *sql[STMT_CACHE]; /* owned copies: callers may build SQL in buffers */
-    sqlite3_stmt *stmt[STMT_CACHE];
+    db_stmt_cache stmts;
 };
 
 static db_errkind kind_for(int rc) {
@@ -44,12 +40,13 @@ static int fail(db_conn *c, int rc, db_err *err) {
     return -1;
 }
 
+static void finalize(void *st) {
+    sqlite3_finalize(st);
+}
+
 static void sq_close(db_conn *c) {
     if (!c) return;
-    for (int i = 0; i < c->nstmt; i++) {
-        sqlite3_finalize(c->stmt[i]);
-        free(c->sql[i]);
-    }
+    db_stmt_cache_clear(&c->stmts);
     sqlite3_close_v2(c->db);
     free(c);
 }
@@ -98,6 +95,7 @@ static db_conn *sq_connect(const db_url *url, db_err *err) {
         db_err_set(err, DB_ERR_INTERFACE, SQLITE_NOMEM, NULL, "out of memory");
         return NULL;
     }
+    c->stmts.release = finalize;
     const char *path = url_is_sqlite_memory(url) ? ":memory:" : url->database;
     /* NOMUTEX: the pool guarantees one thread per connection at a time. */
     int rc = sqlite3_open_v2(path, &c->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
@@ -115,36 +113,18 @@ static db_conn *sq_connect(const db_url *url, db_err *err) {
 }
 
 static sqlite3_stmt *prepare(db_conn *c, const char *sql, db_err *err) {
-    for (int i = 0; i < c->nstmt; i++)
-        if (strcmp(c->sql[i], sql) == 0) {
-            sqlite3_reset(c->stmt[i]);
-            sqlite3_clear_bindings(c->stmt[i]);
-            return c->stmt[i];
-        }
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = db_stmt_cache_find(&c->stmts, sql);
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return st;
+    }
     int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
     if (rc != SQLITE_OK) {
         fail(c, rc, err);
         return NULL;
     }
-    char *copy = strdup(sql);
-    if (!copy) {
-        sqlite3_finalize(st);
-        db_err_set(err, DB_ERR_INTERFACE, SQLITE_NOMEM, NULL, "out of memory");
-        return NULL;
-    }
-    if (c->nstmt == STMT_CACHE) {
-        /* Full: evict the oldest (one-off statements such as DDL). */
-        sqlite3_finalize(c->stmt[0]);
-        free(c->sql[0]);
-        memmove(c->sql, c->sql + 1, sizeof(c->sql[0]) * (STMT_CACHE - 1));
-        memmove(c->stmt, c->stmt + 1, sizeof(c->stmt[0]) * (STMT_CACHE - 1));
-        c->nstmt--;
-    }
-    c->sql[c->nstmt] = copy;
-    c->stmt[c->nstmt] = st;
-    c->nstmt++;
-    return st;
+    return db_stmt_cache_add(&c->stmts, sql, st, err) == 0 ? st : NULL;
 }
 
 static int sq_exec(db_conn *c, const char *sql, const db_value *params, int nparams, db_row_fn row,

@@ -226,9 +226,18 @@ static PyObject *Store_list_projects(StoreObject *self, PyObject *noargs) {
 }
 
 static PyObject *Store_apply(StoreObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"kind",           "project",        "name",         "proto",
-                             "now",            "project_proto",  "project_uuid", "touch_metadata",
-                             "version_number", "version_type",   "version_id",   NULL};
+    static char *kwlist[] = {"kind",
+                             "project",
+                             "name",
+                             "proto",
+                             "now",
+                             "project_proto",
+                             "project_uuid",
+                             "touch_metadata",
+                             "version_number",
+                             "version_type",
+                             "version_id",
+                             NULL};
     int kind, inserted = 0;
     sref project, name, proto;
     long long now, version_number = 0;
@@ -238,8 +247,8 @@ static PyObject *Store_apply(StoreObject *self, PyObject *args, PyObject *kwds) 
     db_err err;
     if (!st ||
         !PyArg_ParseTupleAndKeywords(
-            args, kwds, "is#s#y#L|z#z#pLz#z#:apply", kwlist, &kind, &project.p, &project.n,
-            &name.p, &name.n, &proto.p, &proto.n, &now, &w.project_proto.p, &w.project_proto.n,
+            args, kwds, "is#s#y#L|z#z#pLz#z#:apply", kwlist, &kind, &project.p, &project.n, &name.p,
+            &name.n, &proto.p, &proto.n, &now, &w.project_proto.p, &w.project_proto.n,
             &w.project_uuid.p, &w.project_uuid.n, &w.touch_metadata, &version_number,
             &w.version_type.p, &w.version_type.n, &w.version_id.p, &w.version_id.n) ||
         check_kind(kind))
