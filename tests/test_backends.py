@@ -12,7 +12,7 @@ from feast import Field
 from feast.types import String
 
 import objects as o
-from conftest import BACKENDS, Databases, RawConnection, StockSqlRegistry, config, urls_of
+from conftest import BACKENDS, Databases, RawConnection, config, urls_of
 from feast_sqlreg import errors
 from feast_sqlreg._sqlregistry import Store
 from feast_sqlreg.registry import ENTITY, NativeSqlRegistry
