@@ -161,16 +161,10 @@ _VERSION_TYPE = {
 _KIND_OF_VERSION_TYPE = {v: k for k, v in _VERSION_TYPE.items()}
 
 PROJECT_UUID = "project_uuid"
-LAST_UPDATED = "last_updated_timestamp"
 
 # sqlalchemy_config_kwargs that have a meaning for the native pool.
-_POOL_KWARGS = {
-    "pool_size": "pool_size",
-    "max_overflow": "max_overflow",
-    "pool_timeout": "pool_timeout",
-    "pool_recycle": "pool_recycle",
-    "pool_pre_ping": "pool_pre_ping",
-}
+# Store() takes them under the same names.
+_POOL_KWARGS = {"pool_size", "max_overflow", "pool_timeout", "pool_recycle", "pool_pre_ping"}
 _warned_kwargs = set()
 _warned_lock = threading.Lock()
 
@@ -220,7 +214,7 @@ def store_options(config_kwargs: Dict[str, Any]) -> Dict[str, Any]:
         if key in _POOL_KWARGS:
             if key == "pool_recycle" and value is None:
                 continue
-            opts[_POOL_KWARGS[key]] = value
+            opts[key] = value
         elif key == "connect_args" or (key == "echo" and not value):
             continue
         else:
@@ -525,12 +519,6 @@ class NativeSqlRegistry(CachingRegistry):
         """Get a custom project metadata value by key from feast_metadata."""
         row = self._store.meta_get(project, key)
         return row[0] if row is not None else None
-
-    def _get_last_updated_metadata(self, project: str):
-        row = self._store.meta_get(project, LAST_UPDATED)
-        if row is None:
-            return None
-        return datetime.fromtimestamp(int(row[1]), tz=timezone.utc)
 
     # ---- entities, data sources, services, datasets, permissions ----------
 
