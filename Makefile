@@ -51,24 +51,84 @@ databases: deps
 # pytest runs from tests/ so the source tree's feast_sqlreg/ (no compiled
 # core) cannot shadow the installed package.
 test: install databases ctest
+	$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=60
 	cd tests && ../$(VENV)/bin/pytest -p no:cacheprovider -n 2 -q .
 
-# The C layers below Python (url, pb, store on SQLite) under AddressSanitizer
-# (leaks included) and UndefinedBehaviorSanitizer, with no Python involved.
+# The C layers below Python (url, pb, pool, store on SQLite) under
+# AddressSanitizer (leaks included) and UndefinedBehaviorSanitizer, with no
+# Python involved. Every tests/c/test_*.c is a program of its own (each ends
+# with a "N passed, N failed" line), linked against the same core objects.
 CORE_SOURCES := $(filter-out src/module.c src/registry.c,$(wildcard src/*.c))
 CLIBS := sqlite3 libprotobuf-c libpq libmariadb
+CTESTS := $(patsubst tests/c/%.c,build/ctest/%,$(wildcard tests/c/test_*.c))
+CTEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -DFEAST_SQLREG_HAVE_PG -DFEAST_SQLREG_HAVE_MYSQL \
+  -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+  -Wall -Wextra -Wshadow -Werror -Isrc -Ibuild/ctest
 ctest: deps
 	mkdir -p build/ctest
 	protoc-c --proto_path=src/proto --c_out=build/ctest feast_subset.proto
-	gcc -std=c11 -D_POSIX_C_SOURCE=200809L -DFEAST_SQLREG_HAVE_PG -DFEAST_SQLREG_HAVE_MYSQL \
-	  -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
-	  -Wall -Wextra -Wshadow -Werror -Isrc -Ibuild/ctest $$(pkg-config --cflags $(CLIBS)) \
-	  tests/c/test_core.c $(CORE_SOURCES) build/ctest/feast_subset.pb-c.c \
-	  -o build/ctest/test_core $$(pkg-config --libs $(CLIBS)) -pthread
-	build/ctest/test_core
+	@set -e; for t in $(CTESTS); do \
+	  gcc $(CTEST_CFLAGS) $$(pkg-config --cflags $(CLIBS)) tests/c/$$(basename $$t).c \
+	    $(CORE_SOURCES) build/ctest/feast_subset.pb-c.c -o $$t $$(pkg-config --libs $(CLIBS)) -pthread; \
+	  echo "== $$t"; $$t; \
+	done
 
 bench: install databases
 	$(PY) benchmarks/run.py
 
+# Long run through NativeSqlRegistry watching RSS for leaks (benchmarks/soak.py);
+# fails if memory grows past its bound. Not part of `make test`.
+SOAK_BACKENDS ?= sqlite postgresql mysql
+SOAK_OPS ?= 100000
+.PHONY: soak
+soak: install databases
+	@set -e; for b in $(SOAK_BACKENDS); do $(PY) benchmarks/soak.py --backend $$b --ops $(SOAK_OPS); done
+
 clean:
 	rm -rf build dist *.egg-info .stamp-deps $(VENV)/.stamp-install
+
+# libFuzzer targets, one per pb.c function that parses stored bytes
+# (tests/fuzz/fuzz_*.c; their invariants live in tests/fuzz/fuzz_checks.h),
+# built with clang under AddressSanitizer and UndefinedBehaviorSanitizer.
+# `make fuzz-run FUZZ_SECONDS=60` splits the time across the targets, over a
+# copy of tests/fuzz/corpus in build/ (the source tree is never written),
+# prints each target's executions and fails on any crash (inputs kept in
+# build/fuzz/artifacts/). PROTOBUF_C_SRC=<protobuf-c source tree> compiles
+# protobuf-c's runtime in, instrumented too, so UB inside it shows.
+FUZZ_TARGETS := validate merge append project
+FUZZ_SECONDS ?= 60
+FUZZ_SAN := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(FUZZ_SAN) -Wall -Wextra -Wshadow -Werror \
+  -Isrc -Ibuild/fuzz
+.PHONY: fuzz fuzz-run
+fuzz: deps
+	@dpkg -s clang libclang-rt-14-dev >/dev/null 2>&1 || { \
+	  echo "installing Debian packages: clang libclang-rt-14-dev"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-14-dev; }
+	mkdir -p build/fuzz
+	protoc-c --proto_path=src/proto --c_out=build/fuzz feast_subset.proto
+	@set -e; \
+	if [ -n "$(PROTOBUF_C_SRC)" ]; then \
+	  clang $(FUZZ_SAN) -fsanitize=fuzzer-no-link -w -I$(PROTOBUF_C_SRC) \
+	    -c $(PROTOBUF_C_SRC)/protobuf-c/protobuf-c.c -o build/fuzz/protobuf-c.o; \
+	  pbc="-I$(PROTOBUF_C_SRC)"; pbl=build/fuzz/protobuf-c.o; \
+	else pbc="$$(pkg-config --cflags libprotobuf-c)"; pbl="$$(pkg-config --libs libprotobuf-c)"; fi; \
+	for t in $(FUZZ_TARGETS); do \
+	  echo "clang -fsanitize=fuzzer,address,undefined ... -o build/fuzz/fuzz_$$t"; \
+	  clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $$pbc tests/fuzz/fuzz_$$t.c src/pb.c src/buf.c \
+	    build/fuzz/feast_subset.pb-c.c -o build/fuzz/fuzz_$$t $$pbl; \
+	done
+
+fuzz-run: fuzz
+	rm -rf build/fuzz/corpus build/fuzz/artifacts
+	mkdir -p build/fuzz/artifacts
+	cp -r tests/fuzz/corpus build/fuzz/corpus
+	@n=$(words $(FUZZ_TARGETS)); per=$$(( $(FUZZ_SECONDS) / n )); [ $$per -ge 1 ] || per=1; \
+	fail=0; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t; \
+	  if ! build/fuzz/fuzz_$$t -max_total_time=$$per -print_final_stats=1 \
+	      -artifact_prefix=build/fuzz/artifacts/$$t- build/fuzz/corpus/$$t \
+	      >build/fuzz/$$t.log 2>&1; then \
+	    fail=1; tail -40 build/fuzz/$$t.log; echo "fuzz_$$t: CRASH (build/fuzz/$$t.log)"; fi; \
+	  echo "fuzz_$$t: $$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/$$t.log) executions in $${per}s"; \
+	done; exit $$fail

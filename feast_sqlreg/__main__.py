@@ -45,11 +45,22 @@ def status(repo: str) -> int:
     if getattr(reg, "registry_type", None) != "sql":
         print(f"registry:     registry_type {reg.registry_type!r}: feast_sqlreg is not involved")
         return 0
-    from feast_sqlreg._sqlregistry import Store
+    from feast_sqlreg.errors import DatabaseError
 
-    store = Store(reg.path)
-    print(f"registry:     {store.dialect} at {store.url} "
-          f"-> {'native' if native else 'stock'} registry")
+    try:
+        # The store NativeSqlRegistry opens: connect_args, pool options.
+        store = _install.open_store(reg)
+        print(f"registry:     {store.dialect} at {store.url} "
+              f"-> {'native' if native else 'stock'} registry")
+        missing = set(store.missing_tables(False))
+        if reg.read_path:
+            missing |= set(store.missing_tables(True))
+    except DatabaseError as e:
+        print(f"connection:   FAILED: {type(e).__name__}: {e}")
+        print(f"{type(e).__module__}.{type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    schema = f"missing tables {', '.join(sorted(missing))}" if missing else "complete"
+    print(f"connection:   ok; schema {schema}")
     return 0
 
 

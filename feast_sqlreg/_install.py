@@ -4,15 +4,26 @@
   before anything imports it by name (``feast.feature_store`` does, at import
   time). The stock class stays reachable as ``StockSqlRegistry``.
 - ``feast.cli.registry``: ``feast registry create-schema`` creates the
-  schema with the native core (no SQLAlchemy engine).
+  schema with the native core (no SQLAlchemy engine), on the store
+  NativeSqlRegistry would open (``open_store``).
 """
 
 import logging
+import sys
 
 logger = logging.getLogger("feast_sqlreg")
 
 #: Why the native registry is (or is not) active in this process.
 status = {"patched": False, "reason": "feast.infra.registry.sql not imported yet"}
+
+
+def open_store(registry_config):
+    """The Store NativeSqlRegistry opens for a SqlRegistryConfig (see
+    feast_sqlreg.registry.open_store): the command line reaches the database
+    exactly as Feast does."""
+    from feast_sqlreg.registry import open_store as open_native_store
+
+    return open_native_store(registry_config)
 
 
 def patch(module):
@@ -22,16 +33,43 @@ def patch(module):
         _patch_cli(module)
 
 
+# feast.infra.registry.sql modules loaded while feast_sqlreg.registry itself
+# was still loading (a program that imports it before Feast): they are
+# patched when it has finished (registry_loaded).
+_pending = []
+
+
 def _patch_registry(module):
+    loading = sys.modules.get("feast_sqlreg.registry")
+    if loading is not None and not hasattr(loading, "NativeSqlRegistry"):
+        _pending.append(module)
+        status.update(patched=False, reason="waiting for feast_sqlreg.registry to load")
+        return
     try:
         from feast_sqlreg.registry import NativeSqlRegistry
     except ImportError as e:  # a broken build must not break Feast
         status.update(patched=False, reason=f"native core failed to load: {e}")
         logger.warning("feast_sqlreg: using the stock SQL registry: %s", e)
         return
-    module.StockSqlRegistry = module.SqlRegistry
-    module.SqlRegistry = NativeSqlRegistry
+    _swap(module, NativeSqlRegistry)
+
+
+def _swap(module, native):
+    stock = module.SqlRegistry
+    module.StockSqlRegistry = stock
+    module.SqlRegistry = native
+    # Feast modules that imported the stock class by name meanwhile
+    # (feast.feature_store does, at import time) get the native one too.
+    for name, other in list(sys.modules.items()):
+        if name.startswith("feast.") and getattr(other, "SqlRegistry", None) is stock:
+            other.SqlRegistry = native
     status.update(patched=True, reason="installed by feast_sqlreg's start-up hook")
+
+
+def registry_loaded(native):
+    """Called by feast_sqlreg.registry once NativeSqlRegistry exists."""
+    while _pending:
+        _swap(_pending.pop(), native)
 
 
 def _patch_cli(module):
@@ -47,7 +85,7 @@ def _patch_cli(module):
         from feast.repo_config import load_repo_config
         from feast.repo_operations import cli_check_repo
 
-        from feast_sqlreg._sqlregistry import Store
+        from feast_sqlreg.errors import DatabaseError
 
         repo = ctx.obj["CHDIR"]
         fs_yaml_file = ctx.obj["FS_YAML_FILE"]
@@ -59,7 +97,11 @@ def _patch_cli(module):
                 "This command only applies to SQL-based registries "
                 f"(registry_type='sql'). Current type: '{registry_config.registry_type}'"
             )
-        Store(registry_config.path).create_schema()
+        try:
+            open_store(registry_config).create_schema()
+        except DatabaseError as e:
+            # One line, named as FeatureStore would raise it, no traceback.
+            raise click.ClickException(f"{type(e).__module__}.{type(e).__name__}: {e}")
         click.echo("SQL registry schema created successfully (feast_sqlreg).")
 
     command.callback = create_schema

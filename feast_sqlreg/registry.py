@@ -19,9 +19,11 @@ fixes a stock bug:
 - ``delete_project`` also deletes the project's feature view version history.
 """
 
+import atexit
 import logging
 import threading
 import uuid
+import weakref
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -78,7 +80,9 @@ from feast.stream_feature_view import StreamFeatureView
 from feast.utils import _utc_now
 from feast.version_utils import generate_version_id, parse_version, version_tag
 
-from feast_sqlreg import errors
+from google.protobuf.message import DecodeError
+
+from feast_sqlreg import _install, _typechecks, errors
 from feast_sqlreg._sqlregistry import Store
 
 logger = logging.getLogger(__name__)
@@ -160,6 +164,82 @@ _VERSION_TYPE = {
 }
 _KIND_OF_VERSION_TYPE = {v: k for k, v in _VERSION_TYPE.items()}
 
+# kind -> its table (the C core's TABLES), for messages about stored rows.
+_TABLE = {
+    PROJECT: "projects",
+    ENTITY: "entities",
+    DATA_SOURCE: "data_sources",
+    FEATURE_VIEW: "feature_views",
+    STREAM_FEATURE_VIEW: "stream_feature_views",
+    ON_DEMAND_FEATURE_VIEW: "on_demand_feature_views",
+    LABEL_VIEW: "label_views",
+    FEATURE_SERVICE: "feature_services",
+    SAVED_DATASET: "saved_datasets",
+    VALIDATION_REFERENCE: "validation_references",
+    PERMISSION: "permissions",
+    INFRA: "managed_infra",
+}
+
+# Registry proto field name -> kind, for the objects proto() assembles.
+_REGISTRY_FIELD_KIND = {
+    "entities": ENTITY,
+    "data_sources": DATA_SOURCE,
+    "feature_views": FEATURE_VIEW,
+    "stream_feature_views": STREAM_FEATURE_VIEW,
+    "on_demand_feature_views": ON_DEMAND_FEATURE_VIEW,
+    "label_views": LABEL_VIEW,
+    "feature_services": FEATURE_SERVICE,
+    "saved_datasets": SAVED_DATASET,
+    "validation_references": VALIDATION_REFERENCE,
+    "permissions": PERMISSION,
+    "projects": PROJECT,
+}
+
+def _varint(data: bytes, i: int) -> Tuple[int, int]:
+    value = shift = 0
+    while True:
+        if i >= len(data) or shift > 63:
+            raise DecodeError("truncated varint")
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, i
+
+
+def _registry_elements(data: bytes):
+    """(field number, bytes of the whole field) of each top-level field of a
+    serialized Registry."""
+    i = 0
+    while i < len(data):
+        start = i
+        key, i = _varint(data, i)
+        wire = key & 7
+        if wire == 2:
+            length, i = _varint(data, i)
+            i += length
+        elif wire == 0:
+            _, i = _varint(data, i)
+        elif wire in (1, 5):
+            i += 8 if wire == 1 else 4
+        else:
+            raise DecodeError(f"wire type {wire} at byte {start}")
+        if i > len(data):
+            raise DecodeError(f"field at byte {start} runs past the end")
+        yield key >> 3, data[start:i]
+
+
+# Registries that close their connections when the interpreter exits.
+_open_registries: "weakref.WeakSet" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_registries():
+    for registry in list(_open_registries):
+        registry.close()
+
+
 PROJECT_UUID = "project_uuid"
 
 # sqlalchemy_config_kwargs that have a meaning for the native pool.
@@ -238,7 +318,7 @@ def with_connect_args(url: Optional[str], connect_args: Optional[Dict[str, Any]]
     the driver with a ConfigurationError naming them."""
     if not url or not connect_args:
         return url
-    from urllib.parse import quote, urlsplit
+    from urllib.parse import quote
 
     flat: Dict[str, Any] = {}
     for key, value in connect_args.items():
@@ -247,7 +327,8 @@ def with_connect_args(url: Optional[str], connect_args: Optional[Dict[str, Any]]
                 flat[f"{key}_{sub}"] = subvalue
         else:
             flat[key] = value
-    present = {part.split("=", 1)[0] for part in urlsplit(url).query.split("&") if part}
+    query = _query_of(url)
+    present = {part.split("=", 1)[0] for part in (query or "").split("&") if part}
     extra = []
     for key, value in flat.items():
         if key in present:
@@ -257,7 +338,38 @@ def with_connect_args(url: Optional[str], connect_args: Optional[Dict[str, Any]]
         extra.append(f"{quote(str(key))}={quote(str(value), safe='')}")
     if not extra:
         return url
-    return url + ("&" if "?" in url else "?") + "&".join(extra)
+    return url + ("?" if query is None else "&") + "&".join(extra)
+
+
+def _query_of(url: str) -> Optional[str]:
+    """The query string of a database URL, or None, split as SQLAlchemy (and
+    the C core) split it: a password may hold an unescaped '?', so the query
+    starts after the '@' that ends the credentials (the core refuses URLs
+    with a second raw '@')."""
+    rest = url.split("://", 1)[-1]
+    at = rest.rfind("@")
+    mark = rest.find("?", at + 1)
+    return None if mark < 0 else rest[mark + 1 :]
+
+
+def open_store(registry_config) -> Store:
+    """The Store for a SqlRegistryConfig: its URLs with
+    ``sqlalchemy_config_kwargs.connect_args`` added, its pool options, the
+    warnings about ignored keys. NativeSqlRegistry and the command line
+    (``feast registry create-schema``, ``python -m feast_sqlreg status``)
+    both open it here, so an option the server needs works in all of them.
+    Connections are opened lazily: a bad option raises on first use."""
+    if not registry_config.path:
+        raise errors.ConfigurationError(
+            "registry path is empty: set registry.path to a database URL"
+        )
+    kwargs = registry_config.sqlalchemy_config_kwargs or {}
+    connect_args = kwargs.get("connect_args")
+    return Store(
+        with_connect_args(registry_config.path, connect_args),
+        with_connect_args(registry_config.read_path, connect_args),
+        **store_options(kwargs),
+    )
 
 
 class NativeSqlRegistry(CachingRegistry):
@@ -270,17 +382,7 @@ class NativeSqlRegistry(CachingRegistry):
                 f"(registry_type: sql), got {type(registry_config).__name__}"
             )
         self.registry_config = registry_config
-        if not registry_config.path:
-            raise errors.ConfigurationError(
-                "registry path is empty: set registry.path to a database URL"
-            )
-        kwargs = registry_config.sqlalchemy_config_kwargs or {}
-        connect_args = kwargs.get("connect_args")
-        self._store = Store(
-            with_connect_args(registry_config.path, connect_args),
-            with_connect_args(registry_config.read_path, connect_args),
-            **store_options(kwargs),
-        )
+        self._store = open_store(registry_config)
         mode = registry_config.schema_mode
         if mode == "auto":
             self._store.create_schema()
@@ -304,10 +406,28 @@ class NativeSqlRegistry(CachingRegistry):
         self._sync_feast_metadata_to_projects_table()
         if not self.purge_feast_metadata:
             self._maybe_init_project_metadata(project)
+        self.bad_rows: List[Tuple[str, str, str, str]] = []
+        self._reported_rows: set = set()
+        self._reported_lock = threading.Lock()
+        _open_registries.add(self)
         logger.info("feast_sqlreg: native SQL registry on %s", self._store.url)
 
     def __repr__(self):
         return f"<NativeSqlRegistry {self._store.url}>"
+
+    def close(self):
+        """Closes every database connection of this registry (also done at
+        interpreter exit). Later calls raise feast_sqlreg.errors.InterfaceError."""
+        thread = getattr(self, "registry_refresh_thread", None)
+        if thread is not None:
+            thread.cancel()
+        self._store.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def _verify_schema(self):
         missing = set(self._store.missing_tables(False))
@@ -331,7 +451,54 @@ class NativeSqlRegistry(CachingRegistry):
             if raise_not_found and not_found is not None:
                 raise not_found(name, project)
             return None
-        return python_class.from_proto(proto_class.FromString(data))
+        return python_class.from_proto(self._parse(kind, project, name, data))
+
+    @staticmethod
+    def _parse(kind: int, project: str, name: str, data: bytes):
+        """The stored proto; DataError naming the row when Feast cannot parse
+        it (the C core already checked its wire format)."""
+        try:
+            return _KINDS[kind][0].FromString(data)
+        except DecodeError as e:
+            raise errors.DataError(
+                f"{_TABLE[kind]} row {name!r} in project {project!r}: "
+                f"Feast cannot parse the stored proto ({e})"
+            ) from None
+
+    def _report_bad_rows(self, bad) -> None:
+        """Logs each stored row left out of an answer (table, project, name,
+        reason) once for this registry: a refresh every few seconds would
+        otherwise repeat the same warning forever."""
+        for row in bad:
+            key = tuple(row)
+            with self._reported_lock:
+                if key in self._reported_rows:
+                    continue
+                self._reported_rows.add(key)
+            table, project, name, reason = key
+            logger.warning(
+                "feast_sqlreg: left out %s row %r in project %r of %s: %s. The rest of "
+                "the registry is served; re-apply or delete that object to repair it.",
+                table,
+                name,
+                project,
+                self._store.url,
+                reason,
+            )
+
+    def _parsed_rows(self, kind: int, project: str, rows, bad):
+        """Parses (name, proto) rows; rows Feast cannot parse join the bad
+        ones, which are reported and left out."""
+        bad = list(bad)
+        protos = []
+        for name, data in rows:
+            try:
+                protos.append(self._parse(kind, project, name, data))
+            except errors.DataError as e:
+                bad.append((_TABLE[kind], project, name, str(e).split(": ", 1)[1]))
+        if bad:
+            self._report_bad_rows(bad)
+        return protos
 
     def _list(
         self,
@@ -348,13 +515,13 @@ class NativeSqlRegistry(CachingRegistry):
             if updated_since.tzinfo is None:
                 updated_since = updated_since.replace(tzinfo=timezone.utc)
             since = int(updated_since.astimezone(timezone.utc).timestamp())
-        rows = self._store.list(kind, project, since)
+        rows, bad = self._store.list(kind, project, since)
+        protos = self._parsed_rows(kind, project, rows, bad)
         if proto_only:
-            return [proto_class.FromString(r) for r in rows]
+            return protos
         use_skip_udf = skip_udf and _takes_skip_udf(python_class)
         objects = []
-        for r in rows:
-            proto = proto_class.FromString(r)
+        for proto in protos:
             obj = (
                 python_class.from_proto(proto, skip_udf=True)
                 if use_skip_udf
@@ -467,7 +634,8 @@ class NativeSqlRegistry(CachingRegistry):
         known = dict(self._store.meta_by_key(PROJECT_UUID))
         if not known:
             return
-        have = {ProjectProto.FromString(p).spec.name for p in self._store.list_projects()}
+        rows, _ = self._store.list_projects()
+        have = {name for name, _ in rows}
         for name in sorted(set(known) - have):
             self.apply_project(
                 Project(
@@ -483,8 +651,9 @@ class NativeSqlRegistry(CachingRegistry):
 
     def _list_projects(self, tags: Optional[dict]) -> List[Project]:
         objects = []
-        for data in self._store.list_projects():
-            obj = Project.from_proto(ProjectProto.FromString(data))
+        rows, bad = self._store.list_projects()
+        for proto in self._parsed_rows(PROJECT, "", rows, bad):
+            obj = Project.from_proto(proto)
             if utils.has_all_tags(obj.tags, tags):
                 objects.append(obj)
         return objects
@@ -899,14 +1068,74 @@ class NativeSqlRegistry(CachingRegistry):
         Each one gets a fresh version_id: Feast memoizes cached lookups on
         (id(proto), version_id), and with stock's empty version_id a new
         proto that reuses a freed one's id() serves stale results."""
-        registry = RegistryProto.FromString(self._store.registry())
+        data, bad = self._store.registry()
+        try:
+            registry = RegistryProto.FromString(data)
+        except DecodeError:
+            registry, more = self._salvage(data)
+            bad = list(bad) + more
+        if bad:
+            self._report_bad_rows(bad)
+        self.bad_rows = [tuple(row) for row in bad]
         registry.version_id = str(uuid.uuid4())
         return registry
 
+    def _salvage(self, data: bytes):
+        """The registry without the objects Feast cannot parse, and those
+        rows, named. Only reached when a row passed the C core's wire check
+        but not Feast's parser (invalid UTF-8 in a string, say)."""
+        kept = bytearray()
+        broken = set()
+        fields = RegistryProto.DESCRIPTOR.fields_by_number
+        for number, element in _registry_elements(data):
+            try:
+                RegistryProto.FromString(element)
+            except DecodeError:
+                field = fields.get(number)
+                broken.add(field.name if field else str(number))
+                continue
+            kept += element
+        bad = []
+        projects, _ = self._store.list_projects()
+        for field in sorted(broken):
+            kind = _REGISTRY_FIELD_KIND.get(field)
+            if kind is None:
+                bad.append(("registry", "", field, "Feast cannot parse it"))
+                continue
+            for project, project_proto in projects:
+                if kind == PROJECT:
+                    rows = [(project, project_proto)]
+                else:
+                    rows, _ = self._store.list(kind, project)
+                for name, row in rows:
+                    try:
+                        _KINDS[kind][0].FromString(row)
+                    except DecodeError as e:
+                        reason = f"Feast cannot parse the stored proto ({e})"
+                        bad.append((_TABLE[kind], project, name, reason))
+        return RegistryProto.FromString(bytes(kept)), bad
+
     def teardown(self):
         self._store.teardown()
+        self._store.release_idle()
         self._written()
 
     def commit(self):
         # Every write is committed when its call returns.
         pass
+
+
+# Reads build Feast objects from protos Feast itself serialized: without
+# typeguard's checks in the reading thread (feast_sqlreg._typechecks).
+for _name in dir(NativeSqlRegistry):
+    if _name.startswith(("get_", "list_")) and callable(getattr(NativeSqlRegistry, _name)):
+        setattr(
+            NativeSqlRegistry,
+            _name,
+            _typechecks.without_type_checks(getattr(NativeSqlRegistry, _name)),
+        )
+del _name
+
+# Finishes the start-up hook's work when this module was imported before
+# Feast (its Feast imports loaded feast.infra.registry.sql first).
+_install.registry_loaded(NativeSqlRegistry)

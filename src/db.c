@@ -70,7 +70,7 @@ int db_stmt_cache_add(db_stmt_cache *c, const char *sql, void *stmt, db_err *err
     char *copy = strdup(sql);
     if (!copy) {
         c->release(stmt);
-        db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "out of memory");
+        db_err_set(err, DB_ERR_NOMEM, 0, NULL, "out of memory");
         return -1;
     }
     if (c->n == DB_STMT_CACHE) drop_at(c, 0);

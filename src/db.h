@@ -24,13 +24,18 @@ typedef enum { DB_SQLITE = 1, DB_POSTGRES = 2, DB_MYSQL = 3 } db_dialect;
 typedef enum {
     DB_ERR_NONE = 0,
     DB_ERR_CONNECT,     /* could not reach or log into the server */
-    DB_ERR_INTEGRITY,   /* unique / primary key / not-null violation */
+    DB_ERR_INTEGRITY,   /* not-null, foreign key or check violation */
+    DB_ERR_DUPLICATE,   /* unique or primary key violation: the row exists */
     DB_ERR_BUSY,        /* lock wait timed out, deadlock, serialization */
     DB_ERR_PROGRAMMING, /* bad SQL, missing table or column */
     DB_ERR_OPERATIONAL, /* server-side or I/O failure */
     DB_ERR_DATA,        /* a stored value was not what we expect */
-    DB_ERR_INTERFACE,   /* misuse of this library, out of memory */
+    DB_ERR_INTERFACE,   /* misuse of this library */
+    DB_ERR_NOMEM,       /* out of memory: MemoryError */
     DB_ERR_CONFIG,      /* a bad URL or option: the user's configuration */
+    DB_ERR_TIMEOUT,     /* the server cancelled the statement (statement_timeout,
+                           max_statement_time): not retried, and the connection
+                           stays usable */
 } db_errkind;
 
 /* Error state, read from the driver while the connection is still held and
@@ -106,9 +111,36 @@ void db_stmt_cache_forget(db_stmt_cache *c, void *stmt);
 /* Releases every cached statement. */
 void db_stmt_cache_clear(db_stmt_cache *c);
 
+/* How a dialect spells what plain SQL cannot say the same way everywhere.
+ * store.c builds its statements from these and never tests the dialect. */
+typedef struct {
+    /* Appended to a SELECT to lock the rows it reads until commit; "" where
+     * the write transaction already holds the lock (SQLite). */
+    const char *lock_suffix;
+    /* "Insert unless the key exists", reporting a lost race as 0 rows
+     * inserted: prefix and suffix around "table (cols) VALUES (...)". NULL
+     * prefix: the dialect has no such form that keeps other errors visible
+     * (MySQL's INSERT IGNORE also hides truncation); the store then runs a
+     * plain INSERT and takes DB_ERR_DUPLICATE as the lost race, which
+     * such a dialect must roll back by statement, not by transaction. */
+    const char *insert_missing_prefix;
+    const char *insert_missing_suffix;
+    const char *blob_type; /* column type of serialized protos (64 KB+) */
+    /* 1: CREATE INDEX IF NOT EXISTS is missing; declare indexes inside
+     * CREATE TABLE instead. */
+    int index_in_table;
+    int ddl_in_transaction; /* DDL is transactional (PostgreSQL) */
+    /* 1: a write that failed with DB_ERR_BUSY is worth retrying (deadlock
+     * victims); 0: BUSY already means the driver waited its full timeout. */
+    int retry_busy;
+    /* One column: the names of the tables in the current schema. */
+    const char *tables_query;
+} db_sql_dialect;
+
 typedef struct {
     const char *name;
     db_dialect dialect;
+    const db_sql_dialect *sql;
     /* Opens a connection. Returns NULL with err filled on failure. */
     db_conn *(*connect)(const db_url *url, db_err *err);
     void (*close)(db_conn *c);

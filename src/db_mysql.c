@@ -11,6 +11,11 @@
  * it matched, not only those it changed) and without automatic reconnection:
  * a silent reconnect would drop the prepared statements and any open
  * transaction.
+ *
+ * Timeouts: connect_timeout defaults to 10 s and also bounds the handshake
+ * (a server that accepts TCP and never answers); read_timeout and
+ * write_timeout, when given, bound every read and write of a statement: the
+ * library then drops the connection (CR_SERVER_LOST) and the pool closes it.
  */
 #include <errmsg.h>
 #include <limits.h>
@@ -40,6 +45,7 @@ typedef my_bool flag_t;
 
 struct db_conn {
     MYSQL *my;
+    unsigned int read_timeout; /* seconds, 0: none; for messages */
     db_stmt_cache stmts;
 };
 
@@ -48,15 +54,16 @@ struct db_conn {
 static db_errkind kind_for(unsigned int code) {
     switch (code) {
     case 1022: /* ER_DUP_KEY */
-    case 1048: /* ER_BAD_NULL_ERROR */
     case 1062: /* ER_DUP_ENTRY */
     case 1169: /* ER_DUP_UNIQUE */
+    case 1586: /* ER_DUP_ENTRY_WITH_KEY_NAME */
+        return DB_ERR_DUPLICATE;
+    case 1048: /* ER_BAD_NULL_ERROR */
     case 1216: /* ER_NO_REFERENCED_ROW */
     case 1217: /* ER_ROW_IS_REFERENCED */
     case 1364: /* ER_NO_DEFAULT_FOR_FIELD */
     case 1451: /* ER_ROW_IS_REFERENCED_2 */
     case 1452: /* ER_NO_REFERENCED_ROW_2 */
-    case 1586: /* ER_DUP_ENTRY_WITH_KEY_NAME */
     case 3819: /* MySQL: ER_CHECK_CONSTRAINT_VIOLATED */
     case 4025: /* MariaDB: ER_CONSTRAINT_FAILED */
         return DB_ERR_INTEGRITY;
@@ -65,6 +72,12 @@ static db_errkind kind_for(unsigned int code) {
     case 1213: /* ER_LOCK_DEADLOCK */
     case 3572: /* MySQL: ER_LOCK_NOWAIT */
         return DB_ERR_BUSY;
+    /* The server stopped the statement; the session is fine, and a retry
+     * would only wait as long again. */
+    case 1317: /* ER_QUERY_INTERRUPTED (KILL QUERY) */
+    case 1969: /* MariaDB: ER_STATEMENT_TIMEOUT (max_statement_time) */
+    case 3024: /* MySQL: ER_QUERY_TIMEOUT (max_execution_time) */
+        return DB_ERR_TIMEOUT;
     case 1046: /* ER_NO_DB_ERROR */
     case 1049: /* ER_BAD_DB_ERROR */
     case 1050: /* ER_TABLE_EXISTS_ERROR */
@@ -120,7 +133,7 @@ static int fail_stmt(MYSQL_STMT *st, db_err *err) {
 }
 
 static int oom(db_err *err) {
-    db_err_set(err, DB_ERR_INTERFACE, CR_OUT_OF_MEMORY, NULL, "mysql: out of memory");
+    db_err_set(err, DB_ERR_NOMEM, CR_OUT_OF_MEMORY, NULL, "mysql: out of memory");
     return -1;
 }
 
@@ -172,6 +185,20 @@ static int opt_uint(const db_url *url, const char *key, unsigned int *out, db_er
     return 0;
 }
 
+/* Seconds as a whole number for the library, rounded up: PyMySQL takes
+ * fractions for its timeouts. */
+static int opt_seconds(const db_url *url, const char *key, unsigned int *out, db_err *err) {
+    const char *v = url_query(url, key);
+    if (!v) return 0;
+    char *end;
+    double t = strtod(v, &end);
+    if (v[0] < '0' || v[0] > '9' || *end || !(t >= 0 && t <= INT_MAX))
+        return config_err(err, key, "must be a number of seconds");
+    unsigned int n = (unsigned int)t;
+    *out = n + ((double)n < t);
+    return 0;
+}
+
 /* -1 when absent, else 0 or 1. */
 static int opt_bool(const db_url *url, const char *key, int *out, db_err *err) {
     static const char *const yes[] = {"1", "true", "yes", "on", NULL};
@@ -209,8 +236,8 @@ static int read_opts(const db_url *url, conn_opts *o, db_err *err) {
     if (o->socket && !o->socket[0]) o->socket = NULL;
     o->connect_timeout = 10;
     if (opt_uint(url, "connect_timeout", &o->connect_timeout, err) != 0 ||
-        opt_uint(url, "read_timeout", &o->read_timeout, err) != 0 ||
-        opt_uint(url, "write_timeout", &o->write_timeout, err) != 0)
+        opt_seconds(url, "read_timeout", &o->read_timeout, err) != 0 ||
+        opt_seconds(url, "write_timeout", &o->write_timeout, err) != 0)
         return -1;
 
     o->ca = url_query(url, "ssl_ca");
@@ -349,6 +376,7 @@ static db_conn *my_connect(const db_url *url, db_err *err) {
         return NULL;
     }
     c->stmts.release = close_stmt;
+    c->read_timeout = o.read_timeout;
     int tcp = 0;
     for (int i = 0; url->driver && TCP_DRIVERS[i]; i++)
         if (strcmp(url->driver, TCP_DRIVERS[i]) == 0) tcp = 1;
@@ -636,13 +664,33 @@ static int text_exec(db_conn *c, const char *sql, db_row_fn row, void *ctx, int6
     return rv;
 }
 
+static int is_lost(unsigned int code) {
+    return code == CR_SERVER_GONE_ERROR || code == CR_SERVER_LOST || code == 2055;
+}
+
+/* A connection lost in the middle of a statement: say that the statement
+ * may or may not have run, and name read_timeout, the usual cause when the
+ * server is alive but stalled. */
+static void explain_lost(const db_conn *c, db_err *err) {
+    if (err->code != CR_SERVER_LOST && err->code != 2055) return;
+    size_t k = strlen(err->msg);
+    if (k >= sizeof(err->msg) - 1) return;
+    if (c->read_timeout)
+        snprintf(err->msg + k, sizeof(err->msg) - k,
+                 " (no answer within read_timeout %u s, or the server went away); the "
+                 "statement's outcome is unknown",
+                 c->read_timeout);
+    else
+        snprintf(err->msg + k, sizeof(err->msg) - k, "; the statement's outcome is unknown");
+}
+
 /* Closes a cached statement and drops it from the cache. */
 static void forget(db_conn *c, MYSQL_STMT *st) {
     db_stmt_cache_forget(&c->stmts, st);
 }
 
-static int my_exec(db_conn *c, const char *sql, const db_value *params, int nparams, db_row_fn row,
-                   void *ctx, int64_t *affected, db_err *err) {
+static int exec_stmt(db_conn *c, const char *sql, const db_value *params, int nparams,
+                     db_row_fn row, void *ctx, int64_t *affected, db_err *err) {
     if (nparams == 0 && use_text(sql)) return text_exec(c, sql, row, ctx, affected, err);
     MYSQL_STMT *st = NULL;
     int rv = -1;
@@ -665,8 +713,7 @@ static int my_exec(db_conn *c, const char *sql, const db_value *params, int npar
         forget(c, st);
         db_err_clear(err);
     }
-    if (rv != 0 && (err->code == 1153 || err->code == CR_SERVER_GONE_ERROR ||
-                    err->code == CR_SERVER_LOST || err->code == 2055)) {
+    if (rv != 0 && (err->code == 1153 || is_lost((unsigned int)err->code))) {
         /* A value over the server's max_allowed_packet makes it hang up:
          * say so, or "server has gone away" is all the user sees. */
         size_t total = 0;
@@ -691,10 +738,19 @@ static int my_exec(db_conn *c, const char *sql, const db_value *params, int npar
     return rv;
 }
 
+static int my_exec(db_conn *c, const char *sql, const db_value *params, int nparams, db_row_fn row,
+                   void *ctx, int64_t *affected, db_err *err) {
+    int rv = exec_stmt(c, sql, params, nparams, row, ctx, affected, err);
+    if (rv != 0) explain_lost(c, err);
+    return rv;
+}
+
 /* ---- transactions -------------------------------------------------------- */
 
 static int simple(db_conn *c, const char *sql, db_err *err) {
-    return text_exec(c, sql, NULL, NULL, NULL, err);
+    int rv = text_exec(c, sql, NULL, NULL, NULL, err);
+    if (rv != 0) explain_lost(c, err);
+    return rv;
 }
 
 static int my_begin(db_conn *c, int write, db_err *err) {
@@ -718,6 +774,27 @@ static int my_ping(db_conn *c, db_err *err) {
     return -1;
 }
 
+static const db_sql_dialect my_sql = {
+    .lock_suffix = " FOR UPDATE",
+    .insert_missing_prefix = NULL, /* INSERT IGNORE would hide truncation */
+    .insert_missing_suffix = NULL,
+    .blob_type = "LONGBLOB", /* BLOB stops at 64 KB */
+    .index_in_table = 1,
+    .ddl_in_transaction = 0,
+    .retry_busy = 1, /* InnoDB deadlocks writers racing to create one row */
+    .tables_query = "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = DATABASE()",
+};
+
 const db_driver db_mysql_driver = {
-    "mysql", DB_MYSQL, my_connect, my_close, my_exec, my_begin, my_commit, my_rollback, my_ping,
+    .name = "mysql",
+    .dialect = DB_MYSQL,
+    .sql = &my_sql,
+    .connect = my_connect,
+    .close = my_close,
+    .exec = my_exec,
+    .begin = my_begin,
+    .commit = my_commit,
+    .rollback = my_rollback,
+    .ping = my_ping,
 };

@@ -6,18 +6,30 @@
  * come back in binary when every column has a binary form we read directly
  * (integers, bytea, text types), else in text. The first execution of a
  * statement, which tells us its column types, uses text.
+ *
+ * Timeouts: connect_timeout defaults to 10 s (libpq's default waits forever
+ * on a server that accepts TCP and never answers). The query key
+ * read_timeout (seconds, ours, not libpq's) bounds every round trip: the
+ * command is sent on a non-blocking connection and its answer awaited with
+ * poll() until the deadline; a connection that missed it is dead for good.
  */
+#include <errno.h>
 #include <libpq-fe.h>
+#include <math.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db.h"
 
 #define STMT_CACHE   256 /* more than the store's distinct statements */
 #define STACK_PARAMS 16
 #define STACK_COLS   16
+
+#define DEFAULT_CONNECT_TIMEOUT "10" /* seconds */
 
 /* Type OIDs (pg_type.h), fixed since PostgreSQL 7. */
 #define OID_BYTEA   17
@@ -42,6 +54,8 @@ typedef struct {
 
 struct db_conn {
     PGconn *pg;
+    double read_timeout; /* seconds per round trip; 0: no limit */
+    int stalled;         /* missed read_timeout: never used again */
     int nstmt;
     unsigned next_id;
     uint64_t clock;
@@ -79,10 +93,13 @@ static db_errkind kind_for(PGconn *pg, const char *st) {
     /* A dead connection must be discarded whatever the server said. */
     if (PQstatus(pg) == CONNECTION_BAD) return DB_ERR_CONNECT;
     if (!st || strlen(st) != 5) return DB_ERR_OPERATIONAL;
+    if (strcmp(st, "23505") == 0) return DB_ERR_DUPLICATE;
     if (strncmp(st, "23", 2) == 0) return DB_ERR_INTEGRITY;
-    if (strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0 || strcmp(st, "55P03") == 0 ||
-        strcmp(st, "57014") == 0)
+    if (strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0 || strcmp(st, "55P03") == 0)
         return DB_ERR_BUSY;
+    /* query_canceled: statement_timeout (or a cancel request). Retrying
+     * would only wait as long again; the session itself is fine. */
+    if (strcmp(st, "57014") == 0) return DB_ERR_TIMEOUT;
     if (strncmp(st, "42", 2) == 0) return DB_ERR_PROGRAMMING;
     if (strncmp(st, "08", 2) == 0) return DB_ERR_CONNECT;
     if (strncmp(st, "22", 2) == 0) return DB_ERR_DATA;
@@ -92,6 +109,14 @@ static db_errkind kind_for(PGconn *pg, const char *st) {
 /* Fills err from a failed result (res may be NULL: out of memory or no
  * connection, then the connection's message is used). Clears res. */
 static int fail(db_conn *c, PGresult *res, db_err *err) {
+    if (c->stalled) {
+        PQclear(res);
+        db_err_set(err, DB_ERR_OPERATIONAL, 0, NULL,
+                   "postgresql: no answer from PostgreSQL within %.1f s (read_timeout); the "
+                   "connection was dropped and the statement's outcome is unknown",
+                   c->read_timeout);
+        return -1;
+    }
     const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     char msg[480];
@@ -108,7 +133,7 @@ static int fail(db_conn *c, PGresult *res, db_err *err) {
 }
 
 static int oom(db_err *err) {
-    db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "out of memory");
+    db_err_set(err, DB_ERR_NOMEM, 0, NULL, "out of memory");
     return -1;
 }
 
@@ -251,8 +276,26 @@ static db_conn *open_session(const char *const *kw, const char *const *val, db_e
     return NULL;
 }
 
+/* read_timeout from the URL query into *out (0 when absent). */
+static int read_timeout_opt(const db_url *url, double *out, db_err *err) {
+    const char *v = url_query(url, "read_timeout");
+    *out = 0;
+    if (!v) return 0;
+    char *end = NULL;
+    double t = strtod(v, &end);
+    if (end == v || *end || !isfinite(t) || t < 0) {
+        db_err_set(err, DB_ERR_CONFIG, 0, NULL,
+                   "PostgreSQL option read_timeout in the registry URL must be a number of "
+                   "seconds (0: no limit), not '%s'",
+                   v);
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
 static db_conn *pg_connect(const db_url *url, db_err *err) {
-    enum { MAXKW = URL_MAX_QUERY + 10 };
+    enum { MAXKW = URL_MAX_QUERY + 12 };
     const char *kw[MAXKW + 1], *val[MAXKW + 1];
     int n = 0, nhost = 0;
     char port[16] = "";
@@ -265,9 +308,11 @@ static db_conn *pg_connect(const db_url *url, db_err *err) {
         oom(err);
         return NULL;
     }
+    int has_connect_timeout = 0;
     for (int i = 0; i < url->nquery; i++) {
         const char *k = url->qkey[i];
-        int known = 0;
+        int known = strcmp(k, "read_timeout") == 0; /* ours, not libpq's */
+        has_connect_timeout |= strcmp(k, "connect_timeout") == 0;
         for (PQconninfoOption *o = opts; o->keyword && !known; o++)
             known = strcmp(o->keyword, k) == 0;
         if (!known) {
@@ -302,6 +347,8 @@ static db_conn *pg_connect(const db_url *url, db_err *err) {
         }
     }
     PQconninfoFree(opts);
+    double read_timeout;
+    if (read_timeout_opt(url, &read_timeout, err) != 0) return NULL;
 
     /* URL parts first; query keys after them win (libpq keeps the last). */
     if (url->host) kw[n] = "host", val[n++] = url->host;
@@ -317,7 +364,9 @@ static db_conn *pg_connect(const db_url *url, db_err *err) {
     const char *qport = port;
     for (int i = 0; i < url->nquery; i++) {
         const char *k = url->qkey[i];
-        if (strcmp(k, "host") == 0 || strcmp(k, "client_encoding") == 0) continue;
+        if (strcmp(k, "host") == 0 || strcmp(k, "client_encoding") == 0 ||
+            strcmp(k, "read_timeout") == 0)
+            continue;
         if (strcmp(k, "port") == 0) qport = url->qval[i];
         kw[n] = k, val[n++] = url->qval[i];
     }
@@ -330,12 +379,129 @@ static db_conn *pg_connect(const db_url *url, db_err *err) {
         if (ports) kw[n] = "port", val[n++] = ports;
     }
     kw[n] = "client_encoding", val[n++] = "UTF8";
+    /* libpq waits forever by default; PGCONNECT_TIMEOUT still wins over ours. */
+    const char *env_timeout = getenv("PGCONNECT_TIMEOUT");
+    if (!has_connect_timeout && !(env_timeout && env_timeout[0]))
+        kw[n] = "connect_timeout", val[n++] = DEFAULT_CONNECT_TIMEOUT;
     kw[n] = NULL, val[n] = NULL;
 
     db_conn *c = open_session(kw, val, err);
     free(hosts);
     free(ports);
+    if (c && read_timeout > 0) {
+        /* Non-blocking, so that sending a large value to a server that
+         * stopped reading cannot block past the deadline either. */
+        if (PQsetnonblocking(c->pg, 1) != 0) {
+            char msg[480];
+            tidy(msg, sizeof(msg), PQerrorMessage(c->pg));
+            db_err_set(err, DB_ERR_CONNECT, 0, NULL, "postgresql: %s", msg);
+            pg_close(c);
+            return NULL;
+        }
+        c->read_timeout = read_timeout;
+    }
     return c;
+}
+
+/* ---- round trips --------------------------------------------------------- */
+
+static double now_mono(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Waits for events on the connection's socket until deadline. Returns the
+ * events that happened, 0 when the deadline passed, -1 on error. */
+static int wait_socket(db_conn *c, short events, double deadline) {
+    struct pollfd pfd = {PQsocket(c->pg), events, 0};
+    if (pfd.fd < 0) return -1;
+    for (;;) {
+        double left = deadline - now_mono();
+        if (left <= 0) return 0;
+        double ms = left * 1000 + 1; /* rounded up: never early */
+        int rc = poll(&pfd, 1, ms < 1e9 ? (int)ms : 1000000000);
+        if (rc > 0) return pfd.revents ? pfd.revents : events;
+        if (rc < 0 && errno != EINTR) return -1;
+    }
+}
+
+/* Completes a command sent with PQsend* (sent: its return value) as the
+ * blocking PQexec family would, but within read_timeout: flushes it, then
+ * collects its results (the first error, else the last result). Returns
+ * NULL when the send failed or the connection broke (PQerrorMessage says
+ * why), or when the deadline passed: then c is stalled for good (the
+ * session is mid-command: nothing else can be sent on it). */
+static PGresult *await_result(db_conn *c, int sent) {
+    if (!sent) return NULL;
+    PGconn *pg = c->pg;
+    double deadline = now_mono() + c->read_timeout;
+    int rc;
+    while ((rc = PQflush(pg)) > 0) {
+        int ev = wait_socket(c, POLLIN | POLLOUT, deadline);
+        if (ev == 0) goto stalled;
+        if (ev < 0 || ((ev & POLLIN) && !PQconsumeInput(pg))) return NULL;
+    }
+    if (rc < 0) return NULL;
+    PGresult *kept = NULL;
+    for (;;) {
+        while (PQisBusy(pg)) {
+            int ev = wait_socket(c, POLLIN, deadline);
+            if (ev == 0) {
+                PQclear(kept);
+                goto stalled;
+            }
+            if (ev < 0 || !PQconsumeInput(pg)) {
+                /* Broken: PQgetResult reports it without waiting. */
+                if (PQstatus(pg) != CONNECTION_BAD) {
+                    PQclear(kept);
+                    goto stalled;
+                }
+                break;
+            }
+        }
+        PGresult *res = PQgetResult(pg);
+        if (!res) break;
+        if (kept && PQresultStatus(kept) == PGRES_FATAL_ERROR) {
+            PQclear(res);
+        } else {
+            PQclear(kept);
+            kept = res;
+        }
+        if (PQstatus(pg) == CONNECTION_BAD) break;
+    }
+    return kept;
+stalled:
+    c->stalled = 1;
+    return NULL;
+}
+
+/* PQexec, PQexecParams (no parameters), PQprepare and PQexecPrepared,
+ * bounded by read_timeout when there is one. A stalled connection returns
+ * NULL at once (fail() then says why). */
+static PGresult *q_exec(db_conn *c, const char *sql) {
+    if (c->stalled) return NULL;
+    if (c->read_timeout <= 0) return PQexec(c->pg, sql);
+    return await_result(c, PQsendQuery(c->pg, sql));
+}
+
+static PGresult *q_exec_text(db_conn *c, const char *sql) {
+    if (c->stalled) return NULL;
+    if (c->read_timeout <= 0) return PQexecParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, FMT_TEXT);
+    return await_result(c, PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, FMT_TEXT));
+}
+
+static PGresult *q_prepare(db_conn *c, const char *name, const char *sql, int nparams) {
+    if (c->stalled) return NULL;
+    if (c->read_timeout <= 0) return PQprepare(c->pg, name, sql, nparams, NULL);
+    return await_result(c, PQsendPrepare(c->pg, name, sql, nparams, NULL));
+}
+
+static PGresult *q_exec_prepared(db_conn *c, const char *name, int nparams, const char *const *vals,
+                                 const int *lens, const int *fmts, int fmt) {
+    if (c->stalled) return NULL;
+    if (c->read_timeout <= 0) return PQexecPrepared(c->pg, name, nparams, vals, lens, fmts, fmt);
+    return await_result(c, PQsendQueryPrepared(c->pg, name, nparams, vals, lens, fmts, fmt));
 }
 
 /* ---- statements ---------------------------------------------------------- */
@@ -451,7 +617,7 @@ static stmt_entry *prepare(db_conn *c, const char *sql, int nparams, db_err *err
     }
     char name[16];
     snprintf(name, sizeof(name), "s%u", ++c->next_id);
-    PGresult *res = PQprepare(c->pg, name, text, nparams, NULL);
+    PGresult *res = q_prepare(c, name, text, nparams);
     free(text);
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
         free(copy);
@@ -464,7 +630,7 @@ static stmt_entry *prepare(db_conn *c, const char *sql, int nparams, db_err *err
          * least recently used one. A failure here only leaks it. */
         char sqltext[32];
         snprintf(sqltext, sizeof(sqltext), "DEALLOCATE %s", evicted);
-        PQclear(PQexec(c->pg, sqltext));
+        PQclear(q_exec(c, sqltext));
         free(e->sql);
     } else {
         c->nstmt++;
@@ -604,8 +770,7 @@ static int pg_exec(db_conn *c, const char *sql, const db_value *params, int npar
                        "statement has placeholders but no parameters were given");
             return -1;
         }
-        return consume(c, PQexecParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, FMT_TEXT), row, ctx,
-                       affected, err);
+        return consume(c, q_exec_text(c, sql), row, ctx, affected, err);
     }
     stmt_entry *e = prepare(c, sql, nparams, err);
     if (!e) return -1;
@@ -680,7 +845,7 @@ static int pg_exec(db_conn *c, const char *sql, const db_value *params, int npar
     }
     if (rv == 0) {
         int fmt = e->fmt == FMT_BINARY ? FMT_BINARY : FMT_TEXT;
-        PGresult *res = PQexecPrepared(c->pg, e->name, nparams, vals, lens, fmts, fmt);
+        PGresult *res = q_exec_prepared(c, e->name, nparams, vals, lens, fmts, fmt);
         if (e->fmt == FMT_UNKNOWN && res && PQresultStatus(res) == PGRES_TUPLES_OK)
             e->fmt = binary_ok(res) ? FMT_BINARY : FMT_TEXT;
         rv = consume(c, res, row, ctx, affected, err);
@@ -696,7 +861,7 @@ static int pg_exec(db_conn *c, const char *sql, const db_value *params, int npar
 /* ---- transactions -------------------------------------------------------- */
 
 static int simple(db_conn *c, const char *sql, db_err *err) {
-    PGresult *res = PQexec(c->pg, sql);
+    PGresult *res = q_exec(c, sql);
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) return fail(c, res, err);
     PQclear(res);
     return 0;
@@ -705,6 +870,7 @@ static int simple(db_conn *c, const char *sql, db_err *err) {
 static int pg_begin(db_conn *c, int write, db_err *err) {
     /* Row locks come from SELECT ... FOR UPDATE: a plain BEGIN either way. */
     (void)write;
+    if (c->stalled) return fail(c, NULL, err);
     if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
         db_err_set(err, PQstatus(c->pg) == CONNECTION_BAD ? DB_ERR_CONNECT : DB_ERR_OPERATIONAL, 0,
                    NULL, "postgresql: connection is not idle at BEGIN");
@@ -714,13 +880,14 @@ static int pg_begin(db_conn *c, int write, db_err *err) {
 }
 
 static int pg_commit(db_conn *c, db_err *err) {
+    if (c->stalled) return fail(c, NULL, err);
     /* COMMIT of a failed transaction "succeeds" by rolling back. */
     if (PQtransactionStatus(c->pg) == PQTRANS_INERROR) {
         db_err_set(err, DB_ERR_OPERATIONAL, 0, "25P02",
                    "postgresql: the transaction was aborted and cannot be committed");
         return -1;
     }
-    PGresult *res = PQexec(c->pg, "COMMIT");
+    PGresult *res = q_exec(c, "COMMIT");
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) return fail(c, res, err);
     int rolled_back = strcmp(PQcmdStatus(res), "ROLLBACK") == 0;
     PQclear(res);
@@ -733,6 +900,7 @@ static int pg_commit(db_conn *c, db_err *err) {
 }
 
 static int pg_rollback(db_conn *c, db_err *err) {
+    if (c->stalled) return fail(c, NULL, err);
     switch (PQtransactionStatus(c->pg)) {
     case PQTRANS_IDLE:
         return 0; /* nothing open */
@@ -746,12 +914,13 @@ static int pg_rollback(db_conn *c, db_err *err) {
 }
 
 static int pg_ping(db_conn *c, db_err *err) {
+    if (c->stalled) return fail(c, NULL, err);
     if (PQstatus(c->pg) != CONNECTION_OK || PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
         db_err_set(err, DB_ERR_CONNECT, 0, NULL, "postgresql: connection lost");
         return -1;
     }
     /* An empty query: one round trip, no parsing, no snapshot. */
-    PGresult *res = PQexec(c->pg, "");
+    PGresult *res = q_exec(c, "");
     if (!res || PQresultStatus(res) != PGRES_EMPTY_QUERY) {
         fail(c, res, err);
         return -1;
@@ -760,7 +929,27 @@ static int pg_ping(db_conn *c, db_err *err) {
     return 0;
 }
 
+static const db_sql_dialect pg_sql = {
+    .lock_suffix = " FOR UPDATE",
+    .insert_missing_prefix = "INSERT INTO",
+    .insert_missing_suffix = " ON CONFLICT DO NOTHING",
+    .blob_type = "BYTEA",
+    .index_in_table = 0,
+    .ddl_in_transaction = 1,
+    .retry_busy = 1,
+    .tables_query = "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = current_schema()",
+};
+
 const db_driver db_pg_driver = {
-    "postgresql", DB_POSTGRES, pg_connect,  pg_close, pg_exec,
-    pg_begin,     pg_commit,   pg_rollback, pg_ping,
+    .name = "postgresql",
+    .dialect = DB_POSTGRES,
+    .sql = &pg_sql,
+    .connect = pg_connect,
+    .close = pg_close,
+    .exec = pg_exec,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .ping = pg_ping,
 };

@@ -1,4 +1,7 @@
 /* db_sqlite.c - the SQLite backend: the only file that calls sqlite3. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +14,8 @@ struct db_conn {
 };
 
 static db_errkind kind_for(int rc) {
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+        return DB_ERR_DUPLICATE;
     switch (rc & 0xff) {
     case SQLITE_CONSTRAINT:
         return DB_ERR_INTEGRITY;
@@ -24,6 +29,7 @@ static db_errkind kind_for(int rc) {
     case SQLITE_PERM:
         return DB_ERR_CONNECT;
     case SQLITE_NOMEM:
+        return DB_ERR_NOMEM;
     case SQLITE_MISUSE:
         return DB_ERR_INTERFACE;
     case SQLITE_MISMATCH:
@@ -35,7 +41,9 @@ static db_errkind kind_for(int rc) {
 }
 
 static int fail(db_conn *c, int rc, db_err *err) {
-    db_err_set(err, kind_for(rc), sqlite3_extended_errcode(c->db), NULL, "sqlite: %s",
+    int ext = sqlite3_extended_errcode(c->db);
+    /* The extended code tells a duplicate key from other constraints. */
+    db_err_set(err, kind_for((ext & 0xff) == (rc & 0xff) ? ext : rc), ext, NULL, "sqlite: %s",
                sqlite3_errmsg(c->db));
     return -1;
 }
@@ -51,22 +59,37 @@ static void sq_close(db_conn *c) {
     free(c);
 }
 
+/* Python sqlite3's `timeout` (seconds) as SQLite's busy timeout
+ * (milliseconds, an int). NaN, infinities and negative values are refused:
+ * converting them, or anything from 2147483.648 s up, to int is undefined
+ * and in practice gave a negative timeout, which turns lock waiting off.
+ * Larger finite values (also those too big for a double) wait the longest
+ * SQLite can: INT_MAX ms, about 24.8 days. Returns 0, or -1 with err filled. */
+static int sq_timeout_ms(const char *v, int *ms, db_err *err) {
+    char *end = NULL;
+    errno = 0;
+    double t = strtod(v, &end);
+    int overflow = errno == ERANGE && isinf(t);
+    if (end == v || *end || (isinf(t) && !overflow) || isnan(t) || t < 0) {
+        db_err_set(err, DB_ERR_CONFIG, 0, NULL,
+                   "sqlite URL: timeout must be a finite number of seconds, 0 or more, not '%.40s'",
+                   v);
+        return -1;
+    }
+    *ms = overflow || t * 1000.0 >= (double)INT_MAX ? INT_MAX : (int)(t * 1000.0);
+    return 0;
+}
+
 /* Query keys of sqlite URLs: Python sqlite3's `timeout` (seconds) and
  * SQLite's `mode` (ro, rw, rwc); `check_same_thread` and `uri` mean nothing
  * here (the pool gives a connection to one thread at a time). */
-static int sq_options(const db_url *url, int *flags, double *timeout, db_err *err) {
+static int sq_options(const db_url *url, int *flags, int *timeout_ms, db_err *err) {
     *flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-    *timeout = 30.0;
+    *timeout_ms = 30000;
     for (int i = 0; i < url->nquery; i++) {
         const char *k = url->qkey[i], *v = url->qval[i];
-        char *end = NULL;
         if (strcmp(k, "timeout") == 0) {
-            *timeout = strtod(v, &end);
-            if (end == v || *end || *timeout < 0) {
-                db_err_set(err, DB_ERR_CONFIG, 0, NULL,
-                           "sqlite URL: timeout must be a number of seconds, not '%s'", v);
-                return -1;
-            }
+            if (sq_timeout_ms(v, timeout_ms, err) != 0) return -1;
         } else if (strcmp(k, "mode") == 0) {
             if (strcmp(v, "ro") == 0)
                 *flags = SQLITE_OPEN_READONLY;
@@ -74,12 +97,12 @@ static int sq_options(const db_url *url, int *flags, double *timeout, db_err *er
                 *flags = SQLITE_OPEN_READWRITE;
             else if (strcmp(v, "rwc") != 0) {
                 db_err_set(err, DB_ERR_CONFIG, 0, NULL,
-                           "sqlite URL: mode must be ro, rw or rwc, not '%s'", v);
+                           "sqlite URL: mode must be ro, rw or rwc, not '%.40s'", v);
                 return -1;
             }
         } else if (strcmp(k, "check_same_thread") != 0 && strcmp(k, "uri") != 0) {
             db_err_set(err, DB_ERR_CONFIG, 0, NULL,
-                       "sqlite URL: unknown option '%s' (known: timeout, mode)", k);
+                       "sqlite URL: unknown option '%.64s' (known: timeout, mode)", k);
             return -1;
         }
     }
@@ -87,12 +110,11 @@ static int sq_options(const db_url *url, int *flags, double *timeout, db_err *er
 }
 
 static db_conn *sq_connect(const db_url *url, db_err *err) {
-    int flags;
-    double timeout;
-    if (sq_options(url, &flags, &timeout, err) != 0) return NULL;
+    int flags, timeout_ms;
+    if (sq_options(url, &flags, &timeout_ms, err) != 0) return NULL;
     db_conn *c = calloc(1, sizeof(*c));
     if (!c) {
-        db_err_set(err, DB_ERR_INTERFACE, SQLITE_NOMEM, NULL, "out of memory");
+        db_err_set(err, DB_ERR_NOMEM, SQLITE_NOMEM, NULL, "out of memory");
         return NULL;
     }
     c->stmts.release = finalize;
@@ -108,7 +130,7 @@ static db_conn *sq_connect(const db_url *url, db_err *err) {
     sqlite3_extended_result_codes(c->db, 1);
     /* Writers queue on the database lock instead of failing at once: several
      * `feast materialize` processes commonly write one registry file. */
-    sqlite3_busy_timeout(c->db, (int)(timeout * 1000));
+    sqlite3_busy_timeout(c->db, timeout_ms);
     return c;
 }
 
@@ -217,6 +239,26 @@ static int sq_ping(db_conn *c, db_err *err) {
     return 0; /* an embedded database cannot drop the connection */
 }
 
+static const db_sql_dialect sq_sql = {
+    .lock_suffix = "",
+    .insert_missing_prefix = "INSERT OR IGNORE INTO",
+    .insert_missing_suffix = "",
+    .blob_type = "BLOB",
+    .index_in_table = 0,
+    .ddl_in_transaction = 0,
+    .retry_busy = 0, /* the busy handler already waited `timeout` */
+    .tables_query = "SELECT name FROM sqlite_master WHERE type = 'table'",
+};
+
 const db_driver db_sqlite_driver = {
-    "sqlite", DB_SQLITE, sq_connect, sq_close, sq_exec, sq_begin, sq_commit, sq_rollback, sq_ping,
+    .name = "sqlite",
+    .dialect = DB_SQLITE,
+    .sql = &sq_sql,
+    .connect = sq_connect,
+    .close = sq_close,
+    .exec = sq_exec,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .ping = sq_ping,
 };

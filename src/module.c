@@ -2,6 +2,7 @@
 #include "module.h"
 
 #include <sqlite3.h>
+#include <string.h>
 
 static module_state *get_state(PyObject *module) {
     return (module_state *)PyModule_GetState(module);
@@ -13,9 +14,11 @@ PyObject *sqlreg_raise(module_state *ms, const db_err *err) {
     case DB_ERR_CONNECT:
     case DB_ERR_BUSY:
     case DB_ERR_OPERATIONAL:
+    case DB_ERR_TIMEOUT:
         cls = ms->OperationalError;
         break;
     case DB_ERR_INTEGRITY:
+    case DB_ERR_DUPLICATE:
         cls = ms->IntegrityError;
         break;
     case DB_ERR_PROGRAMMING:
@@ -33,7 +36,14 @@ PyObject *sqlreg_raise(module_state *ms, const db_err *err) {
     default:
         cls = ms->DatabaseError;
     }
-    PyObject *exc = PyObject_CallFunction(cls, "s", err->msg[0] ? err->msg : "database error");
+    if (err->kind == DB_ERR_NOMEM) return PyErr_NoMemory();
+    /* Server messages are not always UTF-8 (a server's own charset, a
+     * truncated multi-byte character): never let decoding fail the raise. */
+    const char *msg = err->msg[0] ? err->msg : "database error";
+    PyObject *text = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "replace");
+    if (!text) return NULL;
+    PyObject *exc = PyObject_CallFunctionObjArgs(cls, text, NULL);
+    Py_DECREF(text);
     if (!exc) return NULL;
     PyObject *sqlstate =
         err->sqlstate[0] ? PyUnicode_FromString(err->sqlstate) : Py_NewRef(Py_None);

@@ -7,8 +7,11 @@
  */
 #include "pb.h"
 
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "feast_subset.pb-c.h"
 
@@ -36,6 +39,10 @@ int pb_has_intervals(obj_kind kind) {
     return kind == OBJ_FEATURE_VIEW || kind == OBJ_STREAM_FEATURE_VIEW;
 }
 
+/* pb_validate, naming the input "stored" or "new" in the message. */
+static int validate_as(obj_kind kind, const char *which, const uint8_t *p, size_t n, char *errbuf,
+                       size_t errlen);
+
 static int pack_into(const ProtobufCMessage *m, buf *out, obj_kind kind, char *errbuf,
                      size_t errlen) {
     size_t n = protobuf_c_message_get_packed_size(m);
@@ -49,6 +56,8 @@ static int pack_into(const ProtobufCMessage *m, buf *out, obj_kind kind, char *e
 
 static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
                                 obj_kind kind, const char *which, char *errbuf, size_t errlen) {
+    /* Never hand protobuf-c bytes the walker has not passed: see walk(). */
+    if (validate_as(kind, which, p, n, errbuf, errlen) != 0) return NULL;
     ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, n, p);
     if (!m)
         snprintf(errbuf, errlen, "the %s %s is not a valid serialized Feast object (%zu bytes)",
@@ -70,7 +79,7 @@ static int same_interval(const FeastSqlreg__MaterializationInterval *a,
 static FeastSqlreg__Timestamp epoch = FEAST_SQLREG__TIMESTAMP__INIT;
 
 /* The message in which each kind keeps meta.created_timestamp. */
-static const ProtobufCMessageDescriptor *object_descriptor(obj_kind kind) {
+const ProtobufCMessageDescriptor *pb_object_descriptor(obj_kind kind) {
     switch (kind) {
     case OBJ_FEATURE_VIEW:
     case OBJ_STREAM_FEATURE_VIEW:
@@ -129,8 +138,11 @@ static int union_intervals(FeastSqlreg__FeatureViewMeta *nw,
 
 int pb_merge_for_update(obj_kind kind, const uint8_t *newp, size_t newn, const uint8_t *oldp,
                         size_t oldn, buf *out, char *errbuf, size_t errlen) {
-    const ProtobufCMessageDescriptor *d = object_descriptor(kind);
+    const ProtobufCMessageDescriptor *d = pb_object_descriptor(kind);
     if (!d) {
+        /* Passed through unparsed, but what we write must be readable. The
+         * stored row is not needed: a broken one can still be replaced. */
+        if (validate_as(kind, "new", newp, newn, errbuf, errlen) != 0) return -1;
         if (buf_put(out, newp, newn) == 0) return 0;
         snprintf(errbuf, errlen, "out of memory");
         return -1;
@@ -281,4 +293,197 @@ int pb_project_stamp(obj_kind kind, const char *project, size_t len, buf *out) {
     if (rv == 0) rv = buf_ld_field(out, 1, inner.p, inner.n);
     buf_free(&inner);
     return rv;
+}
+
+/* The wire walker behind pb_validate.
+ *
+ * protobuf-c 1.4.1 trusts its input more than stored rows deserve: an
+ * over-long tag varint makes parse_tag_and_wiretype shift a byte past the
+ * width of int (undefined behaviour, found by UBSan), and field number 0
+ * written as an over-long tag (0x80 0x00) is accepted, kept as an unknown
+ * field and packed back as a plain 0x00 tag that protobuf-c itself then
+ * rejects. So every byte string is walked here first, with the rules of
+ * the wire format plus protobuf-c's own limits (tags and lengths of at most
+ * 5 bytes, lengths up to INT_MAX). The walk is driven by the descriptors
+ * pb.c unpacks with: a field they declare must have the wire type protobuf-c
+ * expects, one declared as a message is walked too, and `spec` (bytes in
+ * our subset, a message in every Feast object that has it) is walked at the
+ * top level. Whatever passes unpacks with protobuf-c, and what pb.c packs
+ * from it passes again. */
+
+enum {
+    WIRE_VARINT = 0,
+    WIRE_64BIT = 1,
+    WIRE_LEN = 2,
+    WIRE_32BIT = 5,
+    FIELD_NUMBER_MAX = (1 << 29) - 1,
+    /* Our descriptors nest three deep; this only guards a future
+     * self-referencing message against unbounded recursion. */
+    WALK_DEPTH_MAX = 16,
+};
+
+typedef struct {
+    obj_kind kind;
+    const char *which; /* "stored" or "new" */
+    char *errbuf;
+    size_t errlen;
+} walk_ctx;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static int
+walk_fail(const walk_ctx *w, size_t at, const char *fmt, ...) {
+    char what[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    snprintf(w->errbuf, w->errlen,
+             "the %s %s is not a valid serialized Feast object: %s at byte %zu", w->which,
+             kind_name(w->kind), what, at);
+    return -1;
+}
+
+/* Reads the varint at p[*i..end) of at most max bytes into *v (bits past 64
+ * are dropped, as protobuf-c does) and its length into *len. Returns 0 and
+ * moves *i past it, 1 when it runs past end, 2 when it is longer than max. */
+static int read_varint(const uint8_t *p, size_t end, size_t *i, unsigned max, uint64_t *v,
+                       unsigned *len) {
+    uint64_t val = 0;
+    for (unsigned k = 0; k < max; k++) {
+        if (*i + k >= end) return 1;
+        uint8_t b = p[*i + k];
+        val |= (uint64_t)(b & 0x7f) << (7 * k); /* k < max <= 10 */
+        if (!(b & 0x80)) {
+            *v = val;
+            *len = k + 1;
+            *i += k + 1;
+            return 0;
+        }
+    }
+    return 2;
+}
+
+/* The wire type protobuf-c accepts for a field of this type. */
+static unsigned wire_type_of(ProtobufCType type) {
+    switch (type) {
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
+        return WIRE_32BIT;
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return WIRE_64BIT;
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_BYTES:
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return WIRE_LEN;
+    default:
+        return WIRE_VARINT;
+    }
+}
+
+/* A packed repeated scalar, p[start..end): whole elements only, as
+ * protobuf-c's count_packed_elements requires. */
+static int walk_packed(const walk_ctx *w, unsigned wt, const uint8_t *p, size_t start, size_t end) {
+    size_t n = end - start;
+    if (wt == WIRE_32BIT && n % 4 != 0) return walk_fail(w, start, "packed fixed32 list cut short");
+    if (wt == WIRE_64BIT && n % 8 != 0) return walk_fail(w, start, "packed fixed64 list cut short");
+    if (wt != WIRE_VARINT) return 0;
+    for (size_t i = start; i < end;) {
+        size_t at = i;
+        uint64_t v;
+        unsigned len;
+        if (read_varint(p, end, &i, 10, &v, &len) != 0)
+            return walk_fail(w, at, "bad varint in a packed list");
+    }
+    return 0;
+}
+
+/* Walks the message p[start..end) described by d (NULL: wire format only). */
+static int walk(const walk_ctx *w, const ProtobufCMessageDescriptor *d, int depth, const uint8_t *p,
+                size_t start, size_t end) {
+    if (depth > WALK_DEPTH_MAX) return walk_fail(w, start, "messages nested too deep");
+    size_t i = start;
+    while (i < end) {
+        size_t at = i;
+        uint64_t tag, v;
+        unsigned len;
+        int r = read_varint(p, end, &i, 5, &tag, &len);
+        if (r == 1) return walk_fail(w, at, "truncated tag");
+        if (r == 2) return walk_fail(w, at, "tag longer than 5 bytes");
+        uint64_t number = tag >> 3;
+        unsigned wt = (unsigned)(tag & 7);
+        if (number == 0) return walk_fail(w, at, "field number 0");
+        if (number > FIELD_NUMBER_MAX)
+            return walk_fail(w, at, "field number %llu out of range", (unsigned long long)number);
+        if (len > 1 && p[i - 1] == 0) return walk_fail(w, at, "overlong tag");
+        size_t body = i, body_end;
+        switch (wt) {
+        case WIRE_VARINT:
+            r = read_varint(p, end, &i, 10, &v, &len);
+            if (r == 1) return walk_fail(w, body, "truncated varint");
+            if (r == 2) return walk_fail(w, body, "varint longer than 10 bytes");
+            break;
+        case WIRE_64BIT:
+            if (end - i < 8) return walk_fail(w, body, "fixed64 past the end");
+            i += 8;
+            break;
+        case WIRE_32BIT:
+            if (end - i < 4) return walk_fail(w, body, "fixed32 past the end");
+            i += 4;
+            break;
+        case WIRE_LEN:
+            r = read_varint(p, end, &i, 5, &v, &len);
+            if (r == 1) return walk_fail(w, body, "truncated length");
+            if (r == 2) return walk_fail(w, body, "length longer than 5 bytes");
+            if (v > INT_MAX || v > end - i)
+                return walk_fail(w, body, "length %llu past the end", (unsigned long long)v);
+            body = i;
+            i += (size_t)v;
+            break;
+        case 3:
+        case 4:
+            return walk_fail(w, at, "group (wire type %u) in field %llu", wt,
+                             (unsigned long long)number);
+        default:
+            return walk_fail(w, at, "wire type %u in field %llu", wt, (unsigned long long)number);
+        }
+        body_end = i;
+        const ProtobufCFieldDescriptor *f =
+            d ? protobuf_c_message_descriptor_get_field(d, (unsigned)number) : NULL;
+        if (!f) continue; /* unknown: kept as it is */
+        unsigned want = wire_type_of(f->type);
+        if (wt != want) {
+            if (wt == WIRE_LEN && f->label == PROTOBUF_C_LABEL_REPEATED && want != WIRE_LEN) {
+                if (walk_packed(w, want, p, body, body_end) != 0) return -1;
+                continue;
+            }
+            return walk_fail(w, at, "field %llu (%s) has wire type %u, not %u",
+                             (unsigned long long)number, f->name, wt, want);
+        }
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            if (walk(w, f->descriptor, depth + 1, p, body, body_end) != 0) return -1;
+        } else if (depth == 0 && f->type == PROTOBUF_C_TYPE_BYTES && strcmp(f->name, "spec") == 0) {
+            if (walk(w, NULL, depth + 1, p, body, body_end) != 0) return -1;
+        }
+    }
+    return 0;
+}
+
+static int validate_as(obj_kind kind, const char *which, const uint8_t *p, size_t n, char *errbuf,
+                       size_t errlen) {
+    walk_ctx w = {kind, which, errbuf, errlen};
+    /* An Infra with no objects serializes to nothing, and Feast stores it. */
+    if (n == 0 && kind != OBJ_INFRA) {
+        snprintf(errbuf, errlen, "the %s %s is empty", which, kind_name(kind));
+        return -1;
+    }
+    return walk(&w, pb_object_descriptor(kind), 0, p, 0, n);
+}
+
+int pb_validate(obj_kind kind, const uint8_t *p, size_t n, char *errbuf, size_t errlen) {
+    return validate_as(kind, "stored", p, n, errbuf, errlen);
 }

@@ -57,6 +57,21 @@ int pb_project_last_updated(const uint8_t *p, size_t n, pb_ts *out, char *errbuf
  * value of a scalar wins. No parse of the object is needed. */
 int pb_project_stamp(obj_kind kind, const char *project, size_t len, buf *out);
 
+/* Checks that p[0..n) is a serialized object of this kind that Feast can
+ * parse: well-formed wire format (no field number 0, no overlong or
+ * truncated tag, varint or length), and the same for every sub-message this
+ * layer knows (spec, meta, timestamps, intervals). Empty input is rejected
+ * too: Feast never stores an object without a name. Runs before any
+ * protobuf-c unpack of stored bytes. Returns 0, or -1 with errbuf saying
+ * what is wrong and where (byte offset). */
+int pb_validate(obj_kind kind, const uint8_t *p, size_t n, char *errbuf, size_t errlen);
+
+/* The message of our subset proto that this layer reads a kind as (its
+ * meta and timestamps), or NULL for kinds whose bytes pass through whole
+ * (validation references, infra). */
+struct ProtobufCMessageDescriptor;
+const struct ProtobufCMessageDescriptor *pb_object_descriptor(obj_kind kind);
+
 /* Whether objects of this kind have materialization intervals. */
 int pb_has_intervals(obj_kind kind);
 

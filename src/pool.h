@@ -2,9 +2,13 @@
  *
  * A connection is handed to one thread at a time (checkout/checkin), so no
  * two threads ever share a client handle. Idle connections are pinged before
- * reuse when pre_ping is on and closed after `recycle` seconds. After fork()
- * the child drops (without closing: the parent still uses them) every
- * connection inherited from the parent and opens its own.
+ * reuse when pre_ping is on and closed after `recycle` seconds. No lock is
+ * held across network I/O (connect, ping, close).
+ *
+ * After fork() the child drops (without closing: the parent still uses them)
+ * every connection inherited from the parent and opens its own; fork
+ * handlers make sure no pool lock is held across the fork, so a child of a
+ * busy multi-threaded parent (gunicorn, multiprocessing) cannot deadlock.
  */
 #ifndef FEAST_SQLREG_POOL_H
 #define FEAST_SQLREG_POOL_H
@@ -12,6 +16,9 @@
 #include "db.h"
 
 typedef struct pool pool;
+
+/* What SQLAlchemy's "no limit" (pool_size 0, max_overflow -1) becomes. */
+#define POOL_NO_LIMIT 1024
 
 typedef struct {
     int size;         /* connections kept open when idle (pool_size) */
@@ -34,5 +41,9 @@ const db_url *pool_url(const pool *p);
 db_conn *pool_checkout(pool *p, db_err *err);
 /* Gives c back. broken != 0 closes it instead (after a connection error). */
 void pool_checkin(pool *p, db_conn *c, int broken);
+/* Closes every idle connection now, and each connection checked out now
+ * when it comes back. The pool stays usable: later checkouts open new
+ * connections on demand. */
+void pool_drain(pool *p);
 
 #endif

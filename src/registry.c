@@ -6,13 +6,18 @@
  * around exactly one store_* call, then build the result or raise from the
  * plain-C db_err with the GIL held again.
  */
+#include <math.h>
 #include <string.h>
 
 #include "module.h"
 #include "store.h"
 
 typedef struct {
-    PyObject_HEAD store *st;
+    PyObject_HEAD store *st; /* NULL once closed */
+    /* Calls running with the GIL released; close() waits for none of them:
+     * the last one to finish closes the store (see store_done). */
+    int inflight;
+    store *closing;
     char desc[512];
 } StoreObject;
 
@@ -29,13 +34,35 @@ static store *live(StoreObject *self) {
     return self->st;
 }
 
+/* Closes a store with the GIL released: closing sockets can block. */
+static void close_store(store *st) {
+    Py_BEGIN_ALLOW_THREADS
+        store_close(st);
+    Py_END_ALLOW_THREADS
+}
+
+/* Called with the GIL after a call that ran without it: a close() that came
+ * meanwhile left the store to the last call still using it. */
+static void store_done(StoreObject *self) {
+    if (--self->inflight == 0 && self->closing) {
+        store *st = self->closing;
+        self->closing = NULL;
+        close_store(st);
+    }
+}
+
 /* Runs one store call with the GIL released; on failure raises from err
- * (a local db_err of the caller) and returns NULL from the method. */
+ * (a local db_err of the caller) and returns NULL from the method. The
+ * store is checked again first: parsing arguments can run Python code, and
+ * so another thread's close(). */
 #define CALL_STORE(self, expr)                                                                     \
     do {                                                                                           \
+        if ((self)->st != st && !live(self)) return NULL;                                          \
+        (self)->inflight++;                                                                        \
         PyThreadState *ts_ = PyEval_SaveThread();                                                  \
         int rv_ = (expr);                                                                          \
         PyEval_RestoreThread(ts_);                                                                 \
+        store_done(self);                                                                          \
         if (rv_ != 0) return sqlreg_raise(state_of((PyObject *)(self)), &err);                     \
     } while (0)
 
@@ -60,16 +87,18 @@ static PyObject *value_to_py(db_value v) {
     }
 }
 
-/* A list of values (one column) or of tuples; frees rs. */
-static PyObject *rows_to_py(rowset *rs) {
+/* A list of values (take == 1) or of tuples of the first `take` columns
+ * (take <= 0: all of them); frees rs. */
+static PyObject *columns_to_py(rowset *rs, int take) {
+    if (take <= 0 || take > rs->ncols) take = rs->ncols;
     PyObject *list = PyList_New((Py_ssize_t)rs->nrows);
     for (size_t r = 0; list && r < rs->nrows; r++) {
         PyObject *item;
-        if (rs->ncols == 1) {
+        if (take == 1) {
             item = value_to_py(rowset_get(rs, r, 0));
         } else {
-            item = PyTuple_New(rs->ncols);
-            for (int c = 0; item && c < rs->ncols; c++) {
+            item = PyTuple_New(take);
+            for (int c = 0; item && c < take; c++) {
                 PyObject *v = value_to_py(rowset_get(rs, r, c));
                 if (!v)
                     Py_CLEAR(item);
@@ -86,18 +115,42 @@ static PyObject *rows_to_py(rowset *rs) {
     return list;
 }
 
-/* The first row (value or tuple), or None; frees rs. */
-static PyObject *first_row_to_py(rowset *rs) {
+/* A list of values (one column) or of tuples; frees rs. */
+static PyObject *rows_to_py(rowset *rs) {
+    return columns_to_py(rs, 0);
+}
+
+/* (rows, bad): rows of the first `take` columns of rs, and the bad rows
+ * left out, as (table, project, name, reason) tuples; frees both. */
+static PyObject *rows_and_bad_to_py(rowset *rs, int take, rowset *bad) {
+    PyObject *rows = columns_to_py(rs, take);
+    PyObject *b = rows_to_py(bad);
+    if (!rows || !b) {
+        Py_XDECREF(rows);
+        Py_XDECREF(b);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", rows, b);
+}
+
+/* The first row's first `take` columns (a value or a tuple), or None;
+ * frees rs. */
+static PyObject *first_columns_to_py(rowset *rs, int take) {
     if (rs->nrows == 0) {
         rowset_free(rs);
         Py_RETURN_NONE;
     }
     rs->nrows = 1;
-    PyObject *list = rows_to_py(rs);
+    PyObject *list = columns_to_py(rs, take);
     if (!list) return NULL;
     PyObject *item = Py_NewRef(PyList_GET_ITEM(list, 0));
     Py_DECREF(list);
     return item;
+}
+
+/* The first row (value or tuple), or None; frees rs. */
+static PyObject *first_row_to_py(rowset *rs) {
+    return first_columns_to_py(rs, 0);
 }
 
 /* ---- construction -------------------------------------------------------- */
@@ -111,6 +164,20 @@ static PyObject *Store_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
                                      &opts.size, &opts.max_overflow, &opts.timeout, &opts.recycle,
                                      &opts.pre_ping))
         return NULL;
+    /* SQLAlchemy's meanings: pool_size 0 and max_overflow -1 mean "no
+     * limit"; anything below those, or a timeout that is not a finite
+     * number of seconds, is a configuration mistake. */
+    if (opts.size < 0 || opts.max_overflow < -1 || !isfinite(opts.timeout) || opts.timeout < 0) {
+        module_state *ms = (module_state *)PyType_GetModuleState(type);
+        db_err err;
+        db_err_set(&err, DB_ERR_CONFIG, 0, NULL,
+                   "pool options out of range: pool_size %d (>= 0), max_overflow %d (>= -1), "
+                   "pool_timeout %g (finite, >= 0 seconds)",
+                   opts.size, opts.max_overflow, opts.timeout);
+        return sqlreg_raise(ms, &err);
+    }
+    if (opts.size == 0) opts.size = POOL_NO_LIMIT;
+    if (opts.max_overflow == -1) opts.max_overflow = POOL_NO_LIMIT;
     StoreObject *self = (StoreObject *)type->tp_alloc(type, 0);
     if (!self) return NULL;
     db_err err;
@@ -127,16 +194,47 @@ static PyObject *Store_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
 
 static void Store_dealloc(StoreObject *self) {
     PyTypeObject *tp = Py_TYPE(self);
-    if (self->st) {
-        /* Closing sockets can block: not with the GIL. */
-        store *st = self->st;
-        self->st = NULL;
-        Py_BEGIN_ALLOW_THREADS
-            store_close(st);
-        Py_END_ALLOW_THREADS
-    }
+    /* No call can be in flight: each holds a reference to self. */
+    if (self->st) close_store(self->st);
+    self->st = NULL;
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
+}
+
+static PyObject *Store_close(StoreObject *self, PyObject *noargs) {
+    (void)noargs;
+    store *st = self->st;
+    self->st = NULL;
+    if (st && self->inflight == 0)
+        close_store(st);
+    else if (st)
+        self->closing = st;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Store_enter(StoreObject *self, PyObject *noargs) {
+    (void)noargs;
+    if (!live(self)) return NULL;
+    return Py_NewRef(self);
+}
+
+static PyObject *Store_exit(StoreObject *self, PyObject *args) {
+    (void)args;
+    return Store_close(self, NULL);
+}
+
+static PyObject *Store_release_idle(StoreObject *self, PyObject *noargs) {
+    (void)noargs;
+    store *st = live(self);
+    db_err err;
+    if (!st) return NULL;
+    CALL_STORE(self, (store_release_idle(st), 0));
+    Py_RETURN_NONE;
+}
+
+static PyObject *Store_closed(StoreObject *self, void *closure) {
+    (void)closure;
+    return PyBool_FromLong(self->st == NULL);
 }
 
 static PyObject *Store_repr(StoreObject *self) {
@@ -198,7 +296,7 @@ static PyObject *Store_get(StoreObject *self, PyObject *args) {
         check_kind(kind))
         return NULL;
     CALL_STORE(self, store_get(st, (obj_kind)kind, project, name, primary, &rs, &err));
-    return first_row_to_py(&rs);
+    return first_columns_to_py(&rs, 1); /* the proto */
 }
 
 static PyObject *Store_list(StoreObject *self, PyObject *args) {
@@ -211,8 +309,9 @@ static PyObject *Store_list(StoreObject *self, PyObject *args) {
     if (!st || !PyArg_ParseTuple(args, "is#|L:list", &kind, &project.p, &project.n, &since) ||
         check_kind(kind))
         return NULL;
-    CALL_STORE(self, store_list(st, (obj_kind)kind, project, since, &rs, &err));
-    return rows_to_py(&rs);
+    rowset bad;
+    CALL_STORE(self, store_list(st, (obj_kind)kind, project, since, &rs, &bad, &err));
+    return rows_and_bad_to_py(&rs, 2, &bad); /* (name, proto) */
 }
 
 static PyObject *Store_list_projects(StoreObject *self, PyObject *noargs) {
@@ -221,8 +320,9 @@ static PyObject *Store_list_projects(StoreObject *self, PyObject *noargs) {
     db_err err;
     rowset rs;
     if (!st) return NULL;
-    CALL_STORE(self, store_list_projects(st, &rs, &err));
-    return rows_to_py(&rs);
+    rowset bad;
+    CALL_STORE(self, store_list_projects(st, &rs, &bad, &err));
+    return rows_and_bad_to_py(&rs, 0, &bad); /* (name, proto) */
 }
 
 static PyObject *Store_apply(StoreObject *self, PyObject *args, PyObject *kwds) {
@@ -521,19 +621,19 @@ static PyObject *Store_registry(StoreObject *self, PyObject *noargs) {
     store *st = live(self);
     db_err err;
     buf out = {0};
+    rowset bad;
     if (!st) return NULL;
-    int rv;
-    Py_BEGIN_ALLOW_THREADS
-        rv = store_registry(st, &out, &err);
-    Py_END_ALLOW_THREADS
-    if (rv != 0) {
-        buf_free(&out);
-        return sqlreg_raise(state_of((PyObject *)self), &err);
-    }
+    CALL_STORE(self, store_registry(st, &out, &bad, &err));
     PyObject *bytes =
         PyBytes_FromStringAndSize(out.p ? (const char *)out.p : "", (Py_ssize_t)out.n);
     buf_free(&out);
-    return bytes;
+    PyObject *b = rows_to_py(&bad);
+    if (!bytes || !b) {
+        Py_XDECREF(bytes);
+        Py_XDECREF(b);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", bytes, b);
 }
 
 static PyMethodDef Store_methods[] = {
@@ -542,11 +642,13 @@ static PyMethodDef Store_methods[] = {
     {"missing_tables", (PyCFunction)Store_missing_tables, METH_VARARGS,
      "missing_tables(read=False) -> names of registry tables not in the database."},
     {"get", (PyCFunction)Store_get, METH_VARARGS,
-     "get(kind, project, name, primary=False) -> stored proto bytes or None."},
+     "get(kind, project, name, primary=False) -> stored proto bytes or None; DataError "
+     "naming the row when it is not a valid object."},
     {"list", (PyCFunction)Store_list, METH_VARARGS,
-     "list(kind, project, since=-1) -> proto bytes of a project's objects."},
+     "list(kind, project, since=-1) -> ([(name, proto)], bad): bad rows are left out and "
+     "listed as (table, project, name, reason)."},
     {"list_projects", (PyCFunction)Store_list_projects, METH_NOARGS,
-     "list_projects() -> proto bytes of every project."},
+     "list_projects() -> ([(name, proto)], bad)."},
     {"apply", (PyCFunction)(void (*)(void))Store_apply, METH_VARARGS | METH_KEYWORDS,
      "apply(kind, project, name, proto, now, project_proto=None, project_uuid=None, "
      "touch_metadata=True, version_number=0, version_type=None, version_id=None) -> "
@@ -591,13 +693,21 @@ static PyMethodDef Store_methods[] = {
     {"version_list", (PyCFunction)Store_version_list, METH_VARARGS,
      "version_list(project, name) -> [(number, type, created, version_id)]."},
     {"registry", (PyCFunction)Store_registry, METH_NOARGS,
-     "registry() -> the whole registry as serialized feast.core.Registry bytes."},
+     "registry() -> (serialized feast.core.Registry, bad): bad rows are left out and listed "
+     "as (table, project, name, reason)."},
+    {"close", (PyCFunction)Store_close, METH_NOARGS,
+     "Close every connection; later calls raise InterfaceError. Idempotent."},
+    {"release_idle", (PyCFunction)Store_release_idle, METH_NOARGS,
+     "Close the idle pooled connections now; the store stays usable."},
+    {"__enter__", (PyCFunction)Store_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)Store_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef Store_getset[] = {
     {"dialect", (getter)Store_dialect, NULL, "sqlite, postgresql or mysql", NULL},
     {"url", (getter)Store_url, NULL, "the write URL, password masked", NULL},
+    {"closed", (getter)Store_closed, NULL, "True once close() was called", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

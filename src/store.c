@@ -141,7 +141,7 @@ static const tabledef SCHEMA[] = {
 };
 #define NSCHEMA (sizeof(SCHEMA) / sizeof(SCHEMA[0]))
 
-static const char *ddl_type(db_dialect d, int type) {
+static const char *ddl_type(const db_sql_dialect *d, int type) {
     switch (type) {
     case T_NAME:
         return "VARCHAR(255)";
@@ -156,8 +156,7 @@ static const char *ddl_type(db_dialect d, int type) {
     case T_TEXT:
         return "TEXT";
     default:
-        /* MySQL's BLOB stops at 64 KB; Feast uses LONGBLOB there too. */
-        return d == DB_POSTGRES ? "BYTEA" : d == DB_MYSQL ? "LONGBLOB" : "BLOB";
+        return d->blob_type;
     }
 }
 
@@ -166,12 +165,11 @@ static const char *ddl_type(db_dialect d, int type) {
 enum { SQL_LEN = 320 };
 
 typedef struct {
-    char get[SQL_LEN];      /* proto by (name, project) */
+    char get[SQL_LEN];      /* (proto, name, project_id) by (name, project) */
     char get_lock[SQL_LEN]; /* the same, locking the row */
-    char list[SQL_LEN];     /* protos of a project */
+    char list[SQL_LEN];     /* (name, proto, project_id) of a project */
     char list_since[SQL_LEN];
-    char list_all[SQL_LEN]; /* (project_id, proto) of every project */
-    char insert[SQL_LEN];
+    char list_all[SQL_LEN];       /* (project_id, name, proto) of every project */
     char insert_missing[SQL_LEN]; /* insert unless the key exists */
     char update[SQL_LEN];
     char del[SQL_LEN];
@@ -183,38 +181,44 @@ typedef struct {
 
 struct store {
     pool *wpool, *rpool; /* rpool == wpool without a read_path */
-    db_dialect dialect;
+    const db_sql_dialect *dialect;
     table_sql sql[OBJ_KINDS];
     char project_insert_missing[SQL_LEN];
     char meta_insert_missing[SQL_LEN];
-    char meta_insert[SQL_LEN];
     char version_save[SQL_LEN];
-    char tables_query[SQL_LEN];
 };
 
+/* "INSERT INTO <rest>", spelled so that an existing key inserts nothing
+ * (0 rows) when the dialect can say so, else plain (see db_sql_dialect). */
+static void insert_sql(const db_sql_dialect *d, char *out, const char *rest, int missing) {
+    if (missing && d->insert_missing_prefix)
+        snprintf(out, SQL_LEN, "%s %s%s", d->insert_missing_prefix, rest, d->insert_missing_suffix);
+    else
+        snprintf(out, SQL_LEN, "INSERT INTO %s", rest);
+}
+
 static void build_sql(store *st) {
-    const char *lock = st->dialect == DB_SQLITE ? "" : " FOR UPDATE";
+    const db_sql_dialect *d = st->dialect;
+    char rest[SQL_LEN];
     for (int k = 0; k < OBJ_KINDS; k++) {
         const table_info *t = &TABLES[k];
         table_sql *s = &st->sql[k];
-        snprintf(s->get, SQL_LEN, "SELECT %s FROM %s WHERE %s = ? AND project_id = ?", t->proto_col,
-                 t->table, t->name_col);
-        snprintf(s->get_lock, SQL_LEN, "SELECT %s FROM %s WHERE %s = ? AND project_id = ?%s",
-                 t->proto_col, t->table, t->name_col, lock);
-        snprintf(s->list, SQL_LEN, "SELECT %s FROM %s WHERE project_id = ?", t->proto_col,
-                 t->table);
-        snprintf(s->list_since, SQL_LEN,
-                 "SELECT %s FROM %s WHERE project_id = ? AND last_updated_timestamp >= ?",
+#define GET_SQL  "SELECT %s, %s, project_id FROM %s WHERE %s = ? AND project_id = ?"
+#define LIST_SQL "SELECT %s, %s, project_id FROM %s WHERE project_id = ?"
+        snprintf(s->get, SQL_LEN, GET_SQL, t->proto_col, t->name_col, t->table, t->name_col);
+        snprintf(s->get_lock, SQL_LEN, GET_SQL "%s", t->proto_col, t->name_col, t->table,
+                 t->name_col, d->lock_suffix);
+        snprintf(s->list, SQL_LEN, LIST_SQL, t->name_col, t->proto_col, t->table);
+        snprintf(s->list_since, SQL_LEN, LIST_SQL " AND last_updated_timestamp >= ?", t->name_col,
                  t->proto_col, t->table);
-        snprintf(s->list_all, SQL_LEN, "SELECT project_id, %s FROM %s", t->proto_col, t->table);
-        snprintf(s->insert, SQL_LEN,
-                 "INSERT INTO %s (%s, project_id, last_updated_timestamp, %s) VALUES (?, ?, ?, ?)",
-                 t->table, t->name_col, t->proto_col);
-        snprintf(s->insert_missing, SQL_LEN,
-                 "%s %s (%s, project_id, last_updated_timestamp, %s) VALUES (?, ?, ?, ?)%s",
-                 st->dialect == DB_SQLITE ? "INSERT OR IGNORE INTO" : "INSERT INTO", t->table,
-                 t->name_col, t->proto_col,
-                 st->dialect == DB_POSTGRES ? " ON CONFLICT DO NOTHING" : "");
+#undef GET_SQL
+#undef LIST_SQL
+        snprintf(s->list_all, SQL_LEN, "SELECT project_id, %s, %s FROM %s", t->name_col,
+                 t->proto_col, t->table);
+        snprintf(rest, SQL_LEN,
+                 "%s (%s, project_id, last_updated_timestamp, %s) VALUES (?, ?, ?, ?)", t->table,
+                 t->name_col, t->proto_col);
+        insert_sql(d, s->insert_missing, rest, 1);
         snprintf(s->update, SQL_LEN,
                  "UPDATE %s SET %s = ?, last_updated_timestamp = ? WHERE %s = ? AND project_id = ?",
                  t->table, t->proto_col, t->name_col);
@@ -232,34 +236,19 @@ static void build_sql(store *st) {
                      t->table);
         }
     }
-    /* "Insert unless the key exists", without hiding other errors (MySQL's
-     * INSERT IGNORE would also swallow truncation). */
-    const char *pre = st->dialect == DB_SQLITE ? "INSERT OR IGNORE INTO" : "INSERT INTO";
-    const char *post = st->dialect == DB_POSTGRES ? " ON CONFLICT DO NOTHING"
-                       : st->dialect == DB_MYSQL
-                           ? " ON DUPLICATE KEY UPDATE project_id = project_id"
-                           : "";
-    snprintf(st->project_insert_missing, SQL_LEN,
-             "%s projects (project_id, project_name, last_updated_timestamp, project_proto) "
-             "VALUES (?, ?, ?, ?)%s",
-             pre, post);
-    snprintf(st->meta_insert_missing, SQL_LEN,
-             "%s feast_metadata (project_id, metadata_key, metadata_value, "
-             "last_updated_timestamp) VALUES (?, ?, ?, ?)%s",
-             pre, post);
-    snprintf(st->meta_insert, SQL_LEN,
-             "INSERT INTO feast_metadata (project_id, metadata_key, metadata_value, "
+    insert_sql(d, st->project_insert_missing,
+               "projects (project_id, project_name, last_updated_timestamp, project_proto) "
+               "VALUES (?, ?, ?, ?)",
+               1);
+    snprintf(rest, SQL_LEN,
+             "feast_metadata (project_id, metadata_key, metadata_value, "
              "last_updated_timestamp) VALUES (?, ?, ?, ?)");
-    snprintf(st->version_save, SQL_LEN,
-             "INSERT INTO feature_view_version_history (feature_view_name, project_id, "
-             "version_number, feature_view_type, feature_view_proto, created_timestamp, "
-             "description, version_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    snprintf(st->tables_query, SQL_LEN, "%s",
-             st->dialect == DB_SQLITE     ? "SELECT name FROM sqlite_master WHERE type = 'table'"
-             : st->dialect == DB_POSTGRES ? "SELECT table_name FROM information_schema.tables "
-                                            "WHERE table_schema = current_schema()"
-                                          : "SELECT table_name FROM information_schema.tables "
-                                            "WHERE table_schema = DATABASE()");
+    insert_sql(d, st->meta_insert_missing, rest, 1);
+    insert_sql(d, st->version_save,
+               "feature_view_version_history (feature_view_name, project_id, "
+               "version_number, feature_view_type, feature_view_proto, created_timestamp, "
+               "description, version_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+               0);
 }
 
 static pool *open_pool(const char *text, const pool_opts *opts, db_err *err) {
@@ -275,7 +264,7 @@ static pool *open_pool(const char *text, const pool_opts *opts, db_err *err) {
 store *store_open(const char *url, const char *read_url, const pool_opts *opts, db_err *err) {
     store *st = calloc(1, sizeof(*st));
     if (!st) {
-        db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "out of memory");
+        db_err_set(err, DB_ERR_NOMEM, 0, NULL, "out of memory");
         return NULL;
     }
     st->wpool = open_pool(url, opts, err);
@@ -290,7 +279,7 @@ store *store_open(const char *url, const char *read_url, const pool_opts *opts, 
             goto fail;
         }
     }
-    st->dialect = pool_driver(st->wpool)->dialect;
+    st->dialect = pool_driver(st->wpool)->sql;
     build_sql(st);
     return st;
 fail:
@@ -305,8 +294,13 @@ void store_close(store *st) {
     free(st);
 }
 
+void store_release_idle(store *st) {
+    pool_drain(st->wpool);
+    if (st->rpool != st->wpool) pool_drain(st->rpool);
+}
+
 db_dialect store_dialect(const store *st) {
-    return st->dialect;
+    return pool_driver(st->wpool)->dialect;
 }
 
 void store_describe(const store *st, int read, char *out, size_t outlen) {
@@ -353,7 +347,7 @@ static int rowset_add(void *ctx, const db_value *cols, int ncols, db_err *err) {
     rs->nrows++;
     return 0;
 oom:
-    db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "out of memory reading registry rows");
+    db_err_set(err, DB_ERR_NOMEM, 0, NULL, "out of memory reading registry rows");
     return -1;
 }
 
@@ -408,7 +402,7 @@ static int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
         int broken = is_broken(err) || (txn && d->rollback(c, &rb) != 0);
         pool_checkin(p, c, broken);
         /* SQLite reports BUSY only after its busy handler waited `timeout`. */
-        if (err->kind != DB_ERR_BUSY || mode != WRITE_TXN || st->dialect == DB_SQLITE ||
+        if (err->kind != DB_ERR_BUSY || mode != WRITE_TXN || !st->dialect->retry_busy ||
             attempt >= WRITE_ATTEMPTS)
             return -1;
         backoff(attempt);
@@ -440,12 +434,12 @@ static int create_schema_fn(store *st, const db_driver *d, db_conn *c, void *ctx
                           ddl_type(st->dialect, t->cols[j].type),
                           t->cols[j].notnull ? " NOT NULL" : "");
         n += snprintf(sql + n, sizeof(sql) - (size_t)n, "PRIMARY KEY (%s)", t->pk);
-        /* MySQL has no CREATE INDEX IF NOT EXISTS: declare it with the table. */
-        if (st->dialect == DB_MYSQL)
+        /* No CREATE INDEX IF NOT EXISTS there: declare it with the table. */
+        if (st->dialect->index_in_table)
             n += snprintf(sql + n, sizeof(sql) - (size_t)n, ", INDEX %s (project_id)", t->index);
         snprintf(sql + n, sizeof(sql) - (size_t)n, ")");
         if (exec(d, c, sql, NULL, 0, NULL, NULL, err) != 0) return -1;
-        if (st->dialect != DB_MYSQL) {
+        if (!st->dialect->index_in_table) {
             snprintf(sql, sizeof(sql), "CREATE INDEX IF NOT EXISTS %s ON %s (project_id)", t->index,
                      t->table);
             if (exec(d, c, sql, NULL, 0, NULL, NULL, err) != 0) return -1;
@@ -456,11 +450,12 @@ static int create_schema_fn(store *st, const db_driver *d, db_conn *c, void *ctx
 
 int store_create_schema(store *st, db_err *err) {
     /* PostgreSQL runs DDL in transactions; the others commit it implicitly. */
-    return run(st, st->dialect == DB_POSTGRES ? WRITE_TXN : NO_TXN, create_schema_fn, NULL, err);
+    return run(st, st->dialect->ddl_in_transaction ? WRITE_TXN : NO_TXN, create_schema_fn, NULL,
+               err);
 }
 
 static int tables_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
-    return exec(d, c, st->tables_query, NULL, 0, ctx, NULL, err);
+    return exec(d, c, st->dialect->tables_query, NULL, 0, ctx, NULL, err);
 }
 
 int store_missing_tables(store *st, int read, rowset *out, db_err *err) {
@@ -484,6 +479,112 @@ int store_missing_tables(store *st, int read, rowset *out, db_err *err) {
     }
     rowset_free(&have);
     return rv;
+}
+
+/* ---- stored rows --------------------------------------------------------- */
+
+/* The bytes of a TEXT/BLOB value for "%.*s" (never NULL). */
+static const char *vstr(db_value v) {
+    return (v.type == DB_TEXT || v.type == DB_BLOB) && v.p ? (const char *)v.p : "";
+}
+
+static int same_bytes(db_value v, sref s) {
+    return (v.type == DB_TEXT || v.type == DB_BLOB) && v.n == s.n && memcmp(v.p, s.p, s.n) == 0;
+}
+
+/* 0 when a stored proto value can enter the registry, else -1 with why
+ * filled: NULL, a value of another type (SQLite keeps whatever it is given),
+ * or bytes Feast could not parse. Without this, the registry's project
+ * stamp could complete a truncated row into an object with no name. */
+static int check_proto(obj_kind k, db_value v, char *why, size_t len) {
+    if (v.type == DB_NULL) {
+        snprintf(why, len, "the stored proto is NULL");
+        return -1;
+    }
+    if (v.type != DB_BLOB) {
+        snprintf(why, len, "the stored proto is %s, not bytes",
+                 v.type == DB_INT ? "an integer" : "text");
+        return -1;
+    }
+    if (k == OBJ_INFRA && v.n == 0) return 0; /* an empty Infra serializes to nothing */
+    return pb_validate(k, v.p, v.n, why, len);
+}
+
+/* Names a bad row in err: "<table> row '<name>' in project '<project>': why". */
+static void bad_row_err(db_err *err, obj_kind k, db_value project, db_value name, const char *why) {
+    db_err_set(err, DB_ERR_DATA, 0, NULL, "%s row '%.*s' in project '%.*s': %s", TABLES[k].table,
+               (int)name.n, vstr(name), (int)project.n, vstr(project), why);
+}
+
+/* Appends (table, project, name, why) to bad, the rows left out of a list
+ * or of the registry so that the caller can say so. */
+static int add_bad(rowset *bad, obj_kind k, db_value project, db_value name, const char *why,
+                   db_err *err) {
+    if (!bad) return 0;
+    db_value row[4] = {txtz(TABLES[k].table), project, name, txtz(why)};
+    for (int i = 1; i < 3; i++)
+        if (row[i].type != DB_TEXT && row[i].type != DB_BLOB) row[i] = db_text("", 0);
+    return rowset_add(bad, row, 4, err);
+}
+
+/* Keeps the rows of rs whose key columns hold exactly these bytes: a
+ * case- or accent-insensitive collation (MariaDB's utf8mb4_general_ci)
+ * matches 'Driver' for 'driver', and that row is not the one asked for. */
+static void keep_rows(rowset *rs, int (*keep)(const rowset *, size_t, const void *),
+                      const void *arg) {
+    size_t n = 0;
+    for (size_t r = 0; r < rs->nrows; r++)
+        if (keep(rs, r, arg)) {
+            if (n != r)
+                memmove(rs->v + n * (size_t)rs->ncols, rs->v + r * (size_t)rs->ncols,
+                        sizeof(db_value) * (size_t)rs->ncols);
+            n++;
+        }
+    rs->nrows = n;
+}
+
+typedef struct {
+    sref name, project;
+} exact_key;
+
+/* Rows of (proto, name, project_id). */
+static int is_exact(const rowset *rs, size_t r, const void *arg) {
+    const exact_key *key = arg;
+    return same_bytes(rowset_get(rs, r, 1), key->name) &&
+           same_bytes(rowset_get(rs, r, 2), key->project);
+}
+
+/* Which stored rows may enter a result: those of the project asked for (a
+ * collation may match others) whose proto passes check_proto. The others
+ * are recorded in bad as (table, project, name, reason). */
+typedef struct {
+    obj_kind k;
+    int project_col, name_col, proto_col;
+    const sref *project; /* NULL: rows of any project */
+    rowset *bad;
+    db_err *err;
+    int failed; /* out of memory recording a bad row (err filled) */
+} row_filter;
+
+static int row_ok(const rowset *rs, size_t r, const void *arg) {
+    row_filter *f = (row_filter *)arg;
+    db_value project = rowset_get(rs, r, f->project_col);
+    char why[256];
+    if (f->project && !same_bytes(project, *f->project)) return 0;
+    if (check_proto(f->k, rowset_get(rs, r, f->proto_col), why, sizeof(why)) == 0) return 1;
+    if (add_bad(f->bad, f->k, project, rowset_get(rs, r, f->name_col), why, f->err) != 0)
+        f->failed = 1;
+    return 0;
+}
+
+/* Keeps the rows of out that pass f; returns -1 (both freed) when
+ * recording a bad row ran out of memory. */
+static int filtered(rowset *out, rowset *bad, row_filter *f) {
+    keep_rows(out, row_ok, f);
+    if (!f->failed) return 0;
+    rowset_free(out);
+    rowset_free(bad);
+    return -1;
 }
 
 /* ---- reads --------------------------------------------------------------- */
@@ -511,20 +612,35 @@ static int query(store *st, int primary, query_ctx *q, db_err *err) {
 int store_get(store *st, obj_kind k, sref project, sref name, int primary, rowset *out,
               db_err *err) {
     query_ctx q = {st->sql[k].get, {txt(name), txt(project)}, 2, out};
-    return query(st, primary, &q, err);
+    if (query(st, primary, &q, err) != 0) return -1;
+    exact_key key = {name, project};
+    keep_rows(out, is_exact, &key);
+    if (out->nrows == 0) return 0;
+    char why[256];
+    if (check_proto(k, rowset_get(out, 0, 0), why, sizeof(why)) == 0) return 0;
+    bad_row_err(err, k, txt(project), txt(name), why);
+    rowset_free(out);
+    return -1;
 }
 
-int store_list(store *st, obj_kind k, sref project, int64_t since, rowset *out, db_err *err) {
+int store_list(store *st, obj_kind k, sref project, int64_t since, rowset *out, rowset *bad,
+               db_err *err) {
     query_ctx q = {since < 0 ? st->sql[k].list : st->sql[k].list_since,
                    {txt(project), db_int(since)},
                    since < 0 ? 1 : 2,
                    out};
-    return query(st, 0, &q, err);
+    memset(bad, 0, sizeof(*bad));
+    if (query(st, 0, &q, err) != 0) return -1;
+    row_filter f = {k, 2, 0, 1, &project, bad, err, 0};
+    return filtered(out, bad, &f);
 }
 
-int store_list_projects(store *st, rowset *out, db_err *err) {
-    query_ctx q = {"SELECT project_proto FROM projects", {{0}}, 0, out};
-    return query(st, 0, &q, err);
+int store_list_projects(store *st, rowset *out, rowset *bad, db_err *err) {
+    query_ctx q = {"SELECT project_id, project_proto FROM projects", {{0}}, 0, out};
+    memset(bad, 0, sizeof(*bad));
+    if (query(st, 0, &q, err) != 0) return -1;
+    row_filter f = {OBJ_PROJECT, 0, 0, 1, NULL, bad, err, 0};
+    return filtered(out, bad, &f);
 }
 
 int store_get_user_metadata(store *st, obj_kind k, sref project, sref name, rowset *out,
@@ -606,6 +722,24 @@ int store_version_next(store *st, sref project, sref name, int64_t *next, db_err
 
 /* ---- writes -------------------------------------------------------------- */
 
+/* Runs an insert built by insert_sql(..., 1) in the caller's transaction;
+ * *lost = 1 when the key existed (another writer inserted it first) and
+ * nothing was written. Dialects with an insert-missing form say so with 0
+ * rows inserted; the others (MySQL) with a duplicate-key error, which rolls
+ * back only that statement there. */
+static int insert_missing(store *st, const db_driver *d, db_conn *c, const char *sql,
+                          const db_value *params, int n, int *lost, db_err *err) {
+    int64_t affected = 0;
+    if (exec(d, c, sql, params, n, NULL, &affected, err) != 0) {
+        if (st->dialect->insert_missing_prefix || err->kind != DB_ERR_DUPLICATE) return -1;
+        db_err_clear(err);
+        *lost = 1;
+        return 0;
+    }
+    *lost = affected == 0;
+    return 0;
+}
+
 /* Sets a feast_metadata key in the caller's transaction: update, else
  * insert, else (another writer inserted it meanwhile) update theirs. */
 static int meta_upsert(store *st, const db_driver *d, db_conn *c, sref project, sref key,
@@ -618,17 +752,9 @@ static int meta_upsert(store *st, const db_driver *d, db_conn *c, sref project, 
     if (exec(d, c, update, up, 4, NULL, &n, err) != 0) return -1;
     if (n > 0) return 0; /* matched rows: MySQL is asked for found rows */
     db_value ins[4] = {txt(project), txt(key), txt(value), db_int(now)};
-    if (st->dialect == DB_MYSQL) {
-        /* ON DUPLICATE KEY counts a kept row as affected with found rows,
-         * so only the duplicate-key error tells a lost race. */
-        if (exec(d, c, st->meta_insert, ins, 4, NULL, &n, err) == 0) return 0;
-        if (err->kind != DB_ERR_INTEGRITY || err->code != 1062) return -1;
-        db_err_clear(err);
-        n = 0;
-    } else if (exec(d, c, st->meta_insert_missing, ins, 4, NULL, &n, err) != 0) {
-        return -1;
-    }
-    if (n > 0) return 0;
+    int lost = 0;
+    if (insert_missing(st, d, c, st->meta_insert_missing, ins, 4, &lost, err) != 0) return -1;
+    if (!lost) return 0;
     return exec(d, c, update, up, 4, NULL, NULL, err);
 }
 
@@ -639,11 +765,13 @@ static int bookkeeping(store *st, const db_driver *d, db_conn *c, sref project, 
     if (w->project_proto.p) {
         db_value p[4] = {txt(project), txt(project), db_int(w->now),
                          db_blob(w->project_proto.p, w->project_proto.n)};
-        if (exec(d, c, st->project_insert_missing, p, 4, NULL, NULL, err) != 0) return -1;
+        int lost;
+        if (insert_missing(st, d, c, st->project_insert_missing, p, 4, &lost, err) != 0) return -1;
     }
     if (w->project_uuid.p) {
         db_value p[4] = {txt(project), txtz("project_uuid"), txt(w->project_uuid), db_int(w->now)};
-        if (exec(d, c, st->meta_insert_missing, p, 4, NULL, NULL, err) != 0) return -1;
+        int lost;
+        if (insert_missing(st, d, c, st->meta_insert_missing, p, 4, &lost, err) != 0) return -1;
     }
     if (w->touch_metadata) {
         char value[32];
@@ -651,6 +779,31 @@ static int bookkeeping(store *st, const db_driver *d, db_conn *c, sref project, 
         sref key = {"last_updated_timestamp", 22};
         sref val = {value, (size_t)n};
         if (meta_upsert(st, d, c, project, key, val, w->now, err) != 0) return -1;
+    }
+    return 0;
+}
+
+/* Reads and locks the stored row (proto, name, project_id) of one object in
+ * the caller's write transaction. A row the database matched only through
+ * its collation ('Driver' for 'driver', 'a ' for 'a') is DB_ERR_DUPLICATE:
+ * updating it would overwrite another object. */
+static int locked_row(store *st, const db_driver *d, db_conn *c, obj_kind k, sref project,
+                      sref name, rowset *out, db_err *err) {
+    db_value key[2] = {txt(name), txt(project)};
+    rowset_free(out);
+    if (exec(d, c, st->sql[k].get_lock, key, 2, out, NULL, err) != 0) return -1;
+    exact_key want = {name, project};
+    for (size_t r = 0; r < out->nrows; r++) {
+        if (is_exact(out, r, &want)) continue;
+        db_value sn = rowset_get(out, r, 1), sp = rowset_get(out, r, 2);
+        db_err_set(err, DB_ERR_DUPLICATE, 0, NULL,
+                   "%s '%.*s' in project '%.*s' collides with the stored '%.*s' in project "
+                   "'%.*s': the database's collation compares these names as equal (case, "
+                   "accents or trailing spaces); store the registry under a binary collation "
+                   "such as utf8mb4_bin",
+                   TABLES[k].table, (int)name.n, name.p, (int)project.n, project.p, (int)sn.n,
+                   vstr(sn), (int)sp.n, vstr(sp));
+        return -1;
     }
     return 0;
 }
@@ -663,38 +816,13 @@ typedef struct {
     int inserted;
 } apply_ctx;
 
-/* Inserts the new row; *lost = 1 when another transaction inserted the key
- * first (and nothing was written). PostgreSQL and SQLite say so with zero
- * rows inserted; MySQL's only exact signal is the duplicate-key error, which
- * rolls back just that statement there. */
-static int insert_unless_present(store *st, const db_driver *d, db_conn *c, const table_sql *s,
-                                 const apply_ctx *a, int *lost, db_err *err) {
-    db_value p[4] = {txt(a->name), txt(a->project), db_int(a->w->now),
-                     db_blob(a->proto.p, a->proto.n)};
-    int64_t n = 0;
-    if (st->dialect == DB_MYSQL) {
-        int rv = exec(d, c, s->insert, p, 4, NULL, &n, err);
-        if (rv != 0 && err->kind == DB_ERR_INTEGRITY && err->code == 1062) {
-            db_err_clear(err);
-            *lost = 1;
-            return 0;
-        }
-        *lost = 0;
-        return rv;
-    }
-    if (exec(d, c, s->insert_missing, p, 4, NULL, &n, err) != 0) return -1;
-    *lost = n == 0;
-    return 0;
-}
-
 static int apply_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
     apply_ctx *a = ctx;
     const table_sql *s = &st->sql[a->k];
     rowset old = {0};
     buf merged = {0};
     int rv = -1;
-    db_value key[2] = {txt(a->name), txt(a->project)};
-    if (exec(d, c, s->get_lock, key, 2, &old, NULL, err) != 0) goto done;
+    if (locked_row(st, d, c, a->k, a->project, a->name, &old, err) != 0) goto done;
     if (old.nrows == 0 && a->update_only) {
         rv = 0;
         goto done;
@@ -703,8 +831,10 @@ static int apply_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err
         /* No row to lock yet: two writers can both get here. The loser of
          * the insert race locks the winner's row and merges into it. */
         int lost = 0;
-        if (insert_unless_present(st, d, c, s, a, &lost, err) != 0) goto done;
-        if (lost && exec(d, c, s->get_lock, key, 2, &old, NULL, err) != 0) goto done;
+        db_value p[4] = {txt(a->name), txt(a->project), db_int(a->w->now),
+                         db_blob(a->proto.p, a->proto.n)};
+        if (insert_missing(st, d, c, s->insert_missing, p, 4, &lost, err) != 0) goto done;
+        if (lost && locked_row(st, d, c, a->k, a->project, a->name, &old, err) != 0) goto done;
         a->inserted = !lost;
     }
     if (old.nrows > 0) {
@@ -764,8 +894,19 @@ static int delete_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_er
     db_value key[2] = {txt(x->name), txt(x->project)};
     x->deleted = 0;
     for (int i = 0; i < x->nkinds; i++) {
+        /* Lock first, so that a row only the collation matches is never
+         * deleted in place of the one asked for. */
+        rowset rs = {0};
+        int rv = locked_row(st, d, c, x->kinds[i], x->project, x->name, &rs, err);
+        int present = rs.nrows > 0;
+        rowset_free(&rs);
+        if (rv != 0 && err->kind != DB_ERR_DUPLICATE) return -1;
+        if (rv != 0) { /* another object's row: nothing of this name to delete */
+            db_err_clear(err);
+            continue;
+        }
         int64_t n = 0;
-        if (exec(d, c, st->sql[x->kinds[i]].del, key, 2, NULL, &n, err) != 0) return -1;
+        if (present && exec(d, c, st->sql[x->kinds[i]].del, key, 2, NULL, &n, err) != 0) return -1;
         x->deleted += n;
     }
     if (x->deleted == 0) return 0; /* nothing to record */
@@ -807,8 +948,7 @@ static int materialize_fn(store *st, const db_driver *d, db_conn *c, void *ctx, 
     rowset old = {0};
     buf edited = {0};
     int rv = -1;
-    db_value key[2] = {txt(m->name), txt(m->project)};
-    if (exec(d, c, s->get_lock, key, 2, &old, NULL, err) != 0) goto done;
+    if (locked_row(st, d, c, m->k, m->project, m->name, &old, err) != 0) goto done;
     m->found = old.nrows > 0;
     if (!m->found) {
         rv = 0;
@@ -865,21 +1005,35 @@ int store_replace_proto(store *st, obj_kind k, sref project, sref name, sref pro
     return run(st, WRITE_TXN, apply_fn, &a, err);
 }
 
+typedef struct {
+    obj_kind k;
+    sref project, name;
+    const sref *data;
+    int64_t now;
+    int found;
+} um_ctx;
+
+static int user_metadata_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
+    um_ctx *u = ctx;
+    rowset rs = {0};
+    int rv = locked_row(st, d, c, u->k, u->project, u->name, &rs, err);
+    u->found = rv == 0 && rs.nrows > 0;
+    rowset_free(&rs);
+    if (rv != 0 || !u->found) return rv;
+    db_value p[4] = {u->data ? db_blob(u->data->p, u->data->n) : db_null(), db_int(u->now),
+                     txt(u->name), txt(u->project)};
+    return exec(d, c, st->sql[u->k].set_um, p, 4, NULL, NULL, err);
+}
+
 int store_set_user_metadata(store *st, obj_kind k, sref project, sref name, const sref *data,
                             int64_t now, int *found, db_err *err) {
     if (!TABLES[k].user_metadata) {
         db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "%s have no user metadata", TABLES[k].table);
         return -1;
     }
-    write_one_ctx w = {
-        st->sql[k].set_um,
-        {data ? db_blob(data->p, data->n) : db_null(), db_int(now), txt(name), txt(project)},
-        4,
-        0};
-    if (run(st, WRITE_TXN, write_one_fn, &w, err) != 0) return -1;
-    /* MySQL counts rows changed, not rows matched, unless the driver asks
-     * for found rows; the MySQL backend does. */
-    *found = w.affected > 0;
+    um_ctx u = {k, project, name, data, now, 0};
+    if (run(st, WRITE_TXN, user_metadata_fn, &u, err) != 0) return -1;
+    *found = u.found;
     return 0;
 }
 
@@ -898,10 +1052,16 @@ int store_meta_set(store *st, sref project, sref key, sref value, int64_t now, d
     return run(st, WRITE_TXN, meta_set_fn, &m, err);
 }
 
+static int meta_init_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
+    meta_set_ctx *m = ctx;
+    db_value p[4] = {txt(m->project), txt(m->key), txt(m->value), db_int(m->now)};
+    int lost;
+    return insert_missing(st, d, c, st->meta_insert_missing, p, 4, &lost, err);
+}
+
 int store_meta_init(store *st, sref project, sref key, sref value, int64_t now, db_err *err) {
-    write_one_ctx w = {
-        st->meta_insert_missing, {txt(project), txt(key), txt(value), db_int(now)}, 4, 0};
-    return run(st, WRITE_TXN, write_one_fn, &w, err);
+    meta_set_ctx m = {project, key, value, now};
+    return run(st, WRITE_TXN, meta_init_fn, &m, err);
 }
 
 int store_meta_delete_project(store *st, sref project, db_err *err) {
@@ -957,8 +1117,9 @@ int store_teardown(store *st, db_err *err) {
 
 typedef struct {
     buf *out;
-    rowset projects;  /* (project_id, proto, last_updated) */
+    rowset projects;  /* (project_id, proto) */
     buf *per_project; /* one buffer per project, for the table being read */
+    rowset *bad;
 } registry_ctx;
 
 static long project_index(const rowset *projects, db_value id) {
@@ -974,6 +1135,10 @@ static int registry_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_
     if (exec(d, c, "SELECT project_id, project_proto FROM projects", NULL, 0, &r->projects, NULL,
              err) != 0)
         return -1;
+    /* A project whose own row is bad is left out, and so are its objects. */
+    row_filter pf = {OBJ_PROJECT, 0, 0, 1, NULL, r->bad, err, 0};
+    keep_rows(&r->projects, row_ok, &pf);
+    if (pf.failed) return -1;
     size_t np = r->projects.nrows;
     if (np == 0) return 0;
     pb_ts latest = {0, 0};
@@ -985,9 +1150,8 @@ static int registry_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_
         pb_ts ts;
         char msg[256];
         if (pb_project_last_updated(proto.p, proto.n, &ts, msg, sizeof(msg)) != 0) {
-            db_value id = rowset_get(&r->projects, i, 0);
-            db_err_set(err, DB_ERR_DATA, 0, NULL, "projects row '%.*s': %s", (int)id.n,
-                       (const char *)id.p, msg);
+            bad_row_err(err, OBJ_PROJECT, rowset_get(&r->projects, i, 0),
+                        rowset_get(&r->projects, i, 0), msg);
             return -1;
         }
         if (!have_latest || ts.seconds > latest.seconds ||
@@ -1005,11 +1169,13 @@ static int registry_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_
             rowset_free(&rows);
             return -1;
         }
-        for (size_t i = 0; i < rows.nrows; i++) {
+        row_filter f = {k, 0, 1, 2, NULL, r->bad, err, 0};
+        for (size_t i = 0; i < rows.nrows && !f.failed; i++) {
             db_value id = rowset_get(&rows, i, 0);
             long pi = project_index(&r->projects, id);
             if (pi < 0) continue; /* an object of no listed project: stock skips it too */
-            db_value proto = rowset_get(&rows, i, 1);
+            db_value proto = rowset_get(&rows, i, 2);
+            if (!row_ok(&rows, i, &f)) continue;
             buf stamp = {0};
             int rv = pb_project_stamp(k, id.p, id.n, &stamp);
             /* tag, length (row + stamp), row bytes, stamp */
@@ -1025,6 +1191,7 @@ static int registry_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_
             }
         }
         rowset_free(&rows);
+        if (f.failed) return -1;
         for (size_t i = 0; i < np; i++) {
             if (buf_put(r->out, r->per_project[i].p, r->per_project[i].n) != 0) goto oom;
             r->per_project[i].n = 0;
@@ -1040,7 +1207,14 @@ static int registry_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_
         rowset_free(&infra);
         return -1;
     }
-    db_value iv = infra.nrows ? rowset_get(&infra, 0, 0) : db_blob("", 0);
+    /* (proto, name, project_id) */
+    row_filter inf = {OBJ_INFRA, 2, 1, 0, NULL, r->bad, err, 0};
+    db_value iv =
+        infra.nrows && row_ok(&infra, 0, &inf) ? rowset_get(&infra, 0, 0) : db_blob("", 0);
+    if (inf.failed) {
+        rowset_free(&infra);
+        return -1;
+    }
     int rv = buf_ld_field(r->out, TABLES[OBJ_INFRA].registry_field, iv.p, iv.n);
     rowset_free(&infra);
     if (rv != 0) goto oom;
@@ -1056,14 +1230,16 @@ static int registry_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_
     if (rv != 0) goto oom;
     return 0;
 oom:
-    db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "out of memory assembling the registry");
+    db_err_set(err, DB_ERR_NOMEM, 0, NULL, "out of memory assembling the registry");
     return -1;
 }
 
-int store_registry(store *st, buf *out, db_err *err) {
-    registry_ctx r = {out, {0}, NULL};
+int store_registry(store *st, buf *out, rowset *bad, db_err *err) {
+    registry_ctx r = {out, {0}, NULL, bad};
     out->n = 0;
+    memset(bad, 0, sizeof(*bad));
     int rv = run(st, READ_TXN, registry_fn, &r, err);
+    if (rv != 0) rowset_free(bad);
     if (r.per_project)
         for (size_t i = 0; i < r.projects.nrows; i++)
             buf_free(&r.per_project[i]);

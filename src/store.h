@@ -41,6 +41,9 @@ typedef struct store store;
  * NULL for the same database). No connection is made yet. */
 store *store_open(const char *url, const char *read_url, const pool_opts *opts, db_err *err);
 void store_close(store *st);
+/* Closes the idle pooled connections now; the store stays usable and opens
+ * new ones on demand. */
+void store_release_idle(store *st);
 db_dialect store_dialect(const store *st);
 /* The URL with its password masked, for messages and reprs. */
 void store_describe(const store *st, int read, char *out, size_t outlen);
@@ -66,16 +69,28 @@ typedef struct {
     int64_t version_number;
 } write_ctx;
 
-/* primary != 0 reads from the write database, for read-modify-write
- * decisions that must not see a lagging replica. */
+/* Stored rows are checked before they are returned: a row whose proto is
+ * NULL, not bytes, or not a parseable object of its kind is a "bad row".
+ * Keys are compared byte for byte, whatever the database's collation. */
+
+/* 0 or 1 rows of (proto, name, project_id). A bad row is DB_ERR_DATA naming
+ * the table, project and object. primary != 0 reads from the write
+ * database, for read-modify-write decisions that must not see a lagging
+ * replica. */
 int store_get(store *st, obj_kind k, sref project, sref name, int primary, rowset *out,
               db_err *err);
-/* since < 0: no lower bound on last_updated_timestamp. */
-int store_list(store *st, obj_kind k, sref project, int64_t since, rowset *out, db_err *err);
-int store_list_projects(store *st, rowset *out, db_err *err);
+/* Rows of (name, proto, project_id); bad rows are left out and listed in
+ * *bad as (table, project, name, reason). since < 0: no lower bound on
+ * last_updated_timestamp. */
+int store_list(store *st, obj_kind k, sref project, int64_t since, rowset *out, rowset *bad,
+               db_err *err);
+/* Rows of (project_id, proto); bad rows are left out and listed in *bad. */
+int store_list_projects(store *st, rowset *out, rowset *bad, db_err *err);
 
 /* Inserts the object, or updates it keeping the stored created_timestamp
- * (and intervals, see pb_merge_for_update). *inserted tells which. */
+ * (and intervals, see pb_merge_for_update). *inserted tells which. A stored
+ * key that only the database's collation equates with this one (stored
+ * 'Driver', applied 'driver') is DB_ERR_DUPLICATE, never overwritten. */
 int store_apply(store *st, obj_kind k, sref project, sref name, sref proto, const write_ctx *w,
                 int *inserted, db_err *err);
 int store_delete(store *st, obj_kind k, sref project, sref name, const write_ctx *w,
@@ -123,7 +138,10 @@ int store_version_get(store *st, sref project, sref name, int64_t number, rowset
 int store_version_list(store *st, sref project, sref name, rowset *out, db_err *err);
 
 /* The whole registry as one serialized feast.core.Registry, assembled from
- * the stored bytes in one read transaction. */
-int store_registry(store *st, buf *out, db_err *err);
+ * the stored bytes in one read transaction. Bad rows (and every object of a
+ * project whose own row is bad) are left out and listed in *bad as
+ * (table, project, name, reason): one bad row does not stop the rest of
+ * the registry from being served. */
+int store_registry(store *st, buf *out, rowset *bad, db_err *err);
 
 #endif

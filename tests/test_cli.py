@@ -125,6 +125,24 @@ def test_hook_imports_nothing_at_start_up():
     assert out.stdout.strip() == "['feast_sqlreg_hook']"
 
 
+def test_native_registry_when_feast_sqlreg_is_imported_first():
+    """A program that imports feast_sqlreg.registry before Feast: Feast's SQL
+    registry module loads while ours is still loading; the hook finishes
+    its work when ours is done, and Feast's FeatureStore gets it too."""
+    code = (
+        "import warnings; warnings.simplefilter('error', UserWarning)\n"
+        "import feast_sqlreg.registry as r\n"
+        "import feast.feature_store as fs, feast.infra.registry.sql as sql\n"
+        "from feast_sqlreg import _install\n"
+        "print(_install.status['patched'], sql.SqlRegistry is r.NativeSqlRegistry,"
+        " fs.SqlRegistry is r.NativeSqlRegistry, sql.StockSqlRegistry.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True", "True", "feast.infra.registry.sql"]
+    assert "stock SQL registry" not in out.stderr
+
+
 def test_disable_gives_stock(repo):
     code = "from feast.infra.registry.sql import SqlRegistry; print(SqlRegistry.__module__)"
     assert in_repo(repo, code) == "feast_sqlreg.registry"

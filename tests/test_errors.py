@@ -93,7 +93,12 @@ def test_corrupt_stored_object_is_named_and_not_overwritten(make_registry):
     store = reg._store
     with pytest.raises(errors.DataError, match="entities 'driver' in project 'proj'.*not a valid"):
         store.apply(ENTITY, "proj", "driver", o.entity().to_proto().SerializeToString(), 1)
-    assert store.get(ENTITY, "proj", "driver") == garbage
+    with pytest.raises(errors.DataError, match="entities row 'driver' in project 'proj'"):
+        store.get(ENTITY, "proj", "driver")
+    raw = RawConnection(reg)
+    stored = raw.execute("SELECT entity_proto FROM entities WHERE entity_name = 'driver'")
+    raw.close()
+    assert bytes(stored[0][0]) == garbage
 
 
 def test_pool_timeout_is_an_error_not_a_hang(make_registry):

@@ -11,17 +11,7 @@
 #include "store.h"
 #include "url.h"
 
-static int passed, failed;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond);                     \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 static int streq(const char *a, const char *b) {
     return a && b && strcmp(a, b) == 0;
@@ -227,14 +217,16 @@ static void test_store_sqlite(void) {
     rowset_free(&rs);
 
     buf reg = {0};
-    CHECK(store_registry(st, &reg, &err) == 0 && reg.n > fv.n);
+    rowset bad;
+    CHECK(store_registry(st, &reg, &bad, &err) == 0 && reg.n > fv.n && bad.nrows == 0);
     buf_free(&reg);
+    rowset_free(&bad);
 
     CHECK(store_version_save(st, S("p"), S("fv"), 0, S("feature_view"), proto, 1, S("v0"), &err) ==
           0);
     CHECK(store_version_save(st, S("p"), S("fv"), 0, S("feature_view"), proto, 1, S("v0"), &err) ==
           -1);
-    CHECK(err.kind == DB_ERR_INTEGRITY);
+    CHECK(err.kind == DB_ERR_DUPLICATE);
     int64_t next = -1;
     CHECK(store_version_next(st, S("p"), S("fv"), &next, &err) == 0 && next == 1);
 
@@ -253,6 +245,5 @@ int main(void) {
     test_urls();
     test_pb();
     test_store_sqlite();
-    printf("core: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_report("core");
 }
