@@ -2,16 +2,16 @@
 
 Imported at interpreter start-up by ``feast_sqlreg.pth``, so it must cost
 next to nothing in processes that never use Feast: it only puts a finder on
-``sys.meta_path`` that watches for two module names. When Feast's SQL
-registry module (``feast.infra.registry.sql``) or its registry CLI
-(``feast.cli.registry``) is imported, feast_sqlreg patches them right after
-they load. Set ``FEAST_SQLREG_DISABLE=1`` to keep the stock registry.
+``sys.meta_path`` that watches for three module names. When Feast's SQL
+registry module (``feast.infra.registry.sql``), its registry server
+(``feast.registry_server``) or its registry CLI (``feast.cli.registry``) is
+imported, feast_sqlreg patches them right after they load. Set ``FEAST_SQLREG_DISABLE=1`` to keep the stock registry.
 """
 
 import os
 import sys
 
-_WATCHED = ("feast.infra.registry.sql", "feast.cli.registry")
+_WATCHED = ("feast.infra.registry.sql", "feast.registry_server", "feast.cli.registry")
 
 
 class _Finder:

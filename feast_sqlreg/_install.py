@@ -3,11 +3,15 @@
 - ``feast.infra.registry.sql``: ``SqlRegistry`` becomes NativeSqlRegistry,
   before anything imports it by name (``feast.feature_store`` does, at import
   time). The stock class stays reachable as ``StockSqlRegistry``.
+- ``feast.registry_server``: ``feast serve_registry`` serves reads from
+  stored protos (feast_sqlreg.server.NativeRegistryServer). The stock class
+  stays reachable as ``StockRegistryServer``.
 - ``feast.cli.registry``: ``feast registry create-schema`` creates the
   schema with the native core (no SQLAlchemy engine), on the store
   NativeSqlRegistry would open (``open_store``).
 """
 
+import importlib
 import logging
 import sys
 
@@ -28,30 +32,42 @@ def open_store(registry_config):
 
 def patch(module):
     if module.__name__ == "feast.infra.registry.sql":
-        _patch_registry(module)
+        _patch_with(module, "feast_sqlreg.registry", "NativeSqlRegistry", _swap)
+    elif module.__name__ == "feast.registry_server":
+        _patch_with(module, "feast_sqlreg.server", "NativeRegistryServer", _swap_server)
     elif module.__name__ == "feast.cli.registry":
         _patch_cli(module)
 
 
-# feast.infra.registry.sql modules loaded while feast_sqlreg.registry itself
-# was still loading (a program that imports it before Feast): they are
-# patched when it has finished (registry_loaded).
-_pending = []
+# Feast modules loaded while the feast_sqlreg module that patches them was
+# itself still loading (a program that imports feast_sqlreg.registry before
+# Feast, say): owner -> [(module, swap)], patched once the owner has
+# finished (loaded()).
+_pending = {}
 
 
-def _patch_registry(module):
-    loading = sys.modules.get("feast_sqlreg.registry")
-    if loading is not None and not hasattr(loading, "NativeSqlRegistry"):
-        _pending.append(module)
-        status.update(patched=False, reason="waiting for feast_sqlreg.registry to load")
+def _patch_with(module, owner, name, swap):
+    """swap(module, owner.name), once the owner module can provide it."""
+    loading = sys.modules.get(owner)
+    if loading is not None and not hasattr(loading, name):
+        _pending.setdefault(owner, []).append((module, swap))
+        if swap is _swap:
+            status.update(patched=False, reason=f"waiting for {owner} to load")
         return
     try:
-        from feast_sqlreg.registry import NativeSqlRegistry
+        replacement = getattr(importlib.import_module(owner), name)
     except ImportError as e:  # a broken build must not break Feast
-        status.update(patched=False, reason=f"native core failed to load: {e}")
-        logger.warning("feast_sqlreg: using the stock SQL registry: %s", e)
+        if swap is _swap:
+            status.update(patched=False, reason=f"native core failed to load: {e}")
+        logger.warning("feast_sqlreg: keeping stock %s: %s", module.__name__, e)
         return
-    _swap(module, NativeSqlRegistry)
+    swap(module, replacement)
+
+
+def loaded(owner, replacement):
+    """Called by a feast_sqlreg module that patches Feast once it exists."""
+    for module, swap in _pending.pop(owner, ()):
+        swap(module, replacement)
 
 
 def _swap(module, native):
@@ -66,10 +82,10 @@ def _swap(module, native):
     status.update(patched=True, reason="installed by feast_sqlreg's start-up hook")
 
 
-def registry_loaded(native):
-    """Called by feast_sqlreg.registry once NativeSqlRegistry exists."""
-    while _pending:
-        _swap(_pending.pop(), native)
+def _swap_server(module, server):
+    """start_server() builds the servicer by this module-level name."""
+    module.StockRegistryServer = module.RegistryServer
+    module.RegistryServer = server
 
 
 def _patch_cli(module):

@@ -40,6 +40,7 @@ from feast.errors import (
     FeatureViewPinConflict,
     FeatureViewVersionNotFound,
     PermissionNotFoundException,
+    PermissionObjectNotFoundException,
     ProjectObjectNotFoundException,
     SavedDatasetNotFound,
     ValidationReferenceNotFound,
@@ -194,6 +195,48 @@ _REGISTRY_FIELD_KIND = {
     "permissions": PERMISSION,
     "projects": PROJECT,
 }
+
+def _carrier(kind: int, message):
+    """The part of a stored message that holds name, project and tags."""
+    return message if kind in (DATA_SOURCE, VALIDATION_REFERENCE) else message.spec
+
+
+def _not_found(kind: int, name: str, project: str, cached: bool) -> Exception:
+    """The exception stock raises for a missing object of this kind, from
+    the cached registry proto (proto_registry_utils) or the database."""
+    if kind == PROJECT:
+        return ProjectObjectNotFoundException(name=name)
+    if kind == PERMISSION and cached:
+        return PermissionObjectNotFoundException(name=name, project=project)
+    return _KINDS[kind][2](name, project)
+
+
+def _unstamped(kind: int, message):
+    """message without a project stamp (see NativeSqlRegistry.get_proto);
+    a copy when it had one."""
+    if kind in (PROJECT, INFRA) or not _carrier(kind, message).project:
+        return message
+    copy = type(message)()
+    copy.CopyFrom(message)
+    _carrier(kind, copy).ClearField("project")
+    return copy
+
+
+def _index_registry(registry):
+    """(lists, by_name) of a registry proto, holding unstamped copies of its
+    objects; see NativeSqlRegistry._cached_index."""
+    lists: Dict[Tuple[int, str], list] = {}
+    by_name: Dict[Tuple[int, str, str], Any] = {}
+    for field, kind in _REGISTRY_FIELD_KIND.items():
+        for message in getattr(registry, field):
+            carrier = _carrier(kind, message)
+            name = carrier.name
+            project = "" if kind == PROJECT else carrier.project
+            message = _unstamped(kind, message)
+            lists.setdefault((kind, project), []).append(message)
+            by_name.setdefault((kind, name if kind == PROJECT else project, name), message)
+    return lists, by_name
+
 
 def _varint(data: bytes, i: int) -> Tuple[int, int]:
     value = shift = 0
@@ -382,6 +425,7 @@ class NativeSqlRegistry(CachingRegistry):
                 f"(registry_type: sql), got {type(registry_config).__name__}"
             )
         self.registry_config = registry_config
+        self._proto_index = None
         self._store = open_store(registry_config)
         mode = registry_config.schema_mode
         if mode == "auto":
@@ -515,8 +559,7 @@ class NativeSqlRegistry(CachingRegistry):
             if updated_since.tzinfo is None:
                 updated_since = updated_since.replace(tzinfo=timezone.utc)
             since = int(updated_since.astimezone(timezone.utc).timestamp())
-        rows, bad = self._store.list(kind, project, since)
-        protos = self._parsed_rows(kind, project, rows, bad)
+        protos = self._stored_protos(kind, project, since)
         if proto_only:
             return protos
         use_skip_udf = skip_udf and _takes_skip_udf(python_class)
@@ -530,6 +573,67 @@ class NativeSqlRegistry(CachingRegistry):
             if utils.has_all_tags(obj.tags, tags):
                 objects.append(obj)
         return objects
+
+    def _stored_protos(self, kind: int, project: str, since: int = -1):
+        """The parsed stored protos of one kind in one project (every
+        project for PROJECT), bad rows reported and left out."""
+        if kind == PROJECT:
+            rows, bad = self._store.list_projects()
+        else:
+            rows, bad = self._store.list(kind, project, since)
+        return self._parsed_rows(kind, project, rows, bad)
+
+    # ---- stored protos, without Feast objects -----------------------------
+    #
+    # What the registry server's fast path (feast_sqlreg.server) answers
+    # from: the messages Feast itself serialized, which its object round trip
+    # (from_proto, then to_proto) gives back field for field, but for the
+    # project stamp: no Feast object but Project carries its project into
+    # to_proto(), so these messages never carry one either.
+
+    def find_proto(self, kind: int, name: str, project: str, allow_cache: bool = False):
+        """The stored message of one object, or None. For PROJECT, project
+        is the name."""
+        if allow_cache:
+            return self._cached_index()[1].get((kind, project, name))
+        data = self._store.get(kind, project, name)
+        return None if data is None else _unstamped(kind, self._parse(kind, project, name, data))
+
+    def get_proto(self, kind: int, name: str, project: str, allow_cache: bool = False):
+        """find_proto, raising what the stock get_* call raises when there
+        is no such object."""
+        message = self.find_proto(kind, name, project, allow_cache)
+        if message is None:
+            raise _not_found(kind, name, project, allow_cache)
+        return message
+
+    def list_protos(
+        self, kind: int, project: str, allow_cache: bool = False, tags: Optional[dict] = None
+    ) -> list:
+        """The stored messages of one kind in one project ("" and every
+        project for PROJECT) that carry all the given tags, in the order
+        the stock list_* call returns their objects."""
+        if allow_cache:
+            protos = self._cached_index()[0].get((kind, project), ())
+        else:
+            protos = [_unstamped(kind, p) for p in self._stored_protos(kind, project)]
+        if not tags:
+            return list(protos)
+        return [p for p in protos if utils.has_all_tags(_carrier(kind, p).tags, tags)]
+
+    def _cached_index(self):
+        """(lists, by_name) over the cached registry proto, refreshed as
+        cached reads are: lists maps (kind, project) to its messages in
+        registry order, by_name maps (kind, project, name) to the first
+        message of that name, as stock's cached lookups find it. Rebuilt once
+        per new cached proto."""
+        self._refresh_cached_registry_if_necessary()
+        registry = self.cached_registry_proto
+        index = self._proto_index
+        if index is None or index[0] is not registry:
+            index = (registry,) + _index_registry(registry)
+            self._proto_index = index
+        return index[1], index[2]
 
     def _apply_object(
         self, kind: int, project: str, obj, name: Optional[str] = None, first_version=False
@@ -651,8 +755,7 @@ class NativeSqlRegistry(CachingRegistry):
 
     def _list_projects(self, tags: Optional[dict]) -> List[Project]:
         objects = []
-        rows, bad = self._store.list_projects()
-        for proto in self._parsed_rows(PROJECT, "", rows, bad):
+        for proto in self._stored_protos(PROJECT, ""):
             obj = Project.from_proto(proto)
             if utils.has_all_tags(obj.tags, tags):
                 objects.append(obj)
@@ -1138,4 +1241,4 @@ del _name
 
 # Finishes the start-up hook's work when this module was imported before
 # Feast (its Feast imports loaded feast.infra.registry.sql first).
-_install.registry_loaded(NativeSqlRegistry)
+_install.loaded(__name__, NativeSqlRegistry)

@@ -232,6 +232,10 @@ def test_feast_serve_registry_uses_native_registry(repo):
             RemoteRegistryConfig(registry_type="remote", path=f"127.0.0.1:{port}"), "demo", None
         )
         assert sorted(e.name for e in remote.list_entities("demo")) == ["__dummy", "customer", "driver"]
+        views = remote.list_feature_views("demo", allow_cache=False)
+        assert views and all(v.name for v in views)
+        assert remote.get_entity("driver", "demo").join_key == "driver_id"
     finally:
         _stop(proc)
     assert "feast_sqlreg: native SQL registry" in log.read_text()
+    assert "answers reads from stored protos" in log.read_text()
