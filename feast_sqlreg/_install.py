@@ -114,10 +114,21 @@ def _patch_cli(module):
                 f"(registry_type='sql'). Current type: '{registry_config.registry_type}'"
             )
         try:
-            open_store(registry_config).create_schema()
+            store = open_store(registry_config)
+            store.create_schema()
         except DatabaseError as e:
             # One line, named as FeatureStore would raise it, no traceback.
             raise click.ClickException(f"{type(e).__module__}.{type(e).__name__}: {e}")
         click.echo("SQL registry schema created successfully (feast_sqlreg).")
+        try:
+            store.install_change_log()
+            click.echo("Change log installed: cached registries see every write within a second.")
+        except DatabaseError as e:
+            click.echo(
+                f"Warning: no change log ({e}); cached registries see other processes' "
+                "writes after cache_ttl_seconds.",
+                err=True,
+            )
+        store.close()
 
     command.callback = create_schema

@@ -21,7 +21,9 @@ fixes a stock bug:
 
 import atexit
 import logging
+import os
 import threading
+import time
 import uuid
 import weakref
 from datetime import datetime, timezone
@@ -84,6 +86,7 @@ from feast.version_utils import generate_version_id, parse_version, version_tag
 from google.protobuf.message import DecodeError
 
 from feast_sqlreg import _install, _typechecks, errors
+from feast_sqlreg._changes import ChangeFeed
 from feast_sqlreg._sqlregistry import Store
 
 logger = logging.getLogger(__name__)
@@ -236,6 +239,84 @@ def _index_registry(registry):
             lists.setdefault((kind, project), []).append(message)
             by_name.setdefault((kind, name if kind == PROJECT else project, name), message)
     return lists, by_name
+
+
+# Change log tables -> kind; the kinds a cached registry is patched for
+# (a project or infra change means a full read); tables the registry proto
+# does not hold; how many changed objects a patch takes at most.
+_TABLE_KIND = {table: kind for kind, table in _TABLE.items()}
+_KIND_FIELD = {kind: field for field, kind in _REGISTRY_FIELD_KIND.items()}
+_PATCHABLE = set(_KIND_FIELD) - {PROJECT}
+_NOT_IN_REGISTRY = {"feast_metadata", "feature_view_version_history"}
+PATCH_LIMIT = 50
+
+# Seconds between two looks at the change log; 0 turns change detection off.
+POLL_SECONDS = float(os.environ.get("FEAST_SQLREG_POLL_SECONDS", "0.5") or 0)
+# Change log rows older than this are deleted (by registries that may write).
+PRUNE_AFTER_SECONDS = 3600
+PRUNE_EVERY_SECONDS = 60
+
+
+class _Poller:
+    """The thread that follows one registry's change feed. It holds the
+    registry weakly: a registry nobody uses any more is collected, and the
+    thread ends."""
+
+    def __init__(self, registry):
+        self.pid = os.getpid()
+        self._registry = weakref.ref(registry)
+        self._feed = registry._feed
+        self._stopping = threading.Event()
+        self._last_ok = time.monotonic()
+        self._failing = False
+        self._may_prune = True
+        self._pruned_at = 0.0
+        self._thread = threading.Thread(
+            target=self._run, name="feast_sqlreg-changes", daemon=True
+        )
+        self._thread.start()
+
+    def healthy(self) -> bool:
+        return time.monotonic() - self._last_ok < max(3 * POLL_SECONDS, 2.0)
+
+    def stop(self):
+        self._stopping.set()
+
+    def _run(self):
+        while not self._stopping.wait(POLL_SECONDS):
+            registry = self._registry()
+            if registry is None or registry._store.closed:
+                return
+            try:
+                changed = self._feed.poll()
+                if changed is None or changed:
+                    registry._on_changes(changed)
+                self._last_ok = time.monotonic()
+                if self._failing:
+                    logger.info("feast_sqlreg: change detection on %s is back", registry._store.url)
+                    self._failing = False
+                self._prune(registry)
+            except Exception as e:
+                if not self._failing:
+                    logger.warning(
+                        "feast_sqlreg: change detection on %s failed (%s); the cache "
+                        "follows cache_ttl_seconds until it works again",
+                        registry._store.url,
+                        e,
+                    )
+                    self._failing = True
+            del registry
+
+    def _prune(self, registry):
+        now = time.monotonic()
+        if not self._may_prune or now - self._pruned_at < PRUNE_EVERY_SECONDS:
+            return
+        self._pruned_at = now
+        try:
+            registry._store.prune_changes(int(time.time()) - PRUNE_AFTER_SECONDS)
+        except errors.DatabaseError as e:  # a read-only user, say
+            logger.debug("feast_sqlreg: not pruning the change log: %s", e)
+            self._may_prune = False
 
 
 def _varint(data: bytes, i: int) -> Tuple[int, int]:
@@ -426,12 +507,19 @@ class NativeSqlRegistry(CachingRegistry):
             )
         self.registry_config = registry_config
         self._proto_index = None
+        self._swap_lock = threading.Lock()
+        self._refresh_seq = self._installed_seq = 0
+        #: How the cached registry was renewed: full reads, patches.
+        self.cache_updates = {"full": 0, "patched": 0}
         self._store = open_store(registry_config)
         mode = registry_config.schema_mode
         if mode == "auto":
             self._store.create_schema()
         elif mode == "verify":
             self._verify_schema()
+        # Before the first read of the registry, so no write is missed.
+        self._feed = self._open_change_feed(install=mode == "auto")
+        self._poller = None
         self.thread_pool_executor_worker_count = (
             registry_config.thread_pool_executor_worker_count
         )
@@ -455,6 +543,7 @@ class NativeSqlRegistry(CachingRegistry):
         self._reported_lock = threading.Lock()
         _open_registries.add(self)
         logger.info("feast_sqlreg: native SQL registry on %s", self._store.url)
+        self._start_poller()
 
     def __repr__(self):
         return f"<NativeSqlRegistry {self._store.url}>"
@@ -465,6 +554,9 @@ class NativeSqlRegistry(CachingRegistry):
         thread = getattr(self, "registry_refresh_thread", None)
         if thread is not None:
             thread.cancel()
+        poller = getattr(self, "_poller", None)
+        if poller is not None:
+            poller.stop()
         self._store.close()
 
     def __enter__(self):
@@ -479,6 +571,124 @@ class NativeSqlRegistry(CachingRegistry):
             missing |= set(self._store.missing_tables(True))
         if missing:
             raise FeastRegistrySchemaError(sorted(missing))
+
+    # ---- freshness: change detection ---------------------------------------
+    #
+    # A cached registry follows the database's change log (_changes.py) from
+    # a background thread: a look every POLL_SECONDS is one query; when
+    # something changed, the registry is re-read there and swapped in whole.
+    # While the feed is healthy the cache never expires, whatever
+    # cache_ttl_seconds says, and no request waits on a refresh; when it is
+    # not (no change log, errors), cache_ttl_seconds rules as in stock.
+
+    def _open_change_feed(self, install: bool):
+        if POLL_SECONDS <= 0:
+            return None
+        if install:
+            try:
+                self._store.install_change_log()
+            except errors.DatabaseError as e:
+                logger.warning(
+                    "feast_sqlreg: cannot install the change log on %s (%s); other "
+                    "processes' writes reach this registry's cache after cache_ttl_seconds",
+                    self._store.url,
+                    e,
+                )
+        try:
+            return ChangeFeed(self._store)
+        except errors.DatabaseError as e:
+            logger.info(
+                "feast_sqlreg: change detection is off on %s (%s); run `feast registry "
+                "create-schema` with a user that may create triggers to turn it on",
+                self._store.url,
+                e,
+            )
+            return None
+
+    def _start_poller(self):
+        if self._feed is not None:
+            self._poller = _Poller(self)
+
+    def feed_healthy(self) -> bool:
+        """True while change detection keeps this registry's cache fresh."""
+        poller = self._poller
+        if poller is None:
+            return False
+        if poller.pid != os.getpid():  # a forked child: its own thread
+            self._poller = _Poller(self)
+            return False
+        return poller.healthy()
+
+    def is_cache_valid(self) -> bool:
+        if self.feed_healthy() and self.cached_registry_proto_created is not None:
+            return True
+        return super().is_cache_valid()
+
+    def refresh(self, project: Optional[str] = None):
+        """Re-reads the registry. Of two refreshes that overlap, the one that
+        started last is kept: an older read never replaces a newer one."""
+        with self._swap_lock:
+            self._refresh_seq += 1
+            seq = self._refresh_seq
+        try:
+            registry = self.proto()
+        except Exception as e:  # stock: a failed refresh keeps the old cache
+            logger.debug("Error while refreshing registry: %s", e, exc_info=True)
+            return
+        with self._swap_lock:
+            if seq > self._installed_seq:
+                self._installed_seq = seq
+                self.cached_registry_proto = registry
+                self.cached_registry_proto_created = _utc_now()
+                self.cache_updates["full"] += 1
+
+    def _on_changes(self, changed) -> None:
+        """Called by the poller with the (table, project, name) keys that
+        changed (None: unknown): patches the cached registry with those
+        objects where that is cheaper than reading it all again."""
+        if changed is None or not self._patch_cache(changed):
+            self.refresh()
+
+    def _patch_cache(self, changed) -> bool:
+        """A copy of the cached registry with each changed object read again
+        (or removed, when it is gone) is swapped in; False when only a full
+        read will do (a project or infra changed, too many objects, a bad
+        row)."""
+        keys = [(t, p, n) for t, p, n in changed if t not in _NOT_IN_REGISTRY]
+        if not keys:
+            return True
+        if len(keys) > PATCH_LIMIT or any(_TABLE_KIND.get(t) not in _PATCHABLE for t, _, _ in keys):
+            return False
+        with self._swap_lock:
+            self._refresh_seq += 1
+            seq = self._refresh_seq
+            base = self.cached_registry_proto
+        try:
+            fetched = [(_TABLE_KIND[t], p, n, self._store.get(_TABLE_KIND[t], p, n)) for t, p, n in keys]
+        except errors.DataError:
+            return False  # the full read names and leaves out the bad row
+        registry = RegistryProto()
+        registry.CopyFrom(base)
+        projects = {p.spec.name for p in registry.projects}
+        for kind, project, name, data in fetched:
+            field = getattr(registry, _KIND_FIELD[kind])
+            for i, message in enumerate(field):
+                carrier = _carrier(kind, message)
+                if carrier.name == name and carrier.project == project:
+                    del field[i]
+                    break
+            if data is not None and project in projects:  # stock skips unlisted projects
+                message = field.add()
+                message.MergeFromString(data)
+                _carrier(kind, message).project = project
+        registry.version_id = str(uuid.uuid4())
+        with self._swap_lock:
+            if seq > self._installed_seq:
+                self._installed_seq = seq
+                self.cached_registry_proto = registry
+                self.cached_registry_proto_created = _utc_now()
+                self.cache_updates["patched"] += 1
+        return True
 
     # ---- plumbing ---------------------------------------------------------
 

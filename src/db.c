@@ -92,3 +92,14 @@ void db_stmt_cache_clear(db_stmt_cache *c) {
     while (c->n > 0)
         drop_at(c, c->n - 1);
 }
+
+int db_change_op(int i, const char **op, const char **row, const char **tag) {
+    static const char *const ops[] = {"INSERT", "UPDATE", "DELETE"};
+    static const char *const rows[] = {"NEW", "NEW", "OLD"};
+    static const char *const tags[] = {"ins", "upd", "del"};
+    if (i < 0 || i > 2) return 0;
+    *op = ops[i];
+    *row = rows[i];
+    *tag = tags[i];
+    return 1;
+}

@@ -135,7 +135,24 @@ typedef struct {
     int retry_busy;
     /* One column: the names of the tables in the current schema. */
     const char *tables_query;
+    /* The change log (store_install_change_log): CREATE TABLE IF NOT
+     * EXISTS feast_sqlreg_changes (id, an auto-increment key; table_name,
+     * project_id, object_name; changed_at, seconds), and one column: the
+     * names of the triggers and functions already in the schema. */
+    const char *changes_table;
+    const char *triggers_query;
+    /* Step i (0, 1, ...) of making every insert, update and delete of a
+     * row of table add (table, project_id, <keycol>) to the change log:
+     * fills name (what the step creates, as triggers_query lists it) and
+     * sql, and returns 1; returns 0 when there is no step i. */
+    int (*change_trigger)(int i, const char *table, const char *keycol, char *name,
+                          size_t namelen, char *sql, size_t sqllen);
 } db_sql_dialect;
+
+/* Row trigger number i (0..2) of a dialect with one trigger per operation:
+ * the operation, the row it sees (NEW/OLD) and a short tag for its name.
+ * Returns 0 when there is no such trigger. */
+int db_change_op(int i, const char **op, const char **row, const char **tag);
 
 typedef struct {
     const char *name;

@@ -774,6 +774,21 @@ static int my_ping(db_conn *c, db_err *err) {
     return -1;
 }
 
+/* One AFTER trigger per operation, adding the row's key to the change log
+ * (needs the TRIGGER privilege). */
+static int my_change_trigger(int i, const char *table, const char *keycol, char *name,
+                             size_t namelen, char *sql, size_t sqllen) {
+    const char *op, *row, *tag;
+    if (!db_change_op(i, &op, &row, &tag)) return 0;
+    snprintf(name, namelen, "feast_sqlreg_%s_%s", table, tag);
+    snprintf(sql, sqllen,
+             "CREATE TRIGGER %s AFTER %s ON %s FOR EACH ROW "
+             "INSERT INTO feast_sqlreg_changes (table_name, project_id, object_name, changed_at) "
+             "VALUES ('%s', %s.project_id, %s.%s, UNIX_TIMESTAMP())",
+             name, op, table, table, row, row, keycol);
+    return 1;
+}
+
 static const db_sql_dialect my_sql = {
     .lock_suffix = " FOR UPDATE",
     .insert_missing_prefix = NULL, /* INSERT IGNORE would hide truncation */
@@ -784,6 +799,13 @@ static const db_sql_dialect my_sql = {
     .retry_busy = 1, /* InnoDB deadlocks writers racing to create one row */
     .tables_query = "SELECT table_name FROM information_schema.tables "
                     "WHERE table_schema = DATABASE()",
+    .changes_table = "CREATE TABLE IF NOT EXISTS feast_sqlreg_changes ("
+                     "id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, table_name VARCHAR(64) NOT NULL, "
+                     "project_id VARCHAR(255) NOT NULL, object_name VARCHAR(255) NOT NULL, "
+                     "changed_at BIGINT NOT NULL)",
+    .triggers_query = "SELECT trigger_name FROM information_schema.triggers "
+                      "WHERE trigger_schema = DATABASE()",
+    .change_trigger = my_change_trigger,
 };
 
 const db_driver db_mysql_driver = {

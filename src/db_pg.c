@@ -929,6 +929,37 @@ static int pg_ping(db_conn *c, db_err *err) {
     return 0;
 }
 
+/* A function per table (its key column is spelled out, so no row is
+ * converted to find it), then one row trigger for all three operations. */
+static int pg_change_trigger(int i, const char *table, const char *keycol, char *name,
+                             size_t namelen, char *sql, size_t sqllen) {
+    static const char insert[] =
+        "INSERT INTO feast_sqlreg_changes (table_name, project_id, object_name, changed_at) "
+        "VALUES (TG_TABLE_NAME, %s.project_id, %s.%s, "
+        "EXTRACT(EPOCH FROM clock_timestamp())::bigint);";
+    char on_new[256], on_old[256];
+    switch (i) {
+    case 0:
+        snprintf(on_new, sizeof(on_new), insert, "NEW", "NEW", keycol);
+        snprintf(on_old, sizeof(on_old), insert, "OLD", "OLD", keycol);
+        snprintf(name, namelen, "feast_sqlreg_note_%s", table);
+        snprintf(sql, sqllen,
+                 "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                 "BEGIN IF TG_OP = 'DELETE' THEN %s ELSE %s END IF; RETURN NULL; END $$",
+                 name, on_old, on_new);
+        return 1;
+    case 1:
+        snprintf(name, namelen, "feast_sqlreg_%s", table);
+        snprintf(sql, sqllen,
+                 "CREATE TRIGGER %s AFTER INSERT OR UPDATE OR DELETE ON %s "
+                 "FOR EACH ROW EXECUTE PROCEDURE feast_sqlreg_note_%s()",
+                 name, table, table);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static const db_sql_dialect pg_sql = {
     .lock_suffix = " FOR UPDATE",
     .insert_missing_prefix = "INSERT INTO",
@@ -939,6 +970,15 @@ static const db_sql_dialect pg_sql = {
     .retry_busy = 1,
     .tables_query = "SELECT table_name FROM information_schema.tables "
                     "WHERE table_schema = current_schema()",
+    .changes_table = "CREATE TABLE IF NOT EXISTS feast_sqlreg_changes ("
+                     "id BIGSERIAL PRIMARY KEY, table_name VARCHAR(64) NOT NULL, "
+                     "project_id VARCHAR(255) NOT NULL, object_name VARCHAR(255) NOT NULL, "
+                     "changed_at BIGINT NOT NULL)",
+    .triggers_query = "SELECT t.tgname::text FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid "
+                      "WHERE r.relnamespace = current_schema()::regnamespace "
+                      "UNION ALL SELECT proname::text FROM pg_proc "
+                      "WHERE pronamespace = current_schema()::regnamespace",
+    .change_trigger = pg_change_trigger,
 };
 
 const db_driver db_pg_driver = {

@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <math.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -239,6 +240,20 @@ static int sq_ping(db_conn *c, db_err *err) {
     return 0; /* an embedded database cannot drop the connection */
 }
 
+/* One AFTER trigger per operation, adding the row's key to the change log. */
+static int sq_change_trigger(int i, const char *table, const char *keycol, char *name,
+                             size_t namelen, char *sql, size_t sqllen) {
+    const char *op, *row, *tag;
+    if (!db_change_op(i, &op, &row, &tag)) return 0;
+    snprintf(name, namelen, "feast_sqlreg_%s_%s", table, tag);
+    snprintf(sql, sqllen,
+             "CREATE TRIGGER IF NOT EXISTS %s AFTER %s ON %s BEGIN "
+             "INSERT INTO feast_sqlreg_changes (table_name, project_id, object_name, changed_at) "
+             "VALUES ('%s', %s.project_id, %s.%s, CAST(strftime('%%s', 'now') AS INTEGER)); END",
+             name, op, table, table, row, row, keycol);
+    return 1;
+}
+
 static const db_sql_dialect sq_sql = {
     .lock_suffix = "",
     .insert_missing_prefix = "INSERT OR IGNORE INTO",
@@ -248,6 +263,13 @@ static const db_sql_dialect sq_sql = {
     .ddl_in_transaction = 0,
     .retry_busy = 0, /* the busy handler already waited `timeout` */
     .tables_query = "SELECT name FROM sqlite_master WHERE type = 'table'",
+    /* AUTOINCREMENT: a rolled-back id is never handed out again. */
+    .changes_table = "CREATE TABLE IF NOT EXISTS feast_sqlreg_changes ("
+                     "id INTEGER PRIMARY KEY AUTOINCREMENT, table_name VARCHAR(64) NOT NULL, "
+                     "project_id VARCHAR(255) NOT NULL, object_name VARCHAR(255) NOT NULL, "
+                     "changed_at BIGINT NOT NULL)",
+    .triggers_query = "SELECT name FROM sqlite_master WHERE type = 'trigger'",
+    .change_trigger = sq_change_trigger,
 };
 
 const db_driver db_sqlite_driver = {

@@ -7,6 +7,7 @@
  * plain-C db_err with the GIL held again.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "module.h"
@@ -280,6 +281,56 @@ static PyObject *Store_missing_tables(StoreObject *self, PyObject *args) {
     if (!st || !PyArg_ParseTuple(args, "|p:missing_tables", &read)) return NULL;
     CALL_STORE(self, store_missing_tables(st, read, &rs, &err));
     return rows_to_py(&rs);
+}
+
+/* ---- change log ---------------------------------------------------------- */
+
+static PyObject *Store_install_change_log(StoreObject *self, PyObject *noargs) {
+    (void)noargs;
+    store *st = live(self);
+    db_err err;
+    if (!st) return NULL;
+    CALL_STORE(self, store_install_change_log(st, &err));
+    Py_RETURN_NONE;
+}
+
+static PyObject *Store_changes(StoreObject *self, PyObject *args) {
+    long long after, limit = 10000;
+    store *st = live(self);
+    db_err err;
+    rowset rs;
+    if (!st || !PyArg_ParseTuple(args, "L|L:changes", &after, &limit)) return NULL;
+    if (limit < 1) {
+        PyErr_SetString(PyExc_ValueError, "changes: limit must be at least 1");
+        return NULL;
+    }
+    CALL_STORE(self, store_changes(st, after, limit, &rs, &err));
+    return rows_to_py(&rs);
+}
+
+static PyObject *Store_changes_head(StoreObject *self, PyObject *noargs) {
+    (void)noargs;
+    store *st = live(self);
+    db_err err;
+    rowset rs;
+    if (!st) return NULL;
+    CALL_STORE(self, store_changes_head(st, &rs, &err));
+    db_value v = rs.nrows ? rowset_get(&rs, 0, 0) : db_null();
+    long long head = v.type == DB_INT ? (long long)v.i : 0;
+    if (v.type == DB_TEXT || v.type == DB_BLOB) /* MySQL's COALESCE(MAX()) may come as text */
+        head = strtoll(v.n ? (const char *)v.p : "0", NULL, 10);
+    rowset_free(&rs);
+    return PyLong_FromLongLong(head);
+}
+
+static PyObject *Store_prune_changes(StoreObject *self, PyObject *args) {
+    long long before;
+    int64_t deleted = 0;
+    store *st = live(self);
+    db_err err;
+    if (!st || !PyArg_ParseTuple(args, "L:prune_changes", &before)) return NULL;
+    CALL_STORE(self, store_prune_changes(st, before, &deleted, &err));
+    return PyLong_FromLongLong(deleted);
 }
 
 /* ---- objects ------------------------------------------------------------- */
@@ -641,6 +692,14 @@ static PyMethodDef Store_methods[] = {
      "Create the registry tables and indexes that are missing."},
     {"missing_tables", (PyCFunction)Store_missing_tables, METH_VARARGS,
      "missing_tables(read=False) -> names of registry tables not in the database."},
+    {"install_change_log", (PyCFunction)Store_install_change_log, METH_NOARGS,
+     "install_change_log(): creates feast_sqlreg_changes and the triggers that fill it."},
+    {"changes", (PyCFunction)Store_changes, METH_VARARGS,
+     "changes(after, limit=10000) -> [(id, table, project, name)], id > after, in id order."},
+    {"changes_head", (PyCFunction)Store_changes_head, METH_NOARGS,
+     "changes_head() -> the largest change log id (0 when empty)."},
+    {"prune_changes", (PyCFunction)Store_prune_changes, METH_VARARGS,
+     "prune_changes(before) -> rows deleted: those changed before `before` (epoch seconds)."},
     {"get", (PyCFunction)Store_get, METH_VARARGS,
      "get(kind, project, name, primary=False) -> stored proto bytes or None; DataError "
      "naming the row when it is not a valid object."},

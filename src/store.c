@@ -353,8 +353,9 @@ oom:
 
 /* ---- transactions -------------------------------------------------------- */
 
-/* NO_TXN reads from the read database; PRIMARY_READ reads from the write
- * database (what a read-modify-write decides on must not lag behind). */
+/* NO_TXN reads from the read database; PRIMARY_READ runs without a
+ * transaction on the write database (reads that a read-modify-write
+ * decides on must not lag behind, and DDL where it is not transactional). */
 typedef enum { NO_TXN, PRIMARY_READ, READ_TXN, WRITE_TXN } txn_mode;
 typedef int (*txn_fn)(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err);
 
@@ -450,8 +451,8 @@ static int create_schema_fn(store *st, const db_driver *d, db_conn *c, void *ctx
 
 int store_create_schema(store *st, db_err *err) {
     /* PostgreSQL runs DDL in transactions; the others commit it implicitly. */
-    return run(st, st->dialect->ddl_in_transaction ? WRITE_TXN : NO_TXN, create_schema_fn, NULL,
-               err);
+    return run(st, st->dialect->ddl_in_transaction ? WRITE_TXN : PRIMARY_READ, create_schema_fn,
+               NULL, err);
 }
 
 static int tables_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
@@ -1245,5 +1246,74 @@ int store_registry(store *st, buf *out, rowset *bad, db_err *err) {
             buf_free(&r.per_project[i]);
     free(r.per_project);
     rowset_free(&r.projects);
+    return rv;
+}
+
+/* ---- change log ---------------------------------------------------------- */
+
+/* The key column a table's change log rows name its objects by: the first
+ * column that is not project_id (projects: project_id itself). */
+static const char *change_key(const tabledef *t) {
+    if (strcmp(t->table, "projects") == 0) return "project_id";
+    return strcmp(t->cols[0].name, "project_id") == 0 ? t->cols[1].name : t->cols[0].name;
+}
+
+static int has_name(const rowset *names, const char *name) {
+    for (size_t r = 0; r < names->nrows; r++) {
+        db_value v = rowset_get(names, r, 0);
+        if ((v.type == DB_TEXT || v.type == DB_BLOB) && v.n == strlen(name) &&
+            memcmp(v.p, name, v.n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Creates the change log table and whatever trigger (and function) of
+ * each registry table is missing; what exists is left alone, so a registry
+ * that starts again takes no table lock. */
+static int change_log_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
+    (void)ctx;
+    const db_sql_dialect *dl = st->dialect;
+    if (exec(d, c, dl->changes_table, NULL, 0, NULL, NULL, err) != 0) return -1;
+    rowset have = {0};
+    if (exec(d, c, dl->triggers_query, NULL, 0, &have, NULL, err) != 0) {
+        rowset_free(&have);
+        return -1;
+    }
+    int rv = 0;
+    char name[128], sql[2048];
+    for (size_t t = 0; t < NSCHEMA && rv == 0; t++)
+        for (int i = 0; rv == 0 && dl->change_trigger(i, SCHEMA[t].table, change_key(&SCHEMA[t]),
+                                                      name, sizeof(name), sql, sizeof(sql));
+             i++)
+            if (!has_name(&have, name)) rv = exec(d, c, sql, NULL, 0, NULL, NULL, err);
+    rowset_free(&have);
+    return rv;
+}
+
+int store_install_change_log(store *st, db_err *err) {
+    return run(st, st->dialect->ddl_in_transaction ? WRITE_TXN : PRIMARY_READ, change_log_fn,
+               NULL, err);
+}
+
+int store_changes(store *st, int64_t after, int64_t limit, rowset *out, db_err *err) {
+    query_ctx q = {"SELECT id, table_name, project_id, object_name FROM feast_sqlreg_changes "
+                   "WHERE id > ? ORDER BY id LIMIT ?",
+                   {db_int(after), db_int(limit)},
+                   2,
+                   out};
+    return query(st, 0, &q, err);
+}
+
+int store_changes_head(store *st, rowset *out, db_err *err) {
+    query_ctx q = {"SELECT COALESCE(MAX(id), 0) FROM feast_sqlreg_changes", {{0}}, 0, out};
+    return query(st, 0, &q, err);
+}
+
+int store_prune_changes(store *st, int64_t before, int64_t *deleted, db_err *err) {
+    write_one_ctx w = {"DELETE FROM feast_sqlreg_changes WHERE changed_at < ?", {db_int(before)}, 1,
+                       0};
+    int rv = run(st, WRITE_TXN, write_one_fn, &w, err);
+    *deleted = w.affected;
     return rv;
 }

@@ -51,6 +51,18 @@ void store_describe(const store *st, int read, char *out, size_t outlen);
 /* Schema: the same tables, columns, keys and indexes as Feast's SQLAlchemy
  * metadata; CREATE ... IF NOT EXISTS, so safe to run concurrently. */
 int store_create_schema(store *st, db_err *err);
+/* The change log: feast_sqlreg_changes, and triggers on every registry
+ * table that add (id, table_name, project_id, object_name, changed_at) to
+ * it for each row any writer (stock Feast too) inserts, updates or
+ * deletes. Idempotent; needs the privilege to create triggers. */
+int store_install_change_log(store *st, db_err *err);
+/* Rows of (id, table_name, project_id, object_name) with id > after, in id
+ * order, at most limit, from the read database. */
+int store_changes(store *st, int64_t after, int64_t limit, rowset *out, db_err *err);
+/* One row: the largest id in the change log (0 when empty). */
+int store_changes_head(store *st, rowset *out, db_err *err);
+/* Deletes change log rows older than before (seconds since the epoch). */
+int store_prune_changes(store *st, int64_t before, int64_t *deleted, db_err *err);
 /* One row (table name) per registry table missing on the write (read=0) or
  * read (read=1) database. */
 int store_missing_tables(store *st, int read, rowset *out, db_err *err);

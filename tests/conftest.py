@@ -152,6 +152,8 @@ def make_registry(databases):
 
     yield make
     for reg in made:
+        if isinstance(reg, NativeSqlRegistry):
+            reg.close()  # its change poller, before the database goes
         engine = getattr(reg, "write_engine", None)
         if engine is not None:
             engine.dispose()
@@ -210,6 +212,12 @@ class RawConnection:
         else:
             self.execute("BEGIN")
             self.execute(f"SELECT * FROM {table} WHERE {name_col} = ? FOR UPDATE", (name,))
+
+    def begin(self):
+        self.execute("BEGIN")
+
+    def commit(self):
+        self.execute("COMMIT")
 
     def rollback(self):
         self.execute("ROLLBACK")

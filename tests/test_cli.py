@@ -71,7 +71,8 @@ print(json.dumps({
 
 
 def test_cli_lifecycle(repo):
-    feast(repo, "registry", "create-schema")
+    created = feast(repo, "registry", "create-schema")
+    assert "Change log installed" in created.stdout
     plan = feast(repo, "plan")
     assert "driver_hourly_stats" in plan.stdout
     feast(repo, "apply")

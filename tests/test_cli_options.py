@@ -91,7 +91,8 @@ def test_postgresql_options_search_path(backend, databases, repo):
                 "WHERE table_schema IN ('public', 'fsr_reg') GROUP BY table_schema"
             ).fetchall()
         )
-    assert where.get("fsr_reg") == 14 and "public" not in where, where
+    # The 14 registry tables and the change log.
+    assert where.get("fsr_reg") == 15 and "public" not in where, where
 
     out = status(repo)
     assert out.returncode == 0, out.stderr
