@@ -76,6 +76,12 @@ ctest: deps
 bench: install databases
 	$(PY) benchmarks/run.py
 
+# Replicas of `feast serve_registry` on one PostgreSQL registry, stock then
+# native (benchmarks/fleet.py); writes the "## Fleet" section of RESULTS.md.
+.PHONY: fleet
+fleet: install databases
+	$(PY) benchmarks/fleet.py
+
 # Long run through NativeSqlRegistry watching RSS for leaks (benchmarks/soak.py);
 # fails if memory grows past its bound. Not part of `make test`.
 SOAK_BACKENDS ?= sqlite postgresql mysql

@@ -67,11 +67,22 @@ def timed(fn, repeat=1):
 class Bench:
     def __init__(self, backend, tmp):
         self.dbs = conftest.Databases(backend, Path(tmp))
+        self.made = []
 
     def registry(self, kind, **kw):
         urls = self.dbs.new()
         cls = conftest.NativeSqlRegistry if kind == "native" else conftest.StockSqlRegistry
-        return cls(conftest.config(urls[0] if kind == "native" else urls[1], **kw), "proj", None)
+        reg = cls(conftest.config(urls[0] if kind == "native" else urls[1], **kw), "proj", None)
+        self.made.append(reg)
+        return reg
+
+    def close(self):
+        """Closes the native registries made so far: their change pollers
+        must not run in the background of the next scenario."""
+        for reg in self.made:
+            if isinstance(reg, conftest.NativeSqlRegistry):
+                reg.close()
+        self.made.clear()
 
     def apply(self, kind, n):
         reg = self.registry(kind)
@@ -104,7 +115,7 @@ class Bench:
         for fv in fvs:
             reg.apply_feature_view(fv, "proj")
         names = [fv.name for fv in fvs]
-        return timed(lambda: [reg.get_feature_view(names[i % n], "proj") for i in range(200)])
+        return timed(lambda: [reg.get_feature_view(names[i % n], "proj") for i in range(200)], repeat=3)
 
     def get_cached(self, kind, n):
         """200 get_feature_view calls served from the cached registry proto
@@ -117,7 +128,8 @@ class Bench:
         names = [fv.name for fv in fvs]
         reg.refresh()
         return timed(
-            lambda: [reg.get_feature_view(names[i % n], "proj", allow_cache=True) for i in range(200)]
+            lambda: [reg.get_feature_view(names[i % n], "proj", allow_cache=True) for i in range(200)],
+            repeat=3,
         )
 
     def get_breakdown(self):
@@ -207,12 +219,15 @@ def main():
                 for scenario in scenarios:
                     for n in sizes if scenario in ("apply", "refresh") else sizes[-1:]:
                         stock = getattr(bench, scenario)("stock", n)
+                        bench.close()
                         native = getattr(bench, scenario)("native", n)
+                        bench.close()
                         rows.append((scenario, n, stock, native))
                         print(f"{backend:10s} {scenario:11s} n={n:4d} stock {stock*1000:9.1f} ms"
                               f"  native {native*1000:8.1f} ms  x{stock/native:6.1f}", flush=True)
                 store_us, checked_us, unchecked_us = bench.get_breakdown()
             finally:
+                bench.close()
                 bench.dbs.drop_all()
         lines += [f"## {backend}", "", "| scenario | N | stock (ms) | native (ms) | stock / native |",
                   "| --- | ---: | ---: | ---: | ---: |"]
@@ -228,9 +243,10 @@ def main():
               "Feast (median of 15 runs, `python -X importtime -c pass`).", ""]
     print(lines[-2])
     results = ROOT / "benchmarks" / "RESULTS.md"
-    # Sections other benchmarks own (make soak writes "## Soak") are kept.
+    # Sections other benchmarks own (make soak: "## Soak", make fleet:
+    # "## Fleet") are kept.
     old = results.read_text() if results.exists() else ""
-    kept = re.findall(r"^## Soak\n.*?(?=^## |\Z)", old, flags=re.S | re.M)
+    kept = re.findall(r"^## (?:Soak|Fleet)\n.*?(?=^## |\Z)", old, flags=re.S | re.M)
     results.write_text("\n".join(lines).rstrip("\n") + "\n\n" + "".join(kept))
 
 

@@ -627,20 +627,28 @@ class NativeSqlRegistry(CachingRegistry):
     def refresh(self, project: Optional[str] = None):
         """Re-reads the registry. Of two refreshes that overlap, the one that
         started last is kept: an older read never replaces a newer one."""
-        with self._swap_lock:
-            self._refresh_seq += 1
-            seq = self._refresh_seq
+        seq, _ = self._begin_update()
         try:
             registry = self.proto()
         except Exception as e:  # stock: a failed refresh keeps the old cache
             logger.debug("Error while refreshing registry: %s", e, exc_info=True)
             return
+        self._install(seq, registry, "full")
+
+    def _begin_update(self):
+        """(sequence number, cached registry now) for a cache update."""
+        with self._swap_lock:
+            self._refresh_seq += 1
+            return self._refresh_seq, self.cached_registry_proto
+
+    def _install(self, seq: int, registry, how: str) -> None:
+        """Swaps registry in unless an update begun later is already in."""
         with self._swap_lock:
             if seq > self._installed_seq:
                 self._installed_seq = seq
                 self.cached_registry_proto = registry
                 self.cached_registry_proto_created = _utc_now()
-                self.cache_updates["full"] += 1
+                self.cache_updates[how] += 1
 
     def _on_changes(self, changed) -> None:
         """Called by the poller with the (table, project, name) keys that
@@ -659,10 +667,7 @@ class NativeSqlRegistry(CachingRegistry):
             return True
         if len(keys) > PATCH_LIMIT or any(_TABLE_KIND.get(t) not in _PATCHABLE for t, _, _ in keys):
             return False
-        with self._swap_lock:
-            self._refresh_seq += 1
-            seq = self._refresh_seq
-            base = self.cached_registry_proto
+        seq, base = self._begin_update()
         try:
             fetched = [(_TABLE_KIND[t], p, n, self._store.get(_TABLE_KIND[t], p, n)) for t, p, n in keys]
         except errors.DataError:
@@ -682,12 +687,7 @@ class NativeSqlRegistry(CachingRegistry):
                 message.MergeFromString(data)
                 _carrier(kind, message).project = project
         registry.version_id = str(uuid.uuid4())
-        with self._swap_lock:
-            if seq > self._installed_seq:
-                self._installed_seq = seq
-                self.cached_registry_proto = registry
-                self.cached_registry_proto_created = _utc_now()
-                self.cache_updates["patched"] += 1
+        self._install(seq, registry, "patched")
         return True
 
     # ---- plumbing ---------------------------------------------------------

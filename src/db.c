@@ -93,13 +93,13 @@ void db_stmt_cache_clear(db_stmt_cache *c) {
         drop_at(c, c->n - 1);
 }
 
-int db_change_op(int i, const char **op, const char **row, const char **tag) {
+int db_change_trigger_per_op(const char *fmt, int i, const char *table, const char *keycol,
+                             char *name, size_t namelen, char *sql, size_t sqllen) {
     static const char *const ops[] = {"INSERT", "UPDATE", "DELETE"};
     static const char *const rows[] = {"NEW", "NEW", "OLD"};
     static const char *const tags[] = {"ins", "upd", "del"};
     if (i < 0 || i > 2) return 0;
-    *op = ops[i];
-    *row = rows[i];
-    *tag = tags[i];
+    snprintf(name, namelen, "feast_sqlreg_%s_%s", table, tags[i]);
+    snprintf(sql, sqllen, fmt, name, ops[i], table, table, rows[i], rows[i], keycol);
     return 1;
 }

@@ -149,10 +149,12 @@ typedef struct {
                           size_t namelen, char *sql, size_t sqllen);
 } db_sql_dialect;
 
-/* Row trigger number i (0..2) of a dialect with one trigger per operation:
- * the operation, the row it sees (NEW/OLD) and a short tag for its name.
- * Returns 0 when there is no such trigger. */
-int db_change_op(int i, const char **op, const char **row, const char **tag);
+/* change_trigger for a dialect with one AFTER trigger per operation (i:
+ * INSERT, UPDATE, DELETE), named feast_sqlreg_<table>_<ins|upd|del>. fmt
+ * takes, in order: the trigger's name, the operation, the table, the table
+ * again (the logged name), the row (NEW/OLD) twice and the key column. */
+int db_change_trigger_per_op(const char *fmt, int i, const char *table, const char *keycol,
+                             char *name, size_t namelen, char *sql, size_t sqllen);
 
 typedef struct {
     const char *name;

@@ -778,15 +778,11 @@ static int my_ping(db_conn *c, db_err *err) {
  * (needs the TRIGGER privilege). */
 static int my_change_trigger(int i, const char *table, const char *keycol, char *name,
                              size_t namelen, char *sql, size_t sqllen) {
-    const char *op, *row, *tag;
-    if (!db_change_op(i, &op, &row, &tag)) return 0;
-    snprintf(name, namelen, "feast_sqlreg_%s_%s", table, tag);
-    snprintf(sql, sqllen,
-             "CREATE TRIGGER %s AFTER %s ON %s FOR EACH ROW "
-             "INSERT INTO feast_sqlreg_changes (table_name, project_id, object_name, changed_at) "
-             "VALUES ('%s', %s.project_id, %s.%s, UNIX_TIMESTAMP())",
-             name, op, table, table, row, row, keycol);
-    return 1;
+    return db_change_trigger_per_op(
+        "CREATE TRIGGER %s AFTER %s ON %s FOR EACH ROW "
+        "INSERT INTO feast_sqlreg_changes (table_name, project_id, object_name, changed_at) "
+        "VALUES ('%s', %s.project_id, %s.%s, UNIX_TIMESTAMP())",
+        i, table, keycol, name, namelen, sql, sqllen);
 }
 
 static const db_sql_dialect my_sql = {

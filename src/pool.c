@@ -12,7 +12,14 @@ typedef struct {
     db_conn *conn;
     double opened; /* when it was connected: pool_recycle counts from here */
     unsigned gen;  /* p->gen when it was opened: pool_drain retires older ones */
+    double used;   /* when it last came back (or was opened) */
 } pooled_conn;
+
+/* pre_ping skips a connection that came back this recently: it answered a
+ * moment ago, and the ping (a round trip, 40-80 us on a local server) would
+ * be most of a small read. A caller that finds it dead after all is told
+ * it was not pinged (pool_checkout's *unpinged) and may retry. */
+#define PING_AFTER_SECONDS 1.0
 
 struct pool {
     db_url url;
@@ -226,7 +233,8 @@ static void close_unlocked(pool *p, db_conn *c) {
     pthread_cond_signal(&p->freed);
 }
 
-db_conn *pool_checkout(pool *p, db_err *err) {
+db_conn *pool_checkout(pool *p, int always_ping, int *unpinged, db_err *err) {
+    if (unpinged) *unpinged = 0;
     double deadline = now_mono() + (p->opts.timeout > 0 ? p->opts.timeout : 30.0);
     pthread_mutex_lock(&p->mu);
     after_fork_locked(p);
@@ -237,7 +245,10 @@ db_conn *pool_checkout(pool *p, db_err *err) {
             pooled_conn ic = p->idle[--p->nidle];
             double age = now_mono() - ic.opened;
             int stale = ic.gen != p->gen || (p->opts.recycle >= 0 && age > p->opts.recycle);
-            if (!stale && p->opts.pre_ping) {
+            int recent = !always_ping && now_mono() - ic.used < PING_AFTER_SECONDS;
+            if (!stale && p->opts.pre_ping && recent && unpinged) {
+                *unpinged = 1;
+            } else if (!stale && p->opts.pre_ping) {
                 /* Ping outside the lock: it is a network round trip. */
                 pthread_mutex_unlock(&p->mu);
                 db_err perr;
@@ -255,7 +266,7 @@ db_conn *pool_checkout(pool *p, db_err *err) {
             p->nopen++;
             unsigned gen = p->gen;
             pthread_mutex_unlock(&p->mu);
-            pooled_conn pc = {NULL, now_mono(), gen};
+            pooled_conn pc = {NULL, now_mono(), gen, now_mono()};
             pc.conn = p->drv->connect(&p->url, err);
             pthread_mutex_lock(&p->mu);
             if (pc.conn) {
@@ -301,6 +312,7 @@ void pool_checkin(pool *p, db_conn *c, int broken) {
     if (broken || pc.gen != p->gen || p->nidle >= p->opts.size) {
         close_unlocked(p, c);
     } else {
+        pc.used = now_mono();
         p->idle[p->nidle++] = pc;
         pthread_cond_signal(&p->freed);
     }

@@ -37,8 +37,11 @@ const db_driver *pool_driver(const pool *p);
 const db_url *pool_url(const pool *p);
 
 /* A connection for the calling thread, or NULL with err filled (connect
- * failure, or timed out waiting for a free connection). */
-db_conn *pool_checkout(pool *p, db_err *err);
+ * failure, or timed out waiting for a free connection). With pre_ping on,
+ * a connection back for less than a second is not pinged when unpinged is
+ * not NULL (*unpinged is then set to 1: a caller that finds it dead may
+ * retry with always_ping); always_ping pings every reused connection. */
+db_conn *pool_checkout(pool *p, int always_ping, int *unpinged, db_err *err);
 /* Gives c back. broken != 0 closes it instead (after a connection error). */
 void pool_checkin(pool *p, db_conn *c, int broken);
 /* Closes every idle connection now, and each connection checked out now

@@ -386,13 +386,17 @@ enum { WRITE_ATTEMPTS = 8 };
 static int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
     pool *p = mode == WRITE_TXN || mode == PRIMARY_READ ? st->wpool : st->rpool;
     const db_driver *d = pool_driver(p);
+    int always_ping = 0;
     for (int attempt = 1;; attempt++) {
         db_err_clear(err);
-        db_conn *c = pool_checkout(p, err);
+        int unpinged = 0;
+        db_conn *c = pool_checkout(p, always_ping, &unpinged, err);
         if (!c) return -1;
-        int rv = 0;
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int rv = 0, at_begin = 0;
         int txn = mode == READ_TXN || mode == WRITE_TXN;
-        if (txn) rv = d->begin(c, mode == WRITE_TXN, err);
+        if (txn) at_begin = rv = d->begin(c, mode == WRITE_TXN, err);
         if (rv == 0) rv = fn(st, d, c, ctx, err);
         if (rv == 0 && txn) rv = d->commit(c, err);
         if (rv == 0) {
@@ -402,6 +406,19 @@ static int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
         db_err rb;
         int broken = is_broken(err) || (txn && d->rollback(c, &rb) != 0);
         pool_checkin(p, c, broken);
+        /* A connection reused without its ping (pool.c: back for under a
+         * second) that turned out closed, at once rather than after a
+         * stall: what the ping would have caught. Retried once, pinging,
+         * where nothing can have been applied: a read, or a BEGIN. */
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double took = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+        if (unpinged && !always_ping && err->kind == DB_ERR_CONNECT && took < 0.5 &&
+            (at_begin || mode == NO_TXN || mode == READ_TXN)) {
+            always_ping = 1;
+            attempt--;
+            continue;
+        }
         /* SQLite reports BUSY only after its busy handler waited `timeout`. */
         if (err->kind != DB_ERR_BUSY || mode != WRITE_TXN || !st->dialect->retry_busy ||
             attempt >= WRITE_ATTEMPTS)

@@ -296,7 +296,8 @@ def test_postgres_statement_timeout_is_not_retried_nor_breaks_the_connection(tmp
         assert info.value.sqlstate == "57014"
         # Once, not retried 8 times as a lock conflict would be.
         assert took < 2.0, took
-        assert raw.execute(sessions) == before  # the connection was kept
+        # The connection was kept (the change poller may have opened another).
+        assert set(before) <= set(raw.execute(sessions))
         reg.apply_entity(o.entity(description="changed"), "proj")
         assert reg.get_entity("driver", "proj", allow_cache=False).description == "changed"
         raw.close()

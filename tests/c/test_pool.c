@@ -44,7 +44,7 @@ static pool *make_pool(int size, int overflow, double timeout, int pre_ping) {
 /* One statement on a checked-out connection; 0 on success. */
 static int select_one(pool *p) {
     db_err err;
-    db_conn *c = pool_checkout(p, &err);
+    db_conn *c = pool_checkout(p, 0, NULL, &err);
     if (!c) return -1;
     int rv = pool_driver(p)->exec(c, "SELECT 1", NULL, 0, NULL, NULL, NULL, &err);
     pool_checkin(p, c, rv != 0);
@@ -56,15 +56,15 @@ static void test_bounds(void) {
     CHECK(p != NULL);
     if (!p) return;
     db_err err;
-    db_conn *c = pool_checkout(p, &err);
+    db_conn *c = pool_checkout(p, 0, NULL, &err);
     CHECK(c != NULL);
     double t0 = now();
-    db_conn *c2 = pool_checkout(p, &err);
+    db_conn *c2 = pool_checkout(p, 0, NULL, &err);
     double waited = now() - t0;
     CHECK(c2 == NULL && err.kind == DB_ERR_BUSY);
     CHECK(waited >= 0.19 && waited < 1.0);
     pool_checkin(p, c, 0);
-    c2 = pool_checkout(p, &err);
+    c2 = pool_checkout(p, 0, NULL, &err);
     CHECK(c2 == c); /* the idle one, reused */
     pool_checkin(p, c2, 0);
     pool_free(p);
@@ -82,7 +82,7 @@ static void test_drain(void) {
     CHECK(select_one(p) == 0);
     /* A connection checked out during the drain is closed when it comes
      * back, and its slot is freed. */
-    db_conn *c = pool_checkout(p, &err);
+    db_conn *c = pool_checkout(p, 0, NULL, &err);
     CHECK(c != NULL);
     pool_drain(p);
     pool_checkin(p, c, 0);
@@ -102,17 +102,42 @@ static void *hold_then_checkin(void *arg) {
     return NULL;
 }
 
+/* pre_ping skips a connection that came back under a second ago, and says
+ * so; an older one, or always_ping, is pinged. */
+static void test_recent_connections_skip_the_ping(void) {
+    pool *p = make_pool(1, 0, 1.0, 1);
+    CHECK(p != NULL);
+    if (!p) return;
+    db_err err;
+    int unpinged = -1;
+    db_conn *c = pool_checkout(p, 0, &unpinged, &err);
+    CHECK(c != NULL && unpinged == 0); /* a new connection */
+    pool_checkin(p, c, 0);
+    c = pool_checkout(p, 0, &unpinged, &err);
+    CHECK(c != NULL && unpinged == 1); /* back a moment ago: not pinged */
+    pool_checkin(p, c, 0);
+    c = pool_checkout(p, 1, &unpinged, &err);
+    CHECK(c != NULL && unpinged == 0); /* always_ping */
+    pool_checkin(p, c, 0);
+    struct timespec ts = {1, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    c = pool_checkout(p, 0, &unpinged, &err);
+    CHECK(c != NULL && unpinged == 0); /* idle for over a second: pinged */
+    pool_checkin(p, c, 0);
+    pool_free(p);
+}
+
 static void test_waiter_is_woken(void) {
     pool *p = make_pool(1, 0, 5.0, 0);
     CHECK(p != NULL);
     if (!p) return;
     db_err err;
-    db_conn *c = pool_checkout(p, &err);
+    db_conn *c = pool_checkout(p, 0, NULL, &err);
     void *args[2] = {p, c};
     pthread_t th;
     pthread_create(&th, NULL, hold_then_checkin, args);
     double t0 = now();
-    db_conn *c2 = pool_checkout(p, &err);
+    db_conn *c2 = pool_checkout(p, 0, NULL, &err);
     CHECK(c2 == c && now() - t0 < 2.0);
     pthread_join(th, NULL);
     pool_checkin(p, c2, 0);
@@ -125,7 +150,7 @@ static void *hammer(void *arg) {
     pool *p = arg;
     db_err err;
     while (hammering) {
-        db_conn *c = pool_checkout(p, &err);
+        db_conn *c = pool_checkout(p, 0, NULL, &err);
         if (c) pool_checkin(p, c, 0);
     }
     return NULL;
@@ -146,7 +171,7 @@ static void test_fork_under_load(void) {
     db_err err;
     db_conn *warm[2];
     for (int i = 0; i < 2; i++)
-        warm[i] = pool_checkout(p, &err);
+        warm[i] = pool_checkout(p, 0, NULL, &err);
     CHECK(warm[0] && warm[1]);
     for (int i = 0; i < 2; i++)
         if (warm[i]) pool_checkin(p, warm[i], 0);
@@ -206,6 +231,7 @@ int main(void) {
     test_bounds();
     test_drain();
     test_waiter_is_woken();
+    test_recent_connections_skip_the_ping();
     test_fork_under_load();
     unlink(dbpath);
     return check_report("pool");
