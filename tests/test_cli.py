@@ -236,6 +236,11 @@ def test_feast_serve_registry_uses_native_registry(repo):
         views = remote.list_feature_views("demo", allow_cache=False)
         assert views and all(v.name for v in views)
         assert remote.get_entity("driver", "demo").join_key == "driver_id"
+        # A missing object crosses gRPC as stock's: NOT_FOUND, then Feast's exception.
+        from feast.errors import EntityNotFoundException
+
+        with pytest.raises(EntityNotFoundException):
+            remote.get_entity("nobody", "demo")
     finally:
         _stop(proc)
     assert "feast_sqlreg: native SQL registry" in log.read_text()
