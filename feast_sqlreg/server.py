@@ -247,7 +247,9 @@ class NativeRegistryServer(RegistryServer):
                 project = _carrier(kind, message).project
                 by_project.setdefault((field, project), []).append(_unstamped(kind, message))
         answer = RegistryProto()
-        for project in reg.list_protos(PROJECT, ""):
+        # The registry read lists the projects as list_projects does (same
+        # query, same bad rows left out): no second round trip for them.
+        for project in source.projects:
             answer.projects.append(project)
             for field, _ in _PROTO_FIELDS:
                 getattr(answer, field).extend(by_project.get((field, project.spec.name), ()))
