@@ -9,7 +9,8 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 # Debian packages: compiler inputs, client libraries, and the servers tests use.
 APT_PACKAGES := gcc pkg-config libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler \
-                libpq-dev libmariadb-dev postgresql mariadb-server
+                libpq-dev libmariadb-dev libnghttp2-dev postgresql mariadb-server \
+                pgbouncer
 # Python packages the tests and benchmarks need besides Feast (the stock
 # registry's drivers, and Feast's gRPC extra for `feast serve_registry`).
 TEST_PACKAGES := "feast[grpcio]" pytest pytest-xdist "psycopg[binary]" pymysql
@@ -52,14 +53,18 @@ databases: deps
 # core) cannot shadow the installed package.
 test: install databases ctest
 	$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=60
-	cd tests && ../$(VENV)/bin/pytest -p no:cacheprovider -n 2 -q .
+	cd tests && ../$(VENV)/bin/pytest -p no:cacheprovider -n 2 --dist loadgroup -q .
 
 # The C layers below Python (url, pb, pool, store on SQLite) under
 # AddressSanitizer (leaks included) and UndefinedBehaviorSanitizer, with no
 # Python involved. Every tests/c/test_*.c is a program of its own (each ends
-# with a "N passed, N failed" line), linked against the same core objects.
-CORE_SOURCES := $(filter-out src/module.c src/registry.c,$(wildcard src/*.c))
-CLIBS := sqlite3 libprotobuf-c libpq libmariadb
+# with a "N passed, N failed" line), linked against the same core objects:
+# every C file but the Python-facing ones (module.c, registry.c, front_py.c,
+# *_module.c), so the PostgreSQL and MySQL drivers are linked in and a
+# program registers those it uses (db_register_driver), as the backend
+# modules do under Python.
+CORE_SOURCES := $(filter-out src/module.c src/registry.c src/front_py.c src/%_module.c,$(wildcard src/*.c))
+CLIBS := sqlite3 libprotobuf-c libpq libmariadb libnghttp2
 CTESTS := $(patsubst tests/c/%.c,build/ctest/%,$(wildcard tests/c/test_*.c))
 CTEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -DFEAST_SQLREG_HAVE_PG -DFEAST_SQLREG_HAVE_MYSQL \
   -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
@@ -78,9 +83,15 @@ bench: install databases
 
 # Replicas of `feast serve_registry` on one PostgreSQL registry, stock then
 # native (benchmarks/fleet.py); writes the "## Fleet" section of RESULTS.md.
-.PHONY: fleet
+# fleet-pgbouncer: the same through PgBouncer in transaction mode;
+# fleet-standby: the replicas reading from the hot standby (read_path).
+.PHONY: fleet fleet-pgbouncer fleet-standby
 fleet: install databases
 	$(PY) benchmarks/fleet.py
+fleet-pgbouncer: install databases
+	$(PY) benchmarks/fleet.py --pgbouncer
+fleet-standby: install databases
+	$(PY) benchmarks/fleet.py --standby
 
 # Long run through NativeSqlRegistry watching RSS for leaks (benchmarks/soak.py);
 # fails if memory grows past its bound. Not part of `make test`.
@@ -138,3 +149,6 @@ fuzz-run: fuzz
 	    fail=1; tail -40 build/fuzz/$$t.log; echo "fuzz_$$t: CRASH (build/fuzz/$$t.log)"; fi; \
 	  echo "fuzz_$$t: $$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/$$t.log) executions in $${per}s"; \
 	done; exit $$fail
+
+# Targets kept in files of their own (wheels, Feast's upstream tests).
+include $(wildcard mk/*.mk)

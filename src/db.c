@@ -1,43 +1,60 @@
-/* db.c - error helpers and driver selection for the backend interface. */
+/* db.c - driver selection: the registry of backend drivers.
+ *
+ * SQLite is compiled into the core. The PostgreSQL and MySQL drivers live in
+ * extension modules of their own (feast_sqlreg._backend_pg and
+ * _backend_mysql), so that importing the core maps neither client library:
+ * each registers its driver here when it is imported (through the core's
+ * _C_API capsule, module.c), which the core does the first time a URL of
+ * that kind is opened. The C test programs, which link every driver in,
+ * register the ones they use directly.
+ *
+ * One slot per dialect, read and written atomically, with no lock:
+ * store_open runs without the GIL in any thread, and a child forked while
+ * another thread was looking a driver up must not inherit a held lock. A
+ * slot, once set, never changes (drivers are static tables of modules that
+ * are never unloaded).
+ */
 #include "db.h"
 
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
-void db_err_clear(db_err *err) {
-    err->kind = DB_ERR_NONE;
-    err->code = 0;
-    err->sqlstate[0] = '\0';
-    err->msg[0] = '\0';
+static _Atomic(const db_driver *) registered[DB_MYSQL + 1];
+
+db_dialect db_dialect_of_scheme(const char *scheme) {
+    if (strcmp(scheme, "sqlite") == 0) return DB_SQLITE;
+    if (strcmp(scheme, "postgresql") == 0 || strcmp(scheme, "postgres") == 0) return DB_POSTGRES;
+    if (strcmp(scheme, "mysql") == 0 || strcmp(scheme, "mariadb") == 0) return DB_MYSQL;
+    return DB_UNKNOWN;
 }
 
-void db_err_set(db_err *err, db_errkind kind, int code, const char *sqlstate, const char *fmt,
-                ...) {
-    va_list ap;
-    err->kind = kind;
-    err->code = code;
-    snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate ? sqlstate : "");
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-    va_end(ap);
-    /* Drivers end their messages with newlines; messages read better without. */
-    size_t n = strlen(err->msg);
-    while (n > 0 && (err->msg[n - 1] == '\n' || err->msg[n - 1] == ' '))
-        err->msg[--n] = '\0';
+db_dialect db_dialect_of_url(const char *text) {
+    db_url u;
+    char errbuf[256];
+    if (url_parse(text, &u, errbuf, sizeof(errbuf)) != 0) return DB_UNKNOWN;
+    db_dialect d = db_dialect_of_scheme(u.scheme);
+    url_free(&u);
+    return d;
+}
+
+int db_register_driver(const db_driver *drv) {
+    if (!drv || drv->dialect <= DB_SQLITE || drv->dialect > DB_MYSQL) return -1;
+    const db_driver *seen = NULL;
+    if (atomic_compare_exchange_strong(&registered[drv->dialect], &seen, drv)) return 0;
+    return seen == drv ? 0 : -1; /* the same table again is fine, another is not */
+}
+
+const db_driver *db_driver_registered(db_dialect d) {
+    if (d == DB_SQLITE) return &db_sqlite_driver;
+    if (d <= DB_UNKNOWN || d > DB_MYSQL) return NULL;
+    return atomic_load(&registered[d]);
 }
 
 const db_driver *db_driver_for(const db_url *url, db_err *err) {
-    if (strcmp(url->scheme, "sqlite") == 0) return &db_sqlite_driver;
-#ifdef FEAST_SQLREG_HAVE_PG
-    if (strcmp(url->scheme, "postgresql") == 0 || strcmp(url->scheme, "postgres") == 0)
-        return &db_pg_driver;
-#endif
-#ifdef FEAST_SQLREG_HAVE_MYSQL
-    if (strcmp(url->scheme, "mysql") == 0 || strcmp(url->scheme, "mariadb") == 0)
-        return &db_mysql_driver;
-#endif
+    const db_driver *drv = db_driver_registered(db_dialect_of_scheme(url->scheme));
+    if (drv) return drv;
+    /* What the build has, loaded or not: a backend whose module could not
+     * be imported is reported like one the build left out. */
     db_err_set(err, DB_ERR_CONFIG, 0, NULL,
                "no backend for '%s' URLs in this build of feast_sqlreg "
                "(supported: sqlite"
@@ -50,56 +67,4 @@ const db_driver *db_driver_for(const db_url *url, db_err *err) {
                ")",
                url->scheme);
     return NULL;
-}
-
-void *db_stmt_cache_find(const db_stmt_cache *c, const char *sql) {
-    for (int i = 0; i < c->n; i++)
-        if (strcmp(c->sql[i], sql) == 0) return c->stmt[i];
-    return NULL;
-}
-
-static void drop_at(db_stmt_cache *c, int i) {
-    c->release(c->stmt[i]);
-    free(c->sql[i]);
-    memmove(c->sql + i, c->sql + i + 1, sizeof(c->sql[0]) * (size_t)(c->n - i - 1));
-    memmove(c->stmt + i, c->stmt + i + 1, sizeof(c->stmt[0]) * (size_t)(c->n - i - 1));
-    c->n--;
-}
-
-int db_stmt_cache_add(db_stmt_cache *c, const char *sql, void *stmt, db_err *err) {
-    char *copy = strdup(sql);
-    if (!copy) {
-        c->release(stmt);
-        db_err_set(err, DB_ERR_NOMEM, 0, NULL, "out of memory");
-        return -1;
-    }
-    if (c->n == DB_STMT_CACHE) drop_at(c, 0);
-    c->sql[c->n] = copy;
-    c->stmt[c->n] = stmt;
-    c->n++;
-    return 0;
-}
-
-void db_stmt_cache_forget(db_stmt_cache *c, void *stmt) {
-    for (int i = 0; i < c->n; i++)
-        if (c->stmt[i] == stmt) {
-            drop_at(c, i);
-            return;
-        }
-}
-
-void db_stmt_cache_clear(db_stmt_cache *c) {
-    while (c->n > 0)
-        drop_at(c, c->n - 1);
-}
-
-int db_change_trigger_per_op(const char *fmt, int i, const char *table, const char *keycol,
-                             char *name, size_t namelen, char *sql, size_t sqllen) {
-    static const char *const ops[] = {"INSERT", "UPDATE", "DELETE"};
-    static const char *const rows[] = {"NEW", "NEW", "OLD"};
-    static const char *const tags[] = {"ins", "upd", "del"};
-    if (i < 0 || i > 2) return 0;
-    snprintf(name, namelen, "feast_sqlreg_%s_%s", table, tags[i]);
-    snprintf(sql, sqllen, fmt, name, ops[i], table, table, rows[i], rows[i], keycol);
-    return 1;
 }

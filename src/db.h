@@ -1,7 +1,9 @@
 /* db.h - the one backend interface over the database client libraries.
  *
  * Each client library (sqlite3, libpq, libmysqlclient) is called from exactly
- * one file, db_<name>.c, which fills a db_driver table. Everything above this
+ * one file, db_<name>.c, which fills a db_driver table; db.c keeps the
+ * registry of drivers (the PostgreSQL and MySQL ones are loaded on demand),
+ * db_util.c the helpers they share. Everything above this
  * interface (pool.c, store.c) is dialect-neutral C that never sees a client
  * library type. Nothing here knows Python exists.
  *
@@ -18,7 +20,7 @@
 
 #include "url.h"
 
-typedef enum { DB_SQLITE = 1, DB_POSTGRES = 2, DB_MYSQL = 3 } db_dialect;
+typedef enum { DB_UNKNOWN = 0, DB_SQLITE = 1, DB_POSTGRES = 2, DB_MYSQL = 3 } db_dialect;
 
 /* What kind of failure, so the Python layer can pick an exception class. */
 typedef enum {
@@ -36,6 +38,9 @@ typedef enum {
     DB_ERR_TIMEOUT,     /* the server cancelled the statement (statement_timeout,
                            max_statement_time): not retried, and the connection
                            stays usable */
+    DB_ERR_STALE_PLAN,  /* a statement prepared on this connection no longer
+                           matches its table (a column's type changed): the
+                           connection is dropped and the call retried once */
 } db_errkind;
 
 /* Error state, read from the driver while the connection is still held and
@@ -135,6 +140,12 @@ typedef struct {
     int retry_busy;
     /* One column: the names of the tables in the current schema. */
     const char *tables_query;
+    /* One column: the names of the indexes in the current schema; NULL
+     * where indexes are declared with their tables (index_in_table). Lets
+     * the schema step skip CREATE INDEX IF NOT EXISTS, which on PostgreSQL
+     * waits for every open write transaction on the table even when the
+     * index exists. */
+    const char *indexes_query;
     /* The change log (store_install_change_log): CREATE TABLE IF NOT
      * EXISTS feast_sqlreg_changes (id, an auto-increment key; table_name,
      * project_id, object_name; changed_at, seconds), and one column: the
@@ -145,8 +156,21 @@ typedef struct {
      * row of table add (table, project_id, <keycol>) to the change log:
      * fills name (what the step creates, as triggers_query lists it) and
      * sql, and returns 1; returns 0 when there is no step i. */
-    int (*change_trigger)(int i, const char *table, const char *keycol, char *name,
-                          size_t namelen, char *sql, size_t sqllen);
+    int (*change_trigger)(int i, const char *table, const char *keycol, char *name, size_t namelen,
+                          char *sql, size_t sqllen);
+    /* Read-your-writes on a replica read database; NULL where the dialect
+     * has no way to tell. One row, one integer column each: the position in
+     * the write-ahead log just written, asked on the write database after a
+     * commit, NULL when it keeps no log (nothing to wait for); and the
+     * position a replica has replayed up to, NULL when the database is not a
+     * replica. Positions only grow. */
+    const char *write_position_query;
+    const char *replay_position_query;
+    /* Two columns (table, column): the columns of the current database
+     * whose type caps a serialized proto (MySQL's 64 KB BLOB, left by
+     * registries created before Feast moved to LONGBLOB); NULL where no
+     * type does. */
+    const char *narrow_blob_query;
 } db_sql_dialect;
 
 /* change_trigger for a dialect with one AFTER trigger per operation (i:
@@ -177,16 +201,45 @@ typedef struct {
     int (*ping)(db_conn *c, db_err *err);
 } db_driver;
 
+/* The drivers. db_sqlite.c is compiled into the core; db_pg.c and db_mysql.c
+ * into the backend modules (pg_module.c, mysql_module.c), or linked into C
+ * test programs, which register them with db_register_driver. */
 extern const db_driver db_sqlite_driver;
-#ifdef FEAST_SQLREG_HAVE_PG
 extern const db_driver db_pg_driver;
-#endif
-#ifdef FEAST_SQLREG_HAVE_MYSQL
 extern const db_driver db_mysql_driver;
-#endif
+/* Where the client library looks for its authentication plugins
+ * (caching_sha2_password, client_ed25519, ...) instead of the directory it
+ * was built with: a binary wheel carries its own copies. Call before the
+ * first connection; the first directory set stays. 0, or -1 when out of
+ * memory. */
+int db_mysql_set_plugin_dir(const char *dir);
 
-/* The driver for a parsed URL, or NULL with err filled when this build has
- * no driver for its dialect. */
+/* The dialect a URL scheme ("postgresql", "mariadb", ...) or a whole URL
+ * names; DB_UNKNOWN for any other, or for a URL that does not parse. */
+db_dialect db_dialect_of_scheme(const char *scheme);
+db_dialect db_dialect_of_url(const char *text);
+
+/* Makes drv the driver of its dialect (not SQLite's, which is built in).
+ * Thread-safe and idempotent: 0 when drv is, or now is, the dialect's
+ * driver; -1 when another driver already is, or drv is not a driver. */
+int db_register_driver(const db_driver *drv);
+/* The driver of dialect d, or NULL while none is registered. */
+const db_driver *db_driver_registered(db_dialect d);
+
+/* The driver for a parsed URL, or NULL with err filled (DB_ERR_CONFIG,
+ * "no backend for ...") when none is registered for its dialect. */
 const db_driver *db_driver_for(const db_url *url, db_err *err);
+
+/* What the core hands the backend modules: the struct behind the capsule
+ * feast_sqlreg._sqlregistry._C_API. A backend module checks abi against its
+ * own DB_DRIVER_ABI and refuses to load into a core of another shape. Bump
+ * DB_DRIVER_ABI whenever db_driver, db_sql_dialect, db_err, db_value or
+ * db_url change. */
+#define DB_DRIVER_ABI         2
+#define DB_DRIVER_API_CAPSULE "feast_sqlreg._sqlregistry._C_API"
+typedef struct {
+    int abi;
+    int (*register_driver)(const db_driver *drv);
+} db_driver_api;
 
 #endif

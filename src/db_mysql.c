@@ -146,6 +146,16 @@ static void library_init(void) {
     library_rc = mysql_library_init(0, NULL, NULL);
 }
 
+static char *plugin_dir; /* set before any connection, then only read */
+
+/* The first directory stays: a second import of the module (another
+ * interpreter) must not free a string a connecting thread may be reading. */
+int db_mysql_set_plugin_dir(const char *dir) {
+    if (plugin_dir) return 0;
+    plugin_dir = strdup(dir);
+    return plugin_dir ? 0 : -1;
+}
+
 static const char *const KNOWN_KEYS[] = {
     "charset",         "connect_timeout",    "read_timeout", "write_timeout", "unix_socket",
     "ssl_ca",          "ssl_cert",           "ssl_key",      "ssl_capath",    "ssl_cipher",
@@ -295,7 +305,8 @@ static int apply_opts(db_conn *c, const conn_opts *o, int tcp, db_err *err) {
         (o->read_timeout &&
          set_opt(c, MYSQL_OPT_READ_TIMEOUT, &o->read_timeout, "read_timeout", err)) ||
         (o->write_timeout &&
-         set_opt(c, MYSQL_OPT_WRITE_TIMEOUT, &o->write_timeout, "write_timeout", err)))
+         set_opt(c, MYSQL_OPT_WRITE_TIMEOUT, &o->write_timeout, "write_timeout", err)) ||
+        (plugin_dir && set_opt(c, MYSQL_PLUGIN_DIR, plugin_dir, "plugin_dir", err)))
         return -1;
     if (o->socket) {
         unsigned int proto = MYSQL_PROTOCOL_SOCKET;
@@ -434,20 +445,41 @@ static int use_text(const char *sql) {
 }
 
 /* The cached statement for sql, preparing it on first use. Sets
- * *unsupported (and leaves err alone) when the server cannot prepare it. */
+ * *unsupported (and leaves err alone) when the server cannot prepare it.
+ *
+ * The server bounds prepared statements across all its sessions
+ * (max_prepared_stmt_count, 16382 by default), and a registry connection
+ * keeps about 60: a large fleet can reach the bound. A connection that
+ * meets it gives back its own cached statements and tries once more, so it
+ * keeps working with what it needs now rather than failing. */
 static MYSQL_STMT *prepare(db_conn *c, const char *sql, int *unsupported, db_err *err) {
     MYSQL_STMT *st = db_stmt_cache_find(&c->stmts, sql);
     if (st) return st;
-    st = mysql_stmt_init(c->my);
-    if (!st) {
-        fail(c, err);
-        return NULL;
-    }
-    if (mysql_stmt_prepare(st, sql, (unsigned long)strlen(sql)) != 0) {
-        if (mysql_stmt_errno(st) == ER_UNSUPPORTED_PS)
+    for (int attempt = 0;; attempt++) {
+        st = mysql_stmt_init(c->my);
+        if (!st) {
+            fail(c, err);
+            return NULL;
+        }
+        if (mysql_stmt_prepare(st, sql, (unsigned long)strlen(sql)) == 0) break;
+        unsigned code = mysql_stmt_errno(st);
+        if (code == ER_MAX_PREPARED_STMT_COUNT_REACHED && attempt == 0 && c->stmts.n > 0) {
+            mysql_stmt_close(st);
+            db_stmt_cache_clear(&c->stmts);
+            continue;
+        }
+        if (code == ER_UNSUPPORTED_PS) {
             *unsupported = 1;
-        else
+        } else {
             fail_stmt(st, err);
+            char state[sizeof(err->sqlstate)];
+            memcpy(state, err->sqlstate, sizeof(state));
+            if (code == ER_MAX_PREPARED_STMT_COUNT_REACHED)
+                db_err_set(err, err->kind, (int)code, state,
+                           "mysql: the server's max_prepared_stmt_count is reached (every "
+                           "client's prepared statements count; a feast_sqlreg connection "
+                           "keeps about 60): raise it on the server");
+        }
         mysql_stmt_close(st);
         return NULL;
     }
@@ -795,13 +827,25 @@ static const db_sql_dialect my_sql = {
     .retry_busy = 1, /* InnoDB deadlocks writers racing to create one row */
     .tables_query = "SELECT table_name FROM information_schema.tables "
                     "WHERE table_schema = DATABASE()",
-    .changes_table = "CREATE TABLE IF NOT EXISTS feast_sqlreg_changes ("
-                     "id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, table_name VARCHAR(64) NOT NULL, "
-                     "project_id VARCHAR(255) NOT NULL, object_name VARCHAR(255) NOT NULL, "
-                     "changed_at BIGINT NOT NULL)",
+    .changes_table =
+        "CREATE TABLE IF NOT EXISTS feast_sqlreg_changes ("
+        "id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, table_name VARCHAR(64) NOT NULL, "
+        "project_id VARCHAR(255) NOT NULL, object_name VARCHAR(255) NOT NULL, "
+        "changed_at BIGINT NOT NULL)",
     .triggers_query = "SELECT trigger_name FROM information_schema.triggers "
                       "WHERE trigger_schema = DATABASE()",
     .change_trigger = my_change_trigger,
+    /* GTID sequence numbers of domain 0-style single-domain replication:
+     * the session's last commit, and what the replica's SQL thread has
+     * applied. No binary log: NULL (nothing to wait for); a replica of
+     * several domains: NULL too (its positions do not compare as one). */
+    .write_position_query = "SELECT CAST(NULLIF(SUBSTRING_INDEX(@@last_gtid, '-', -1), '') "
+                            "AS SIGNED)",
+    .replay_position_query =
+        "SELECT IF(@@gtid_slave_pos = '' OR LOCATE(',', @@gtid_slave_pos) > 0, "
+        "NULL, CAST(SUBSTRING_INDEX(@@gtid_slave_pos, '-', -1) AS SIGNED))",
+    .narrow_blob_query = "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS "
+                         "WHERE TABLE_SCHEMA = DATABASE() AND DATA_TYPE = 'blob'",
 };
 
 const db_driver db_mysql_driver = {

@@ -1,11 +1,16 @@
 /* db_pg.c - the PostgreSQL backend: the only file that calls libpq.
  *
- * Statements are prepared once per connection under generated names (s1,
- * s2, ...) and cached by their SQL text, with '?' placeholders rewritten to
- * $1..$n. Parameters go out as text (INT, TEXT) or binary (BLOB); results
- * come back in binary when every column has a binary form we read directly
- * (integers, bytea, text types), else in text. The first execution of a
- * statement, which tells us its column types, uses text.
+ * Statements are cached per connection by their SQL text, with '?'
+ * placeholders rewritten to $1..$n, and prepared on the server under
+ * generated names (s1, s2, ...) once they have run prepare_threshold times
+ * (a query key, psycopg 3's: 0, the default, prepares at once; None never
+ * prepares, for a pooler such as PgBouncer in transaction mode, which hands
+ * each transaction to any server connection, where a named statement may be
+ * missing or taken). An unprepared statement runs as PQexecParams (the
+ * unnamed statement, parsed every time). Parameters go out as text (INT, TEXT) or binary (BLOB);
+ * results come back in binary when every column has a binary form we read directly (integers,
+ * bytea, text types), else in text. The first execution of a statement, which tells us its column
+ * types, uses text.
  *
  * Timeouts: connect_timeout defaults to 10 s (libpq's default waits forever
  * on a server that accepts TCP and never answers). The query key
@@ -49,13 +54,16 @@ typedef struct {
     uint64_t used; /* LRU clock */
     int nparams;
     int fmt; /* result format to ask for */
-    char name[16];
+    unsigned runs;
+    char *text;    /* the $n form */
+    char name[16]; /* "" until prepared */
 } stmt_entry;
 
 struct db_conn {
     PGconn *pg;
-    double read_timeout; /* seconds per round trip; 0: no limit */
-    int stalled;         /* missed read_timeout: never used again */
+    double read_timeout;    /* seconds per round trip; 0: no limit */
+    long prepare_threshold; /* runs before a statement is prepared; -1: never */
+    int stalled;            /* missed read_timeout: never used again */
     int nstmt;
     unsigned next_id;
     uint64_t clock;
@@ -127,7 +135,22 @@ static int fail(db_conn *c, PGresult *res, db_err *err) {
         tidy(msg, sizeof(msg), m && m[0] ? m : PQerrorMessage(c->pg));
     }
     if (!msg[0]) snprintf(msg, sizeof(msg), "unknown error");
-    db_err_set(err, kind_for(c->pg, st), 0, st, "postgresql: %s", msg);
+    /* A named statement this session prepared is missing, or its name is
+     * taken: the session is not ours alone, as behind a pooler that hands
+     * each transaction to any server connection. */
+    const char *hint = st && (strcmp(st, "26000") == 0 || strcmp(st, "42P05") == 0)
+                           ? " (a connection pooler such as PgBouncer in transaction mode "
+                             "shares server sessions: set prepare_threshold to None in "
+                             "sqlalchemy_config_kwargs.connect_args, or ?prepare_threshold=None "
+                             "in the registry URL)"
+                           : "";
+    db_errkind kind = kind_for(c->pg, st);
+    /* libpq's own failure to allocate (a result too big for the memory
+     * left) has no SQLSTATE; a NULL result is one too. In a translated
+     * libpq the message differs, and it stays an OperationalError. */
+    if (!st && PQstatus(c->pg) == CONNECTION_OK && (!res || strstr(msg, "out of memory")))
+        kind = DB_ERR_NOMEM;
+    db_err_set(err, kind, 0, st, "postgresql: %s%s", msg, hint);
     PQclear(res);
     return -1;
 }
@@ -148,8 +171,10 @@ static void quiet(void *arg, const char *message) {
 
 static void pg_close(db_conn *c) {
     if (!c) return;
-    for (int i = 0; i < c->nstmt; i++)
+    for (int i = 0; i < c->nstmt; i++) {
         free(c->stmt[i].sql);
+        free(c->stmt[i].text);
+    }
     if (c->pg) PQfinish(c->pg);
     free(c->scratch);
     free(c);
@@ -276,6 +301,32 @@ static db_conn *open_session(const char *const *kw, const char *const *val, db_e
     return NULL;
 }
 
+/* prepare_threshold from the URL query into *out: 0 when absent, -1 for
+ * None (psycopg 3 reads None as "never prepare"; connect_args written as
+ * YAML null arrive as the text None). */
+static int prepare_threshold_opt(const db_url *url, long *out, db_err *err) {
+    const char *v = url_query(url, "prepare_threshold");
+    *out = 0;
+    if (!v) return 0;
+    if (!v[0] || strcmp(v, "None") == 0 || strcmp(v, "none") == 0 || strcmp(v, "null") == 0) {
+        *out = -1;
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end || errno || n < 0) {
+        db_err_set(err, DB_ERR_CONFIG, 0, NULL,
+                   "PostgreSQL option prepare_threshold in the registry URL must be a number of "
+                   "runs (0: prepare at once) or None (never prepare, for PgBouncer in "
+                   "transaction mode), not '%s'",
+                   v);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
 /* read_timeout from the URL query into *out (0 when absent). */
 static int read_timeout_opt(const db_url *url, double *out, db_err *err) {
     const char *v = url_query(url, "read_timeout");
@@ -311,7 +362,8 @@ static db_conn *pg_connect(const db_url *url, db_err *err) {
     int has_connect_timeout = 0;
     for (int i = 0; i < url->nquery; i++) {
         const char *k = url->qkey[i];
-        int known = strcmp(k, "read_timeout") == 0; /* ours, not libpq's */
+        int known = /* ours, not libpq's */
+            strcmp(k, "read_timeout") == 0 || strcmp(k, "prepare_threshold") == 0;
         has_connect_timeout |= strcmp(k, "connect_timeout") == 0;
         for (PQconninfoOption *o = opts; o->keyword && !known; o++)
             known = strcmp(o->keyword, k) == 0;
@@ -319,7 +371,8 @@ static db_conn *pg_connect(const db_url *url, db_err *err) {
             db_err_set(err, DB_ERR_CONFIG, 0, NULL,
                        "unknown PostgreSQL connection option '%s' in the registry URL "
                        "(query keys must be libpq keywords such as sslmode, connect_timeout, "
-                       "application_name, options, host)",
+                       "application_name, options, host, or feast_sqlreg's read_timeout and "
+                       "prepare_threshold)",
                        k);
             PQconninfoFree(opts);
             return NULL;
@@ -348,7 +401,10 @@ static db_conn *pg_connect(const db_url *url, db_err *err) {
     }
     PQconninfoFree(opts);
     double read_timeout;
-    if (read_timeout_opt(url, &read_timeout, err) != 0) return NULL;
+    long prepare_threshold;
+    if (read_timeout_opt(url, &read_timeout, err) != 0 ||
+        prepare_threshold_opt(url, &prepare_threshold, err) != 0)
+        return NULL;
 
     /* URL parts first; query keys after them win (libpq keeps the last). */
     if (url->host) kw[n] = "host", val[n++] = url->host;
@@ -365,7 +421,7 @@ static db_conn *pg_connect(const db_url *url, db_err *err) {
     for (int i = 0; i < url->nquery; i++) {
         const char *k = url->qkey[i];
         if (strcmp(k, "host") == 0 || strcmp(k, "client_encoding") == 0 ||
-            strcmp(k, "read_timeout") == 0)
+            strcmp(k, "read_timeout") == 0 || strcmp(k, "prepare_threshold") == 0)
             continue;
         if (strcmp(k, "port") == 0) qport = url->qval[i];
         kw[n] = k, val[n++] = url->qval[i];
@@ -388,6 +444,7 @@ static db_conn *pg_connect(const db_url *url, db_err *err) {
     db_conn *c = open_session(kw, val, err);
     free(hosts);
     free(ports);
+    if (c) c->prepare_threshold = prepare_threshold;
     if (c && read_timeout > 0) {
         /* Non-blocking, so that sending a large value to a server that
          * stopped reading cannot block past the deadline either. */
@@ -476,7 +533,7 @@ stalled:
     return NULL;
 }
 
-/* PQexec, PQexecParams (no parameters), PQprepare and PQexecPrepared,
+/* PQexec, PQexecParams, PQprepare and PQexecPrepared,
  * bounded by read_timeout when there is one. A stalled connection returns
  * NULL at once (fail() then says why). */
 static PGresult *q_exec(db_conn *c, const char *sql) {
@@ -495,6 +552,13 @@ static PGresult *q_prepare(db_conn *c, const char *name, const char *sql, int np
     if (c->stalled) return NULL;
     if (c->read_timeout <= 0) return PQprepare(c->pg, name, sql, nparams, NULL);
     return await_result(c, PQsendPrepare(c->pg, name, sql, nparams, NULL));
+}
+
+static PGresult *q_exec_params(db_conn *c, const char *sql, int nparams, const char *const *vals,
+                               const int *lens, const int *fmts, int fmt) {
+    if (c->stalled) return NULL;
+    if (c->read_timeout <= 0) return PQexecParams(c->pg, sql, nparams, NULL, vals, lens, fmts, fmt);
+    return await_result(c, PQsendQueryParams(c->pg, sql, nparams, NULL, vals, lens, fmts, fmt));
 }
 
 static PGresult *q_exec_prepared(db_conn *c, const char *name, int nparams, const char *const *vals,
@@ -577,8 +641,21 @@ static int worth_preparing(const char *sql, int nparams) {
     return 0;
 }
 
-/* The cached statement for sql, preparing it on a miss. */
-static stmt_entry *prepare(db_conn *c, const char *sql, int nparams, db_err *err) {
+/* Prepares e on the server under a new name. A failure leaves it
+ * unprepared (it still runs unnamed). */
+static int server_prepare(db_conn *c, stmt_entry *e, db_err *err) {
+    char name[16];
+    snprintf(name, sizeof(name), "s%u", ++c->next_id);
+    PGresult *res = q_prepare(c, name, e->text, e->nparams);
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) return fail(c, res, err);
+    PQclear(res);
+    memcpy(e->name, name, sizeof(name));
+    return 0;
+}
+
+/* The cached statement for sql, made on a miss (prepared on the server
+ * when prepare_threshold is 0). */
+static stmt_entry *statement(db_conn *c, const char *sql, int nparams, db_err *err) {
     uint64_t h = fnv1a(sql);
     for (int i = 0; i < c->nstmt; i++) {
         stmt_entry *e = &c->stmt[i];
@@ -606,41 +683,29 @@ static stmt_entry *prepare(db_conn *c, const char *sql, int nparams, db_err *err
     placeholders(sql, text);
 
     stmt_entry *e;
-    char evicted[16] = "";
     if (c->nstmt < STMT_CACHE) {
-        e = &c->stmt[c->nstmt];
+        e = &c->stmt[c->nstmt++];
     } else {
         e = &c->stmt[0];
         for (int i = 1; i < STMT_CACHE; i++)
             if (c->stmt[i].used < e->used) e = &c->stmt[i];
-        memcpy(evicted, e->name, sizeof(evicted));
-    }
-    char name[16];
-    snprintf(name, sizeof(name), "s%u", ++c->next_id);
-    PGresult *res = q_prepare(c, name, text, nparams);
-    free(text);
-    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        free(copy);
-        fail(c, res, err);
-        return NULL;
-    }
-    PQclear(res);
-    if (evicted[0]) {
-        /* The server keeps prepared statements for the session: free the
-         * least recently used one. A failure here only leaks it. */
-        char sqltext[32];
-        snprintf(sqltext, sizeof(sqltext), "DEALLOCATE %s", evicted);
-        PQclear(q_exec(c, sqltext));
+        if (e->name[0]) {
+            /* The server keeps prepared statements for the session: free
+             * the least recently used one. A failure here only leaks it. */
+            char sqltext[32];
+            snprintf(sqltext, sizeof(sqltext), "DEALLOCATE %s", e->name);
+            PQclear(q_exec(c, sqltext));
+        }
         free(e->sql);
-    } else {
-        c->nstmt++;
+        free(e->text);
     }
-    e->sql = copy;
-    e->hash = h;
-    e->used = ++c->clock;
-    e->nparams = nparams;
-    e->fmt = FMT_UNKNOWN;
-    memcpy(e->name, name, sizeof(name));
+    *e = (stmt_entry){.sql = copy,
+                      .hash = h,
+                      .used = ++c->clock,
+                      .nparams = nparams,
+                      .fmt = FMT_UNKNOWN,
+                      .text = text};
+    if (c->prepare_threshold == 0 && server_prepare(c, e, err) != 0) return NULL;
     return e;
 }
 
@@ -772,8 +837,11 @@ static int pg_exec(db_conn *c, const char *sql, const db_value *params, int npar
         }
         return consume(c, q_exec_text(c, sql), row, ctx, affected, err);
     }
-    stmt_entry *e = prepare(c, sql, nparams, err);
+    stmt_entry *e = statement(c, sql, nparams, err);
     if (!e) return -1;
+    if (!e->name[0] && c->prepare_threshold > 0 && e->runs >= (unsigned long)c->prepare_threshold &&
+        server_prepare(c, e, err) != 0)
+        return -1;
 
     /* Parameter text: INT as decimal, TEXT copied to end in '\0'. */
     size_t need = 0;
@@ -845,10 +913,18 @@ static int pg_exec(db_conn *c, const char *sql, const db_value *params, int npar
     }
     if (rv == 0) {
         int fmt = e->fmt == FMT_BINARY ? FMT_BINARY : FMT_TEXT;
-        PGresult *res = q_exec_prepared(c, e->name, nparams, vals, lens, fmts, fmt);
+        PGresult *res = e->name[0] ? q_exec_prepared(c, e->name, nparams, vals, lens, fmts, fmt)
+                                   : q_exec_params(c, e->text, nparams, vals, lens, fmts, fmt);
+        e->runs++;
         if (e->fmt == FMT_UNKNOWN && res && PQresultStatus(res) == PGRES_TUPLES_OK)
             e->fmt = binary_ok(res) ? FMT_BINARY : FMT_TEXT;
         rv = consume(c, res, row, ctx, affected, err);
+        /* "cached plan must not change result type": the table changed
+         * under a statement prepared here. Only a new session re-plans it
+         * with certainty (the transaction is aborted, so DEALLOCATE cannot
+         * run now); run() drops this connection and retries the call. */
+        if (rv != 0 && e->name[0] && strcmp(err->sqlstate, "0A000") == 0)
+            err->kind = DB_ERR_STALE_PLAN;
     }
     if (vals != svals) {
         free(vals);
@@ -970,15 +1046,19 @@ static const db_sql_dialect pg_sql = {
     .retry_busy = 1,
     .tables_query = "SELECT table_name FROM information_schema.tables "
                     "WHERE table_schema = current_schema()",
+    .indexes_query = "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema()",
     .changes_table = "CREATE TABLE IF NOT EXISTS feast_sqlreg_changes ("
                      "id BIGSERIAL PRIMARY KEY, table_name VARCHAR(64) NOT NULL, "
                      "project_id VARCHAR(255) NOT NULL, object_name VARCHAR(255) NOT NULL, "
                      "changed_at BIGINT NOT NULL)",
-    .triggers_query = "SELECT t.tgname::text FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid "
-                      "WHERE r.relnamespace = current_schema()::regnamespace "
-                      "UNION ALL SELECT proname::text FROM pg_proc "
-                      "WHERE pronamespace = current_schema()::regnamespace",
+    .triggers_query =
+        "SELECT t.tgname::text FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid "
+        "WHERE r.relnamespace = current_schema()::regnamespace "
+        "UNION ALL SELECT proname::text FROM pg_proc "
+        "WHERE pronamespace = current_schema()::regnamespace",
     .change_trigger = pg_change_trigger,
+    .write_position_query = "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint",
+    .replay_position_query = "SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint",
 };
 
 const db_driver db_pg_driver = {

@@ -259,6 +259,7 @@ static const db_sql_dialect sq_sql = {
     .ddl_in_transaction = 0,
     .retry_busy = 0, /* the busy handler already waited `timeout` */
     .tables_query = "SELECT name FROM sqlite_master WHERE type = 'table'",
+    .indexes_query = "SELECT name FROM sqlite_master WHERE type = 'index'",
     /* AUTOINCREMENT: a rolled-back id is never handed out again. */
     .changes_table = "CREATE TABLE IF NOT EXISTS feast_sqlreg_changes ("
                      "id INTEGER PRIMARY KEY AUTOINCREMENT, table_name VARCHAR(64) NOT NULL, "

@@ -15,6 +15,7 @@ PyObject *sqlreg_raise(module_state *ms, const db_err *err) {
     case DB_ERR_BUSY:
     case DB_ERR_OPERATIONAL:
     case DB_ERR_TIMEOUT:
+    case DB_ERR_STALE_PLAN:
         cls = ms->OperationalError;
         break;
     case DB_ERR_INTEGRITY:
@@ -81,10 +82,43 @@ static int load_exceptions(module_state *ms) {
     return rv;
 }
 
+/* ---- backends loaded on demand ------------------------------------------ */
+
+/* The driver registry's entry point, handed to the backend modules through
+ * the _C_API capsule (backend_module.h). */
+static const db_driver_api driver_api = {DB_DRIVER_ABI, db_register_driver};
+
+int sqlreg_load_backend(const char *path) {
+    if (!path) return 0;
+    db_dialect d = db_dialect_of_url(path);
+    const char *name = d == DB_POSTGRES ? "feast_sqlreg._backend_pg"
+                       : d == DB_MYSQL  ? "feast_sqlreg._backend_mysql"
+                                        : NULL;
+    if (!name || db_driver_registered(d)) return 0;
+    PyObject *mod = PyImport_ImportModule(name);
+    if (mod) {
+        Py_DECREF(mod);
+        return 0;
+    }
+    /* Not built (no client library at build time): store_open then fails
+     * with db_driver_for's ConfigurationError, as a build without the
+     * backend always has. Any other failure (the client library missing
+     * at run time) is worth its own message. */
+    if (PyErr_ExceptionMatches(PyExc_ModuleNotFoundError)) {
+        PyErr_Clear();
+        return 0;
+    }
+    return -1;
+}
+
 static int module_exec(PyObject *module) {
     module_state *ms = get_state(module);
     if (load_exceptions(ms) != 0) return -1;
     if (registry_setup_types(module, ms) != 0) return -1;
+    if (front_setup_types(module) != 0) return -1;
+    /* What the build has (setup.py defines the macros for the backend
+     * modules it builds), loaded or not: importing them to find out would
+     * cost what loading them on demand saves. */
     const char *backends = "sqlite"
 #ifdef FEAST_SQLREG_HAVE_PG
                            ",postgresql"
@@ -95,7 +129,11 @@ static int module_exec(PyObject *module) {
         ;
     if (PyModule_AddStringConstant(module, "backends", backends) != 0) return -1;
     if (PyModule_AddStringConstant(module, "sqlite_version", sqlite3_libversion()) != 0) return -1;
-    return 0;
+    PyObject *api = PyCapsule_New((void *)&driver_api, DB_DRIVER_API_CAPSULE, NULL);
+    if (!api) return -1;
+    int rv = PyModule_AddObjectRef(module, "_C_API", api);
+    Py_DECREF(api);
+    return rv;
 }
 
 static int module_traverse(PyObject *module, visitproc visit, void *arg) {

@@ -365,6 +365,70 @@ static int read_varint(const uint8_t *p, size_t end, size_t *i, unsigned max, ui
     return 2;
 }
 
+/* Strict UTF-8 as protobuf's parsers check it: no overlong forms, no
+ * surrogates, nothing past U+10FFFF. */
+static int utf8_ok(const uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n;) {
+        uint8_t b = p[i];
+        size_t len;
+        uint32_t cp;
+        if (b < 0x80) {
+            i++;
+            continue;
+        } else if ((b & 0xe0) == 0xc0) {
+            len = 2, cp = b & 0x1f;
+        } else if ((b & 0xf0) == 0xe0) {
+            len = 3, cp = b & 0x0f;
+        } else if ((b & 0xf8) == 0xf0) {
+            len = 4, cp = b & 0x07;
+        } else {
+            return 0;
+        }
+        if (n - i < len) return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) return 0;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < least[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+        i += len;
+    }
+    return 1;
+}
+
+static int strings_ok(const uint8_t *p, size_t end, size_t i, int depth) {
+    if (depth > WALK_DEPTH_MAX) return 0;
+    while (i < end) {
+        uint64_t tag, v;
+        unsigned len;
+        if (read_varint(p, end, &i, 5, &tag, &len) != 0 || (tag >> 3) == 0) return 0;
+        switch (tag & 7) {
+        case WIRE_VARINT:
+            if (read_varint(p, end, &i, 10, &v, &len) != 0) return 0;
+            break;
+        case WIRE_64BIT:
+        case WIRE_32BIT: {
+            size_t w = (tag & 7) == WIRE_64BIT ? 8 : 4;
+            if (end - i < w) return 0;
+            i += w;
+            break;
+        }
+        case WIRE_LEN:
+            if (read_varint(p, end, &i, 10, &v, &len) != 0 || v > end - i) return 0;
+            if (!utf8_ok(p + i, (size_t)v) && !strings_ok(p, i + (size_t)v, i, depth + 1)) return 0;
+            i += (size_t)v;
+            break;
+        default: /* groups: Feast has none */
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int pb_strings_ok(const uint8_t *p, size_t n) {
+    return strings_ok(p, n, 0, 0);
+}
+
 /* The wire type protobuf-c accepts for a field of this type. */
 static unsigned wire_type_of(ProtobufCType type) {
     switch (type) {

@@ -66,6 +66,14 @@ int pb_project_stamp(obj_kind kind, const char *project, size_t len, buf *out);
  * what is wrong and where (byte offset). */
 int pb_validate(obj_kind kind, const uint8_t *p, size_t n, char *errbuf, size_t errlen);
 
+/* 1 when every length-delimited field of the message p[0..n), at any
+ * depth, is valid UTF-8 or itself a well-formed message that passes the
+ * same check; 0 otherwise. Feast's parser rejects a string field with
+ * invalid UTF-8, and this layer cannot tell strings from bytes without
+ * Feast's full descriptors: a bytes field that is neither (a pickled UDF)
+ * also gives 0, so 0 means "let Feast's own parser decide". */
+int pb_strings_ok(const uint8_t *p, size_t n);
+
 /* The message of our subset proto that this layer reads a kind as (its
  * meta and timestamps), or NULL for kinds whose bytes pass through whole
  * (validation references, infra). */

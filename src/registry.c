@@ -52,6 +52,24 @@ static void store_done(StoreObject *self) {
     }
 }
 
+store *sqlreg_store_borrow(module_state *ms, PyObject *obj) {
+    if (!PyObject_TypeCheck(obj, ms->StoreType)) {
+        PyErr_SetString(PyExc_TypeError, "store must be a feast_sqlreg Store");
+        return NULL;
+    }
+    StoreObject *self = (StoreObject *)obj;
+    store *st = live(self);
+    if (!st) return NULL;
+    self->inflight++;
+    Py_INCREF(obj);
+    return st;
+}
+
+void sqlreg_store_release(PyObject *obj) {
+    store_done((StoreObject *)obj);
+    Py_DECREF(obj);
+}
+
 /* Runs one store call with the GIL released; on failure raises from err
  * (a local db_err of the caller) and returns NULL from the method. The
  * store is checked again first: parsing arguments can run Python code, and
@@ -101,16 +119,11 @@ static PyObject *columns_to_py(rowset *rs, int take) {
             item = PyTuple_New(take);
             for (int c = 0; item && c < take; c++) {
                 PyObject *v = value_to_py(rowset_get(rs, r, c));
-                if (!v)
-                    Py_CLEAR(item);
-                else
-                    PyTuple_SET_ITEM(item, c, v);
+                /* PyTuple_SetItem steals v, also when it fails. */
+                if (!v || PyTuple_SetItem(item, c, v) < 0) Py_CLEAR(item);
             }
         }
-        if (!item)
-            Py_CLEAR(list);
-        else
-            PyList_SET_ITEM(list, (Py_ssize_t)r, item);
+        if (!item || PyList_SetItem(list, (Py_ssize_t)r, item) < 0) Py_CLEAR(list);
     }
     rowset_free(rs);
     return list;
@@ -144,7 +157,7 @@ static PyObject *first_columns_to_py(rowset *rs, int take) {
     rs->nrows = 1;
     PyObject *list = columns_to_py(rs, take);
     if (!list) return NULL;
-    PyObject *item = Py_NewRef(PyList_GET_ITEM(list, 0));
+    PyObject *item = Py_NewRef(PyList_GetItem(list, 0)); /* nrows is 1 here */
     Py_DECREF(list);
     return item;
 }
@@ -157,29 +170,35 @@ static PyObject *first_row_to_py(rowset *rs) {
 /* ---- construction -------------------------------------------------------- */
 
 static PyObject *Store_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"path",         "read_path",    "pool_size",     "max_overflow",
-                             "pool_timeout", "pool_recycle", "pool_pre_ping", NULL};
+    static char *kwlist[] = {"path",          "read_path",    "pool_size",
+                             "max_overflow",  "pool_timeout", "pool_recycle",
+                             "pool_pre_ping", "replica_wait", NULL};
     const char *path, *read_path = NULL;
     pool_opts opts = {5, 10, 30.0, -1.0, 1};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|ziiddp:Store", kwlist, &path, &read_path,
+    double replica_wait = STORE_REPLICA_WAIT;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "s|ziiddpd:Store", kwlist, &path, &read_path,
                                      &opts.size, &opts.max_overflow, &opts.timeout, &opts.recycle,
-                                     &opts.pre_ping))
+                                     &opts.pre_ping, &replica_wait))
         return NULL;
     /* SQLAlchemy's meanings: pool_size 0 and max_overflow -1 mean "no
      * limit"; anything below those, or a timeout that is not a finite
      * number of seconds, is a configuration mistake. */
-    if (opts.size < 0 || opts.max_overflow < -1 || !isfinite(opts.timeout) || opts.timeout < 0) {
+    if (opts.size < 0 || opts.max_overflow < -1 || !isfinite(opts.timeout) || opts.timeout < 0 ||
+        !isfinite(replica_wait)) {
         module_state *ms = (module_state *)PyType_GetModuleState(type);
         db_err err;
         db_err_set(&err, DB_ERR_CONFIG, 0, NULL,
                    "pool options out of range: pool_size %d (>= 0), max_overflow %d (>= -1), "
-                   "pool_timeout %g (finite, >= 0 seconds)",
-                   opts.size, opts.max_overflow, opts.timeout);
+                   "pool_timeout %g (finite, >= 0 seconds), replica_wait %g (finite seconds)",
+                   opts.size, opts.max_overflow, opts.timeout, replica_wait);
         return sqlreg_raise(ms, &err);
     }
     if (opts.size == 0) opts.size = POOL_NO_LIMIT;
     if (opts.max_overflow == -1) opts.max_overflow = POOL_NO_LIMIT;
-    StoreObject *self = (StoreObject *)type->tp_alloc(type, 0);
+    if (sqlreg_load_backend(path) != 0 || sqlreg_load_backend(read_path) != 0) return NULL;
+    /* Slots through PyType_GetSlot: the stable ABI hides PyTypeObject. */
+    allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
+    StoreObject *self = (StoreObject *)alloc(type, 0);
     if (!self) return NULL;
     db_err err;
     db_err_clear(&err);
@@ -189,6 +208,7 @@ static PyObject *Store_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         Py_DECREF(self);
         return sqlreg_raise(ms, &err);
     }
+    store_set_replica_wait(self->st, replica_wait);
     store_describe(self->st, 0, self->desc, sizeof(self->desc));
     return (PyObject *)self;
 }
@@ -198,7 +218,8 @@ static void Store_dealloc(StoreObject *self) {
     /* No call can be in flight: each holds a reference to self. */
     if (self->st) close_store(self->st);
     self->st = NULL;
-    tp->tp_free((PyObject *)self);
+    freefunc free_slot = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    free_slot(self);
     Py_DECREF(tp);
 }
 
@@ -283,6 +304,16 @@ static PyObject *Store_missing_tables(StoreObject *self, PyObject *args) {
     return rows_to_py(&rs);
 }
 
+static PyObject *Store_narrow_blob_columns(StoreObject *self, PyObject *args) {
+    int read = 0;
+    store *st = live(self);
+    db_err err;
+    rowset rs;
+    if (!st || !PyArg_ParseTuple(args, "|p:narrow_blob_columns", &read)) return NULL;
+    CALL_STORE(self, store_narrow_blob_columns(st, read, &rs, &err));
+    return rows_to_py(&rs);
+}
+
 /* ---- change log ---------------------------------------------------------- */
 
 static PyObject *Store_install_change_log(StoreObject *self, PyObject *noargs) {
@@ -321,6 +352,17 @@ static PyObject *Store_changes_head(StoreObject *self, PyObject *noargs) {
         head = strtoll(v.n ? (const char *)v.p : "0", NULL, 10);
     rowset_free(&rs);
     return PyLong_FromLongLong(head);
+}
+
+static PyObject *Store_replica_stats(StoreObject *self, PyObject *noargs) {
+    (void)noargs;
+    store *st = live(self);
+    if (!st) return NULL;
+    store_replica_stats s;
+    store_replica_stats_get(st, &s);
+    return Py_BuildValue("{sLsLsKsK}", "written", (long long)s.written, "replayed",
+                         (long long)s.replayed, "waits", (unsigned long long)s.waits, "fallbacks",
+                         (unsigned long long)s.fallbacks);
 }
 
 static PyObject *Store_prune_changes(StoreObject *self, PyObject *args) {
@@ -692,12 +734,19 @@ static PyMethodDef Store_methods[] = {
      "Create the registry tables and indexes that are missing."},
     {"missing_tables", (PyCFunction)Store_missing_tables, METH_VARARGS,
      "missing_tables(read=False) -> names of registry tables not in the database."},
+    {"narrow_blob_columns", (PyCFunction)Store_narrow_blob_columns, METH_VARARGS,
+     "narrow_blob_columns(read=False) -> [(table, column)]: proto columns of registry tables "
+     "still typed MySQL BLOB (64 KB), on the write or read database."},
     {"install_change_log", (PyCFunction)Store_install_change_log, METH_NOARGS,
      "install_change_log(): creates feast_sqlreg_changes and the triggers that fill it."},
     {"changes", (PyCFunction)Store_changes, METH_VARARGS,
      "changes(after, limit=10000) -> [(id, table, project, name)], id > after, in id order."},
     {"changes_head", (PyCFunction)Store_changes_head, METH_NOARGS,
      "changes_head() -> the largest change log id (0 when empty)."},
+    {"replica_stats", (PyCFunction)Store_replica_stats, METH_NOARGS,
+     "replica_stats() -> {written, replayed, waits, fallbacks}: read-your-writes on a replica "
+     "read_path (log positions; reads that waited for the replica; reads that went to the "
+     "primary instead)."},
     {"prune_changes", (PyCFunction)Store_prune_changes, METH_VARARGS,
      "prune_changes(before) -> rows deleted: those changed before `before` (epoch seconds)."},
     {"get", (PyCFunction)Store_get, METH_VARARGS,
@@ -777,7 +826,10 @@ static PyType_Slot Store_slots[] = {
     {Py_tp_methods, Store_methods},
     {Py_tp_getset, Store_getset},
     {Py_tp_doc, "Store(path, read_path=None, pool_size=5, max_overflow=10, pool_timeout=30.0, "
-                "pool_recycle=-1, pool_pre_ping=True): Feast registry tables in one database."},
+                "pool_recycle=-1, pool_pre_ping=True, replica_wait=1.0): Feast registry tables in "
+                "one database (reads from read_path when given; a replica there waits up to "
+                "replica_wait seconds for this process's writes, then the primary is read; "
+                "replica_wait < 0: no waiting)."},
     {0, NULL},
 };
 

@@ -1,6 +1,7 @@
 /* store.c - see store.h. */
 #include "store.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,12 @@ struct store {
     char project_insert_missing[SQL_LEN];
     char meta_insert_missing[SQL_LEN];
     char version_save[SQL_LEN];
+    /* Read-your-writes (store_set_replica_wait): log positions written and
+     * seen replayed; until primary_until (CLOCK_MONOTONIC ns), after a
+     * commit whose position could not be read, reads go to the primary. */
+    double replica_wait;
+    _Atomic int64_t written_pos, replayed_pos, primary_until;
+    _Atomic uint64_t replica_waits, replica_fallbacks;
 };
 
 /* "INSERT INTO <rest>", spelled so that an existing key inserts nothing
@@ -280,6 +287,7 @@ store *store_open(const char *url, const char *read_url, const pool_opts *opts, 
         }
     }
     st->dialect = pool_driver(st->wpool)->sql;
+    st->replica_wait = STORE_REPLICA_WAIT;
     build_sql(st);
     return st;
 fail:
@@ -297,6 +305,17 @@ void store_close(store *st) {
 void store_release_idle(store *st) {
     pool_drain(st->wpool);
     if (st->rpool != st->wpool) pool_drain(st->rpool);
+}
+
+void store_set_replica_wait(store *st, double seconds) {
+    st->replica_wait = seconds;
+}
+
+void store_replica_stats_get(store *st, store_replica_stats *out) {
+    out->written = atomic_load(&st->written_pos);
+    out->replayed = atomic_load(&st->replayed_pos);
+    out->waits = atomic_load(&st->replica_waits);
+    out->fallbacks = atomic_load(&st->replica_fallbacks);
 }
 
 db_dialect store_dialect(const store *st) {
@@ -362,7 +381,10 @@ typedef int (*txn_fn)(store *st, const db_driver *d, db_conn *c, void *ctx, db_e
 /* A connection error leaves the connection unusable: close it, do not pool
  * it again. */
 static int is_broken(const db_err *err) {
-    return err->kind == DB_ERR_CONNECT || err->kind == DB_ERR_OPERATIONAL;
+    /* Out of memory: the client library may have dropped part of an
+     * answer, so the connection is not trusted again. */
+    return err->kind == DB_ERR_CONNECT || err->kind == DB_ERR_OPERATIONAL ||
+           err->kind == DB_ERR_STALE_PLAN || err->kind == DB_ERR_NOMEM;
 }
 
 /* Sleeps before retry number `attempt` (1, 2, ...): about 1, 2, 4 ... 64 ms,
@@ -378,6 +400,94 @@ static void backoff(int attempt) {
 
 enum { WRITE_ATTEMPTS = 8 };
 
+static int exec(const db_driver *d, db_conn *c, const char *sql, const db_value *params, int n,
+                rowset *out, int64_t *affected, db_err *err);
+
+/* ---- read-your-writes on a replica --------------------------------------- */
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void atomic_max(_Atomic int64_t *a, int64_t v) {
+    int64_t cur = atomic_load(a);
+    while (cur < v && !atomic_compare_exchange_weak(a, &cur, v)) {
+    }
+}
+
+static int tracks_replica(const store *st) {
+    return st->rpool != st->wpool && st->replica_wait >= 0 && st->dialect->write_position_query;
+}
+
+/* One integer from a one-row query on c; *isnull when it is NULL. */
+static int query_int(const db_driver *d, db_conn *c, const char *sql, int64_t *out, int *isnull,
+                     db_err *err) {
+    rowset rs = {0};
+    int rv = exec(d, c, sql, NULL, 0, &rs, NULL, err);
+    if (rv == 0) {
+        db_value v = rs.nrows == 1 && rs.ncols == 1 ? rowset_get(&rs, 0, 0) : db_null();
+        *isnull = v.type != DB_INT;
+        *out = v.i;
+    }
+    rowset_free(&rs);
+    return rv;
+}
+
+/* After a commit on c (the write database): notes the log position the
+ * replica must reach before this process reads it again. Returns 1 when c
+ * broke doing so. The write itself is committed either way: when the
+ * position cannot be read, reads go to the primary for a while instead. */
+static int note_write(store *st, const db_driver *d, db_conn *c) {
+    int64_t pos;
+    int isnull = 0;
+    db_err e;
+    if (query_int(d, c, st->dialect->write_position_query, &pos, &isnull, &e) == 0) {
+        if (!isnull) atomic_max(&st->written_pos, pos); /* NULL: no log, no replica */
+        return 0;
+    }
+    double hold = st->replica_wait > 1.0 ? st->replica_wait : 1.0;
+    atomic_store(&st->primary_until, now_ns() + (int64_t)(hold * 1e9));
+    return is_broken(&e);
+}
+
+/* Before a read on c (the read database): 1 when the replica has replayed
+ * every write this store committed, waiting up to replica_wait seconds for
+ * it; 0 when it has not (the caller reads the primary); -1 on error. A read
+ * database that is not a replica (NULL position) has nothing to wait for. */
+static int replica_ready(store *st, const db_driver *d, db_conn *c, db_err *err) {
+    int64_t want = atomic_load(&st->written_pos);
+    int64_t until = atomic_load(&st->primary_until);
+    if (until && now_ns() < until) {
+        atomic_fetch_add(&st->replica_fallbacks, 1);
+        return 0;
+    }
+    if (want <= atomic_load(&st->replayed_pos)) return 1;
+    int64_t deadline = now_ns() + (int64_t)(st->replica_wait * 1e9);
+    long nap = 200000; /* ns: 0.2 ms, doubling up to 10 ms */
+    for (int waited = 0;; waited = 1) {
+        int64_t pos;
+        int isnull = 0;
+        if (query_int(d, c, st->dialect->replay_position_query, &pos, &isnull, err) != 0) return -1;
+        if (isnull) pos = want;
+        atomic_max(&st->replayed_pos, pos);
+        if (pos >= want) {
+            if (waited) atomic_fetch_add(&st->replica_waits, 1);
+            return 1;
+        }
+        int64_t left = deadline - now_ns();
+        if (left <= 0) {
+            atomic_fetch_add(&st->replica_fallbacks, 1);
+            return 0;
+        }
+        long ns = left < nap ? (long)left : nap;
+        struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
+        nanosleep(&ts, NULL);
+        if (nap < 10000000L) nap *= 2;
+    }
+}
+
 /* Runs fn on a pooled connection, in a transaction unless mode is NO_TXN.
  * A write that lost a deadlock or a lock wait is rolled back by the server
  * and retried here, after a jittered backoff (up to WRITE_ATTEMPTS in all:
@@ -386,7 +496,8 @@ enum { WRITE_ATTEMPTS = 8 };
 static int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
     pool *p = mode == WRITE_TXN || mode == PRIMARY_READ ? st->wpool : st->rpool;
     const db_driver *d = pool_driver(p);
-    int always_ping = 0;
+    int always_ping = 0, replanned = 0;
+    int check_replica = p != st->wpool && tracks_replica(st);
     for (int attempt = 1;; attempt++) {
         db_err_clear(err);
         int unpinged = 0;
@@ -396,11 +507,24 @@ static int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
         clock_gettime(CLOCK_MONOTONIC, &t0);
         int rv = 0, at_begin = 0;
         int txn = mode == READ_TXN || mode == WRITE_TXN;
-        if (txn) at_begin = rv = d->begin(c, mode == WRITE_TXN, err);
+        if (check_replica) {
+            int ready = replica_ready(st, d, c, err);
+            if (ready == 0) { /* the replica lags this process's writes */
+                pool_checkin(p, c, 0);
+                p = st->wpool;
+                d = pool_driver(p);
+                check_replica = 0;
+                attempt--;
+                continue;
+            }
+            if (ready < 0) at_begin = rv = -1;
+        }
+        if (txn && rv == 0) at_begin = rv = d->begin(c, mode == WRITE_TXN, err);
         if (rv == 0) rv = fn(st, d, c, ctx, err);
         if (rv == 0 && txn) rv = d->commit(c, err);
         if (rv == 0) {
-            pool_checkin(p, c, 0);
+            int broken = mode == WRITE_TXN && tracks_replica(st) && note_write(st, d, c);
+            pool_checkin(p, c, broken);
             return 0;
         }
         db_err rb;
@@ -416,6 +540,17 @@ static int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
         if (unpinged && !always_ping && err->kind == DB_ERR_CONNECT && took < 0.5 &&
             (at_begin || mode == NO_TXN || mode == READ_TXN)) {
             always_ping = 1;
+            attempt--;
+            continue;
+        }
+        /* A statement this connection prepared before someone altered its
+         * table: the statement failed and its transaction rolled back, so
+         * nothing was applied. Every pooled connection may hold such plans:
+         * the pool retires them all, and the call runs once more on a new
+         * connection. */
+        if (err->kind == DB_ERR_STALE_PLAN && !replanned) {
+            pool_drain(p);
+            replanned = 1;
             attempt--;
             continue;
         }
@@ -441,29 +576,53 @@ static db_value txtz(const char *s) {
 
 /* ---- schema -------------------------------------------------------------- */
 
+static int has_name(const rowset *names, const char *name);
+
+/* CREATE TABLE IF NOT EXISTS t, with its index where the dialect declares
+ * indexes inside the table. */
+static int create_table(store *st, const db_driver *d, db_conn *c, const tabledef *t, db_err *err) {
+    char sql[2048];
+    size_t n = (size_t)snprintf(sql, sizeof(sql), "CREATE TABLE IF NOT EXISTS %s (", t->table);
+    for (int j = 0; t->cols[j].name; j++)
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s %s%s, ", t->cols[j].name,
+                              ddl_type(st->dialect, t->cols[j].type),
+                              t->cols[j].notnull ? " NOT NULL" : "");
+    n += (size_t)snprintf(sql + n, sizeof(sql) - n, "PRIMARY KEY (%s)", t->pk);
+    /* No CREATE INDEX IF NOT EXISTS there: declare it with the table. */
+    if (st->dialect->index_in_table)
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", INDEX %s (project_id)", t->index);
+    snprintf(sql + n, sizeof(sql) - n, ")");
+    return exec(d, c, sql, NULL, 0, NULL, NULL, err);
+}
+
+/* Creates what is missing, and only that: on a registry that has its
+ * schema, no DDL runs at all, so a registry starting up (schema_mode: auto,
+ * every replica) never queues behind other processes' open writes for the
+ * locks DDL takes even when it turns out to have nothing to do. */
 static int create_schema_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
     (void)ctx;
     char sql[2048];
-    for (size_t i = 0; i < NSCHEMA; i++) {
+    rowset tables = {0}, indexes = {0};
+    int rv = exec(d, c, st->dialect->tables_query, NULL, 0, &tables, NULL, err);
+    if (rv == 0 && st->dialect->indexes_query)
+        rv = exec(d, c, st->dialect->indexes_query, NULL, 0, &indexes, NULL, err);
+    for (size_t i = 0; rv == 0 && i < NSCHEMA; i++) {
         const tabledef *t = &SCHEMA[i];
-        int n = snprintf(sql, sizeof(sql), "CREATE TABLE IF NOT EXISTS %s (", t->table);
-        for (int j = 0; t->cols[j].name; j++)
-            n += snprintf(sql + n, sizeof(sql) - (size_t)n, "%s %s%s, ", t->cols[j].name,
-                          ddl_type(st->dialect, t->cols[j].type),
-                          t->cols[j].notnull ? " NOT NULL" : "");
-        n += snprintf(sql + n, sizeof(sql) - (size_t)n, "PRIMARY KEY (%s)", t->pk);
-        /* No CREATE INDEX IF NOT EXISTS there: declare it with the table. */
-        if (st->dialect->index_in_table)
-            n += snprintf(sql + n, sizeof(sql) - (size_t)n, ", INDEX %s (project_id)", t->index);
-        snprintf(sql + n, sizeof(sql) - (size_t)n, ")");
-        if (exec(d, c, sql, NULL, 0, NULL, NULL, err) != 0) return -1;
-        if (!st->dialect->index_in_table) {
+        int have_table = has_name(&tables, t->table);
+        int have_index = st->dialect->index_in_table  ? have_table
+                         : st->dialect->indexes_query ? has_name(&indexes, t->index)
+                                                      : 0;
+        if (have_table && have_index) continue;
+        if (!have_table) rv = create_table(st, d, c, t, err);
+        if (rv == 0 && !st->dialect->index_in_table) {
             snprintf(sql, sizeof(sql), "CREATE INDEX IF NOT EXISTS %s ON %s (project_id)", t->index,
                      t->table);
-            if (exec(d, c, sql, NULL, 0, NULL, NULL, err) != 0) return -1;
+            rv = exec(d, c, sql, NULL, 0, NULL, NULL, err);
         }
     }
-    return 0;
+    rowset_free(&tables);
+    rowset_free(&indexes);
+    return rv;
 }
 
 int store_create_schema(store *st, db_err *err) {
@@ -496,6 +655,37 @@ int store_missing_tables(store *st, int read, rowset *out, db_err *err) {
         }
     }
     rowset_free(&have);
+    return rv;
+}
+
+static int narrow_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
+    return exec(d, c, st->dialect->narrow_blob_query, NULL, 0, ctx, NULL, err);
+}
+
+/* Whether (table, column) is a proto column of the registry's schema. */
+static int is_blob_column(db_value table, db_value column) {
+    for (size_t i = 0; i < NSCHEMA; i++) {
+        if (table.n != strlen(SCHEMA[i].table) || memcmp(table.p, SCHEMA[i].table, table.n))
+            continue;
+        for (const coldef *col = SCHEMA[i].cols; col->name; col++)
+            if (col->type == T_BLOB && column.n == strlen(col->name) &&
+                memcmp(column.p, col->name, column.n) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+int store_narrow_blob_columns(store *st, int read, rowset *out, db_err *err) {
+    memset(out, 0, sizeof(*out));
+    if (!st->dialect->narrow_blob_query) return 0;
+    rowset all = {0};
+    int rv = run(st, read ? NO_TXN : PRIMARY_READ, narrow_fn, &all, err);
+    for (size_t r = 0; rv == 0 && r < all.nrows; r++) {
+        db_value cols[2] = {rowset_get(&all, r, 0), rowset_get(&all, r, 1)};
+        if (cols[0].type == DB_TEXT && cols[1].type == DB_TEXT && is_blob_column(cols[0], cols[1]))
+            rv = rowset_add(out, cols, 2, err);
+    }
+    rowset_free(&all);
     return rv;
 }
 
@@ -1291,13 +1481,15 @@ static int has_name(const rowset *names, const char *name) {
 static int change_log_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
     (void)ctx;
     const db_sql_dialect *dl = st->dialect;
-    if (exec(d, c, dl->changes_table, NULL, 0, NULL, NULL, err) != 0) return -1;
     rowset have = {0};
-    if (exec(d, c, dl->triggers_query, NULL, 0, &have, NULL, err) != 0) {
+    int rv = exec(d, c, dl->tables_query, NULL, 0, &have, NULL, err);
+    if (rv == 0 && !has_name(&have, "feast_sqlreg_changes")) /* as create_schema_fn: no idle DDL */
+        rv = exec(d, c, dl->changes_table, NULL, 0, NULL, NULL, err);
+    rowset_free(&have);
+    if (rv != 0 || exec(d, c, dl->triggers_query, NULL, 0, &have, NULL, err) != 0) {
         rowset_free(&have);
         return -1;
     }
-    int rv = 0;
     char name[128], sql[2048];
     for (size_t t = 0; t < NSCHEMA && rv == 0; t++)
         for (int i = 0; rv == 0 && dl->change_trigger(i, SCHEMA[t].table, change_key(&SCHEMA[t]),
@@ -1309,8 +1501,8 @@ static int change_log_fn(store *st, const db_driver *d, db_conn *c, void *ctx, d
 }
 
 int store_install_change_log(store *st, db_err *err) {
-    return run(st, st->dialect->ddl_in_transaction ? WRITE_TXN : PRIMARY_READ, change_log_fn,
-               NULL, err);
+    return run(st, st->dialect->ddl_in_transaction ? WRITE_TXN : PRIMARY_READ, change_log_fn, NULL,
+               err);
 }
 
 int store_changes(store *st, int64_t after, int64_t limit, rowset *out, db_err *err) {
@@ -1328,8 +1520,8 @@ int store_changes_head(store *st, rowset *out, db_err *err) {
 }
 
 int store_prune_changes(store *st, int64_t before, int64_t *deleted, db_err *err) {
-    write_one_ctx w = {"DELETE FROM feast_sqlreg_changes WHERE changed_at < ?", {db_int(before)}, 1,
-                       0};
+    write_one_ctx w = {
+        "DELETE FROM feast_sqlreg_changes WHERE changed_at < ?", {db_int(before)}, 1, 0};
     int rv = run(st, WRITE_TXN, write_one_fn, &w, err);
     *deleted = w.affected;
     return rv;

@@ -45,6 +45,22 @@ void store_close(store *st);
  * new ones on demand. */
 void store_release_idle(store *st);
 db_dialect store_dialect(const store *st);
+
+/* Read-your-writes when read_url names a replica (PostgreSQL: a hot
+ * standby). After each commit the store notes the write's log position; a
+ * later read waits up to `seconds` for the replica to replay it, then reads
+ * the write database instead. So a process always reads its own writes,
+ * whatever the replica's lag. seconds < 0 turns this off (reads always go
+ * to read_url); the default is STORE_REPLICA_WAIT. */
+#define STORE_REPLICA_WAIT 1.0
+void store_set_replica_wait(store *st, double seconds);
+typedef struct {
+    int64_t written;    /* largest log position this store's commits reached */
+    int64_t replayed;   /* largest the replica was seen to have replayed */
+    uint64_t waits;     /* reads that waited for the replica, then read it */
+    uint64_t fallbacks; /* reads that gave up waiting and read the primary */
+} store_replica_stats;
+void store_replica_stats_get(store *st, store_replica_stats *out);
 /* The URL with its password masked, for messages and reprs. */
 void store_describe(const store *st, int read, char *out, size_t outlen);
 
@@ -80,6 +96,12 @@ typedef struct {
     sref version_type, version_id;
     int64_t version_number;
 } write_ctx;
+
+/* One row (table, column) per serialized-proto column of a registry table
+ * that is still of a type too narrow for large protos (MySQL BLOB), on the
+ * write (read=0) or read (read=1) database; none where the dialect has no
+ * such type. Other tables' columns are not reported. */
+int store_narrow_blob_columns(store *st, int read, rowset *out, db_err *err);
 
 /* Stored rows are checked before they are returned: a row whose proto is
  * NULL, not bytes, or not a parseable object of its kind is a "bad row".

@@ -1,11 +1,13 @@
-/* test_core.c - the C layers below Python (url, pb, store on SQLite), run
- * without Python under AddressSanitizer and UndefinedBehaviorSanitizer by
- * `make test`. Each CHECK counts; the last line is "core: N passed, N failed".
+/* test_core.c - the C layers below Python (url, pb, store on SQLite, the
+ * driver registry), run without Python under AddressSanitizer and
+ * UndefinedBehaviorSanitizer by `make test`. Each CHECK counts; the last
+ * line is "core: N passed, N failed".
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "feast_subset.pb-c.h"
 #include "pb.h"
 #include "store.h"
@@ -241,9 +243,41 @@ static void test_store_sqlite(void) {
     CHECK(err.kind == DB_ERR_CONFIG && strstr(err.msg, "secret") == NULL);
 }
 
+/* The driver registry (db.c): SQLite is built in; the PostgreSQL and MySQL
+ * drivers (linked in here, loaded as modules of their own under Python) are
+ * found only once registered, registering is idempotent, and a second
+ * driver for a dialect is refused. */
+static void test_driver_registry(void) {
+    db_url u;
+    char errbuf[256];
+    db_err err;
+    CHECK(db_dialect_of_url("postgresql+psycopg://u:p@h/x") == DB_POSTGRES);
+    CHECK(db_dialect_of_url("mariadb+pymysql://u@h/x") == DB_MYSQL);
+    CHECK(db_dialect_of_url("sqlite://") == DB_SQLITE);
+    CHECK(db_dialect_of_url("oracle://u@h/x") == DB_UNKNOWN);
+    CHECK(db_dialect_of_url("postgresql://u@h:x/db") == DB_UNKNOWN); /* bad port */
+    CHECK(db_driver_registered(DB_SQLITE) == &db_sqlite_driver);
+    CHECK(db_driver_registered(DB_POSTGRES) == NULL);
+    CHECK(url_parse("postgres://u@h/x", &u, errbuf, sizeof(errbuf)) == 0);
+    db_err_clear(&err);
+    CHECK(db_driver_for(&u, &err) == NULL && err.kind == DB_ERR_CONFIG &&
+          strstr(err.msg, "no backend for 'postgres'") != NULL);
+    CHECK(db_register_driver(&db_pg_driver) == 0);
+    CHECK(db_register_driver(&db_pg_driver) == 0);
+    CHECK(db_driver_for(&u, &err) == &db_pg_driver);
+    url_free(&u);
+    CHECK(db_register_driver(&db_sqlite_driver) == -1); /* built in */
+    CHECK(db_register_driver(&db_mysql_driver) == 0);
+    CHECK(db_driver_registered(DB_MYSQL) == &db_mysql_driver);
+    db_driver other = db_pg_driver;
+    CHECK(db_register_driver(&other) == -1);
+    CHECK(db_driver_registered(DB_POSTGRES) == &db_pg_driver);
+}
+
 int main(void) {
     test_urls();
     test_pb();
     test_store_sqlite();
+    test_driver_registry();
     return check_report("core");
 }

@@ -17,7 +17,6 @@
 #include "pool.h"
 #include "url.h"
 
-
 static char dbpath[64];
 
 static double now(void) {

@@ -1,0 +1,306 @@
+/* test_front.c - the native gRPC front (src/front.c) under the sanitizers,
+ * with no Python: its answer table, and real HTTP/2 calls through two
+ * fronts chained (A relays what it cannot answer to B, B to a port where
+ * nothing listens), spoken by an nghttp2 client here. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <nghttp2/nghttp2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "front.h"
+
+static const char *METHODS[] = {"/t.S/GetA", "/t.S/GetB"};
+static const obj_kind KINDS[] = {OBJ_ENTITY, OBJ_FEATURE_VIEW};
+
+static void table(void) {
+    front_answers *a = front_answers_new(0);
+    char name[32], msg[32];
+    for (int i = 0; i < 5000; i++) { /* grows the table many times */
+        snprintf(name, sizeof(name), "n%d", i);
+        snprintf(msg, sizeof(msg), "m%d", i);
+        CHECK(front_answers_add(a, i % 2, "p", 1, name, strlen(name), msg, strlen(msg)) == 0);
+    }
+    CHECK(front_answers_count(a) == 5000);
+    int all = 1;
+    for (int i = 0; i < 5000; i++) {
+        size_t mn = 0;
+        snprintf(name, sizeof(name), "n%d", i);
+        snprintf(msg, sizeof(msg), "m%d", i);
+        const uint8_t *m = front_answers_get(a, i % 2, "p", 1, name, strlen(name), &mn);
+        all &= m && mn == strlen(msg) && memcmp(m, msg, mn) == 0;
+        all &= front_answers_get(a, 1 - i % 2, "p", 1, name, strlen(name), &mn) == NULL;
+    }
+    CHECK(all);
+    /* (project, name) pairs that concatenate alike are different keys. */
+    CHECK(front_answers_add(a, 0, "ab", 2, "c", 1, "x", 1) == 0);
+    size_t mn;
+    CHECK(front_answers_get(a, 0, "a", 1, "bc", 2, &mn) == NULL);
+    CHECK(front_answers_get(a, 0, "ab", 2, "c", 1, &mn) != NULL);
+    /* A key added twice keeps its first value; empty messages are answers. */
+    CHECK(front_answers_add(a, 0, "ab", 2, "c", 1, "yy", 2) == 0);
+    CHECK(front_answers_get(a, 0, "ab", 2, "c", 1, &mn) && mn == 1);
+    CHECK(front_answers_add(a, 1, "", 0, "", 0, "", 0) == 0);
+    CHECK(front_answers_get(a, 1, "", 0, "", 0, &mn) != NULL && mn == 0);
+    front_answers_free(a);
+}
+
+/* ---- a blocking HTTP/2 client -------------------------------------------- */
+
+typedef struct {
+    int fd;
+    int32_t id;
+    int closed;
+    uint32_t code;
+    char status[8], grpc_status[8];
+    uint8_t body[1 << 16];
+    size_t n;
+} call;
+
+static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *u) {
+    (void)s, (void)flags;
+    call *c = u;
+    return send(c->fd, data, len, MSG_NOSIGNAL);
+}
+
+static int header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+                     const uint8_t *value, size_t vlen, uint8_t flags, void *u) {
+    (void)s, (void)f, (void)flags;
+    call *c = u;
+    if (nlen == 7 && memcmp(name, ":status", 7) == 0 && vlen < 8) memcpy(c->status, value, vlen);
+    if (nlen == 11 && memcmp(name, "grpc-status", 11) == 0 && vlen < 8)
+        memcpy(c->grpc_status, value, vlen);
+    return 0;
+}
+
+static int data_cb(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+                   void *u) {
+    (void)s, (void)flags, (void)id;
+    call *c = u;
+    if (c->n + len <= sizeof(c->body)) memcpy(c->body + c->n, data, len);
+    c->n += len;
+    return 0;
+}
+
+static int close_cb(nghttp2_session *s, int32_t id, uint32_t code, void *u) {
+    (void)s, (void)id;
+    call *c = u;
+    c->closed = 1;
+    c->code = code;
+    return 0;
+}
+
+typedef struct {
+    const uint8_t *p;
+    size_t n, off;
+} body;
+
+static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *out, size_t len, uint32_t *fl,
+                         nghttp2_data_source *src, void *u) {
+    (void)s, (void)id, (void)u;
+    body *b = src->ptr;
+    size_t n = b->n - b->off < len ? b->n - b->off : len;
+    memcpy(out, b->p + b->off, n);
+    b->off += n;
+    if (b->off == b->n) *fl |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+/* One unary call on a new connection: path, request message. */
+static void unary(int port, const char *path, const uint8_t *msg, size_t mn, call *c) {
+    memset(c, 0, sizeof(*c));
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(c->fd);
+        return;
+    }
+    nghttp2_session_callbacks *cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, header_cb);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, data_cb);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, close_cb);
+    nghttp2_session *s;
+    nghttp2_session_client_new(&s, cbs, c);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, NULL, 0);
+    uint8_t framed[512] = {0, 0, 0, (uint8_t)(mn >> 8), (uint8_t)mn};
+    memcpy(framed + 5, msg, mn);
+    body b = {framed, mn + 5, 0};
+    nghttp2_data_provider prd = {{.ptr = &b}, body_read};
+#define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE}
+    nghttp2_nv nva[] = {NV(":method", "POST"),
+                        NV(":scheme", "http"),
+                        NV(":path", path),
+                        NV(":authority", "localhost"),
+                        NV("content-type", "application/grpc"),
+                        NV("te", "trailers")};
+    c->id = nghttp2_submit_request(s, NULL, nva, 6, &prd, NULL);
+    uint8_t in[65536];
+    while (!c->closed && nghttp2_session_send(s) == 0) {
+        ssize_t r = recv(c->fd, in, sizeof(in), 0);
+        if (r <= 0 || nghttp2_session_mem_recv(s, in, (size_t)r) < 0) break;
+    }
+    nghttp2_session_del(s);
+    close(c->fd);
+}
+
+/* A Get request: name (1), project (2), allow_cache (3). */
+static size_t get_request(uint8_t *out, const char *name, const char *project, int allow_cache) {
+    size_t n = 0, nl = strlen(name), pl = strlen(project);
+    out[n++] = 0x0a, out[n++] = (uint8_t)nl;
+    memcpy(out + n, name, nl), n += nl;
+    out[n++] = 0x12, out[n++] = (uint8_t)pl;
+    memcpy(out + n, project, pl), n += pl;
+    if (allow_cache) out[n++] = 0x18, out[n++] = 1;
+    return n;
+}
+
+static int answered_with(const call *c, const char *msg) {
+    size_t mn = strlen(msg);
+    return c->closed && c->code == 0 && strcmp(c->status, "200") == 0 &&
+           strcmp(c->grpc_status, "0") == 0 && c->n == mn + 5 && c->body[0] == 0 &&
+           c->body[4] == mn && memcmp(c->body + 5, msg, mn) == 0;
+}
+
+static void calls(void) {
+    char err[256];
+    /* B: relays to a port where nothing listens. A: relays to B. */
+    int dead_port;
+    {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t sl = sizeof(sa);
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+        getsockname(fd, (struct sockaddr *)&sa, &sl);
+        dead_port = ntohs(sa.sin_port);
+        close(fd);
+    }
+    front *b = front_start(0, dead_port, METHODS, KINDS, 2, NULL, 1, 0, err, sizeof(err));
+    CHECK_CASE(b != NULL, err);
+    if (!b) return;
+    front *a = front_start(0, front_port(b), METHODS, KINDS, 2, NULL, 1, 0, err, sizeof(err));
+    CHECK_CASE(a != NULL, err);
+    if (!a) {
+        front_stop(b);
+        return;
+    }
+    front_answers *ta = front_answers_new(1), *tb = front_answers_new(1);
+    front_answers_add(ta, 0, "proj", 4, "here", 4, "from A", 6);
+    front_answers_add(tb, 0, "proj", 4, "there", 5, "from B", 6);
+    front_answers_add(tb, 1, "proj", 4, "here", 4, "B's other method", 16);
+    front_set_answers(a, ta);
+    front_set_answers(b, tb);
+
+    uint8_t req[128];
+    call c;
+    size_t n = get_request(req, "here", "proj", 1);
+    unary(front_port(a), METHODS[0], req, n, &c);
+    CHECK(answered_with(&c, "from A"));
+    n = get_request(req, "there", "proj", 1); /* A relays, B answers */
+    unary(front_port(a), METHODS[0], req, n, &c);
+    CHECK(answered_with(&c, "from B"));
+    n = get_request(req, "here", "proj", 1); /* the other method: B's */
+    unary(front_port(a), METHODS[1], req, n, &c);
+    CHECK(answered_with(&c, "B's other method"));
+    n = get_request(req, "here", "proj", 0); /* allow_cache unset: relayed to B, then
+                                                to nobody: the call is refused */
+    unary(front_port(a), METHODS[0], req, n, &c);
+    CHECK(c.closed && c.code == NGHTTP2_REFUSED_STREAM && c.n == 0);
+    unary(front_port(a), "/t.S/Unknown", req, n, &c);
+    CHECK(c.closed && c.code == NGHTTP2_REFUSED_STREAM);
+    /* A field the parser does not know: not answered here. */
+    req[n] = 0x20, req[n + 1] = 1;
+    unary(front_port(a), METHODS[0], req, get_request(req, "there", "proj", 1) + 2, &c);
+    CHECK(c.closed && c.code == NGHTTP2_REFUSED_STREAM);
+    front_set_answers(a, NULL); /* withdrawn: A relays everything */
+    n = get_request(req, "here", "proj", 1);
+    unary(front_port(a), METHODS[0], req, n, &c);
+    CHECK(c.closed && c.code == NGHTTP2_REFUSED_STREAM);
+    n = get_request(req, "there", "proj", 1);
+    unary(front_port(a), METHODS[0], req, n, &c);
+    CHECK(answered_with(&c, "from B"));
+    front_stats st;
+    front_stats_get(a, &st);
+    CHECK(st.answered == 1 && st.relayed == 7 && st.connections == 8);
+    front_stop(a);
+    front_stop(b);
+}
+
+/* Uncached Gets, answered by the workers from a SQLite registry: the
+ * stored bytes with the project stamp cleared; a missing row is relayed. */
+static void fetches(void) {
+    char path[64], url[96], err[256];
+    snprintf(path, sizeof(path), "/tmp/test_front_%d.db", (int)getpid());
+    snprintf(url, sizeof(url), "sqlite:///%s", path);
+    unlink(path);
+    db_err dberr;
+    pool_opts opts = {2, 0, 5.0, -1.0, 1};
+    store *st = store_open(url, NULL, &opts, &dberr);
+    CHECK(st && store_create_schema(st, &dberr) == 0);
+    if (!st) return;
+    static const uint8_t fv[] = {0x0a, 0x04, 0x0a, 0x02, 'f', 'v'}; /* spec { name: "fv" } */
+    write_ctx w = {.now = 100};
+    int inserted = 0;
+    sref proj = {"p", 1}, name = {"fv", 2}, proto = {(const char *)fv, sizeof(fv)};
+    CHECK(store_apply(st, OBJ_FEATURE_VIEW, proj, name, proto, &w, &inserted, &dberr) == 0);
+    store_close(st);
+    front *a = front_start(0, 1, METHODS, KINDS, 2, store_open(url, NULL, &opts, &dberr), 1, 2, err,
+                           sizeof(err));
+    CHECK_CASE(a != NULL, err);
+    if (!a) return;
+    buf want = {0};
+    buf_put(&want, fv, sizeof(fv));
+    pb_project_stamp(OBJ_FEATURE_VIEW, "", 0, &want);
+    uint8_t req[64];
+    call c;
+    int all = 1;
+    for (int i = 0; i < 20; i++) { /* more calls than workers */
+        unary(front_port(a), METHODS[1], req, get_request(req, "fv", "p", 0), &c);
+        all &= c.closed && c.code == 0 && strcmp(c.grpc_status, "0") == 0 && c.n == want.n + 5 &&
+               memcmp(c.body + 5, want.p, want.n) == 0;
+    }
+    CHECK(all);
+    unary(front_port(a), METHODS[1], req, get_request(req, "gone", "p", 0), &c);
+    CHECK(c.closed && c.code == NGHTTP2_REFUSED_STREAM); /* relayed: nobody at port 1 */
+    front_stats fs;
+    front_stats_get(a, &fs);
+    CHECK(fs.fetched == 20 && fs.relayed == 0 && fs.answered == 0); /* port 1: refused */
+    front_stop(a);
+    buf_free(&want);
+    unlink(path);
+}
+
+/* pb_strings_ok: what decides whether a stored row may be served without
+ * Feast's parser. */
+static void strings(void) {
+#define OK(lit) pb_strings_ok((const uint8_t *)(lit), sizeof(lit) - 1)
+    CHECK(OK("\x0a\x04\x0a\x02"
+             "fv") == 1);                               /* spec { name: "fv" } */
+    CHECK(OK("\x0a\x06\x0a\x04\xf0\x9f\x99\x82") == 1); /* a 4-byte character */
+    CHECK(OK("\x0a\x04\x0a\x02\xc3\x28") == 0);         /* invalid UTF-8, nested */
+    CHECK(OK("\x0a\x02\xc0\x80") == 0);                 /* overlong NUL */
+    CHECK(OK("\x0a\x03\xed\xa0\x80") == 0);             /* a surrogate */
+    CHECK(OK("\x0a\x04\xf4\x90\x80\x80") == 0);         /* past U+10FFFF */
+    CHECK(OK("\x0a\x05\x0a\x02"
+             "fv") == 0);                               /* truncated */
+    CHECK(OK("\x10\x96\x01\x1d\x00\x00\x80\x3f") == 1); /* varint, fixed32 */
+    CHECK(OK("\x0b\x0c") == 0);                         /* a group */
+    CHECK(OK("") == 1);
+#undef OK
+}
+
+int main(void) {
+    strings();
+    table();
+    calls();
+    fetches();
+    return check_report("front");
+}
