@@ -45,23 +45,51 @@ def status(repo: str) -> int:
     if getattr(reg, "registry_type", None) != "sql":
         print(f"registry:     registry_type {reg.registry_type!r}: feast_sqlreg is not involved")
         return 0
-    from feast_sqlreg.errors import DatabaseError
+    from feast_sqlreg.errors import DatabaseError, OperationalError
 
     try:
-        # The store NativeSqlRegistry opens: connect_args, pool options.
-        store = _install.open_store(reg)
+        # The store NativeSqlRegistry opens: connect_args, pool options;
+        # SQLite files are opened, never created, by a status check.
+        store = _install.open_store(reg.model_copy(update={
+            "path": _existing_only(reg.path), "read_path": _existing_only(reg.read_path)}))
         print(f"registry:     {store.dialect} at {store.url} "
               f"-> {'native' if native else 'stock'} registry")
         missing = set(store.missing_tables(False))
         if reg.read_path:
             missing |= set(store.missing_tables(True))
     except DatabaseError as e:
+        missing_file = _missing_sqlite_file(reg.path)
+        if missing_file and isinstance(e, OperationalError):  # could not open it
+            print(f"connection:   no database file yet at {missing_file} (feast apply creates it)")
+            return 0
         print(f"connection:   FAILED: {type(e).__name__}: {e}")
         print(f"{type(e).__module__}.{type(e).__name__}: {e}", file=sys.stderr)
         return 1
     schema = f"missing tables {', '.join(sorted(missing))}" if missing else "complete"
     print(f"connection:   ok; schema {schema}")
     return 0
+
+
+def _sqlite_file(url):
+    """The file a sqlite URL names (SQLAlchemy's split: sqlite:///relative,
+    sqlite:////absolute), or None for another URL or an in-memory one."""
+    if not url or not url.split("://", 1)[0].startswith("sqlite") or ":///" not in url:
+        return None
+    path = url.split(":///", 1)[1].split("?", 1)[0]
+    return None if path in ("", ":memory:") else path
+
+
+def _existing_only(url):
+    """url, opening a SQLite file read-write without creating it (SQLite's
+    mode=rw), unless the URL chooses a mode itself."""
+    if _sqlite_file(url) is None or "mode=" in url.split("?", 1)[-1]:
+        return url
+    return url + ("&" if "?" in url else "?") + "mode=rw"
+
+
+def _missing_sqlite_file(url):
+    path = _sqlite_file(url)
+    return os.path.abspath(path) if path is not None and not os.path.exists(path) else None
 
 
 def _version():

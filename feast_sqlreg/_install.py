@@ -83,9 +83,12 @@ def _swap(module, native):
 
 
 def _swap_server(module, server):
-    """start_server() builds the servicer by this module-level name."""
+    """start_server() builds the servicer by this module-level name; Feast
+    calls start_server() by its module-level name too."""
     module.StockRegistryServer = module.RegistryServer
     module.RegistryServer = server
+    module.stock_start_server = module.start_server
+    module.start_server = sys.modules[server.__module__].start_server
 
 
 def _patch_cli(module):

@@ -85,7 +85,7 @@ from feast.version_utils import generate_version_id, parse_version, version_tag
 
 from google.protobuf.message import DecodeError
 
-from feast_sqlreg import _install, _typechecks, errors
+from feast_sqlreg import _engines, _install, _typechecks, errors
 from feast_sqlreg._changes import ChangeFeed
 from feast_sqlreg._sqlregistry import Store
 
@@ -252,6 +252,10 @@ PATCH_LIMIT = 50
 
 # Seconds between two looks at the change log; 0 turns change detection off.
 POLL_SECONDS = float(os.environ.get("FEAST_SQLREG_POLL_SECONDS", "0.5") or 0)
+# Read-your-writes when read_path is a replica (PostgreSQL hot standby): how
+# long a read waits for the replica to replay this process's writes before
+# it reads the primary instead; below 0, reads never wait (nor fall back).
+REPLICA_WAIT_SECONDS = float(os.environ.get("FEAST_SQLREG_REPLICA_WAIT", "1.0") or 0)
 # Change log rows older than this are deleted (by registries that may write).
 PRUNE_AFTER_SECONDS = 3600
 PRUNE_EVERY_SECONDS = 60
@@ -492,6 +496,7 @@ def open_store(registry_config) -> Store:
     return Store(
         with_connect_args(registry_config.path, connect_args),
         with_connect_args(registry_config.read_path, connect_args),
+        replica_wait=REPLICA_WAIT_SECONDS,
         **store_options(kwargs),
     )
 
@@ -511,12 +516,25 @@ class NativeSqlRegistry(CachingRegistry):
         self._refresh_seq = self._installed_seq = 0
         #: How the cached registry was renewed: full reads, patches.
         self.cache_updates = {"full": 0, "patched": 0}
+        #: Called with no arguments after each new cached registry is in.
+        self.cache_listeners: List[Any] = []
         self._store = open_store(registry_config)
         mode = registry_config.schema_mode
         if mode == "auto":
             self._store.create_schema()
         elif mode == "verify":
             self._verify_schema()
+        if type(self)._warn_if_narrow_blob_columns is not _stock_blob_check:
+            # Replaced (a subclass, a patch): called as stock calls it, with
+            # the SQLAlchemy engines, which are made for it.
+            self._warn_if_narrow_blob_columns(self.write_engine)
+            if self.read_engine is not self.write_engine:
+                self._warn_if_narrow_blob_columns(self.read_engine)
+        else:
+            self._check_blob_columns(False)
+            if self.registry_config.read_path:
+                # A replica can be on another schema version (mid-migration).
+                self._check_blob_columns(True)
         # Before the first read of the registry, so no write is missed.
         self._feed = self._open_change_feed(install=mode == "auto")
         self._poller = None
@@ -558,6 +576,18 @@ class NativeSqlRegistry(CachingRegistry):
         if poller is not None:
             poller.stop()
         self._store.close()
+        _engines.dispose(self)
+
+    @property
+    def write_engine(self):
+        """A SQLAlchemy engine on ``path``, as stock's (feast_sqlreg._engines):
+        made on first use; the native registry itself never uses it."""
+        return _engines.engines_of(self).write
+
+    @property
+    def read_engine(self):
+        """A SQLAlchemy engine on ``read_path``, or write_engine when unset."""
+        return _engines.engines_of(self).read
 
     def __enter__(self):
         return self
@@ -571,6 +601,44 @@ class NativeSqlRegistry(CachingRegistry):
             missing |= set(self._store.missing_tables(True))
         if missing:
             raise FeastRegistrySchemaError(sorted(missing))
+
+    @staticmethod
+    def _warn_if_narrow_blob_columns(engine, registry_metadata=None):
+        """Stock's check, on a SQLAlchemy engine: same signature, same log
+        (Feast's own function runs). The registry's start-up does the same
+        check through the native store (_check_blob_columns), making no
+        engine, unless this method was replaced."""
+        from feast.infra.registry import sql as stock_sql
+
+        stock = getattr(stock_sql, "StockSqlRegistry", stock_sql.SqlRegistry)
+        if registry_metadata is None:
+            registry_metadata = stock_sql.metadata
+        return stock._warn_if_narrow_blob_columns(engine, registry_metadata)
+
+    def _check_blob_columns(self, read: bool):
+        """Logs an ERROR, as stock does, when a MySQL/MariaDB registry still
+        has 64 KB BLOB proto columns (tables created before Feast's LONGBLOB
+        fix: create_all never widens them, and a large proto is truncated).
+        Never refuses to start; a failed check is only logged at DEBUG."""
+        try:
+            stale = self._store.narrow_blob_columns(read)
+        except Exception as e:
+            logger.debug("Could not check registry BLOB column widths: %s", e)
+            return
+        if stale:
+            url = self.registry_config.read_path if read else self.registry_config.path
+            dialect = "mariadb" if url.startswith("mariadb") else "mysql"
+            logger.error(
+                "SQL registry has %d column(s) still typed BLOB (64 KB cap) "
+                "on this %s database: %s. Large protos (e.g. a FeatureView) "
+                "will be silently truncated and fail to deserialize. "
+                "create_all() does not migrate existing columns; run the "
+                "ALTER TABLE ... MODIFY ... LONGBLOB migration documented at "
+                "docs/reference/registries/sql.md to fix this.",
+                len(stale),
+                dialect,
+                ", ".join(sorted(f"{table}.{column}" for table, column in stale)),
+            )
 
     # ---- freshness: change detection ---------------------------------------
     #
@@ -644,11 +712,14 @@ class NativeSqlRegistry(CachingRegistry):
     def _install(self, seq: int, registry, how: str) -> None:
         """Swaps registry in unless an update begun later is already in."""
         with self._swap_lock:
-            if seq > self._installed_seq:
-                self._installed_seq = seq
-                self.cached_registry_proto = registry
-                self.cached_registry_proto_created = _utc_now()
-                self.cache_updates[how] += 1
+            if seq <= self._installed_seq:
+                return
+            self._installed_seq = seq
+            self.cached_registry_proto = registry
+            self.cached_registry_proto_created = _utc_now()
+            self.cache_updates[how] += 1
+        for listener in list(self.cache_listeners):
+            listener()
 
     def _on_changes(self, changed) -> None:
         """Called by the poller with the (table, project, name) keys that
@@ -1194,6 +1265,8 @@ class NativeSqlRegistry(CachingRegistry):
         if not is_latest:
             return self._apply_pinned_version(feature_view, kind, project, pin_version)
 
+        if no_promote and self._stage_version(feature_view, kind, project):
+            return  # saved as the next version; the active row is as it was
         old_fv, old_bytes, sent = self._apply_object(
             kind, project, feature_view, first_version=True
         )
@@ -1207,6 +1280,16 @@ class NativeSqlRegistry(CachingRegistry):
         new_fv = fv_class.from_proto(proto_class.FromString(sent))
         if not new_fv._schema_or_udf_changed(old_fv):
             return
+        snapshot = self._save_next_version(feature_view, kind, project, old_bytes)
+        self._store.replace_proto(
+            kind, project, feature_view.name, snapshot, int(_utc_now().timestamp())
+        )
+        self._written()
+
+    def _save_next_version(self, feature_view, kind: int, project: str, old_bytes: bytes) -> bytes:
+        """Saves feature_view as its next version (the stored definition,
+        old_bytes, becomes v0 first when it has no history); returns the
+        snapshot saved."""
         next_ver = self._store.version_next(project, feature_view.name)
         if next_ver == 0:
             # First time versioned: the old definition becomes v0.
@@ -1217,7 +1300,7 @@ class NativeSqlRegistry(CachingRegistry):
             snapshot = self._snapshot(feature_view, project)
             try:
                 self._save_version(feature_view.name, project, next_ver, kind, snapshot)
-                break
+                return snapshot
             except errors.IntegrityError:
                 if attempt == 2:
                     raise ConcurrentVersionConflict(
@@ -1225,12 +1308,23 @@ class NativeSqlRegistry(CachingRegistry):
                         f"3 attempts due to concurrent applies. Please retry."
                     )
                 next_ver = self._store.version_next(project, feature_view.name)
-        if no_promote:
-            return
-        self._store.replace_proto(
-            kind, project, feature_view.name, snapshot, int(_utc_now().timestamp())
-        )
-        self._written()
+
+    def _stage_version(self, feature_view, kind: int, project: str) -> bool:
+        """apply_feature_view(no_promote=True) of a schema or UDF change to a
+        stored view: saves it as the next version and leaves the active row
+        as it is, as Feast documents (and its file registry does; stock's
+        SQL registry overwrites the active row). False when nothing is
+        stored or the change is metadata only: applied as usual."""
+        stored = self._store.get(kind, project, feature_view.name, True)
+        if stored is None:
+            return False
+        proto_class, fv_class, _ = _KINDS[kind]
+        old_fv = fv_class.from_proto(proto_class.FromString(stored))
+        new_fv = fv_class.from_proto(feature_view.to_proto())
+        if not new_fv._schema_or_udf_changed(old_fv):
+            return False
+        self._save_next_version(feature_view, kind, project, stored)
+        return True
 
     def _apply_pinned_version(self, feature_view, kind: int, project: str, pin_version: int):
         snapshot = self._store.version_get(project, feature_view.name, pin_version)
@@ -1449,6 +1543,11 @@ for _name in dir(NativeSqlRegistry):
         )
 del _name
 
+# The staticmethod's function: a class whose _warn_if_narrow_blob_columns is
+# something else had it replaced (see NativeSqlRegistry.__init__).
+_stock_blob_check = NativeSqlRegistry.__dict__["_warn_if_narrow_blob_columns"].__func__
+
 # Finishes the start-up hook's work when this module was imported before
 # Feast (its Feast imports loaded feast.infra.registry.sql first).
 _install.loaded(__name__, NativeSqlRegistry)
+

@@ -154,7 +154,9 @@ def make_registry(databases):
     for reg in made:
         if isinstance(reg, NativeSqlRegistry):
             reg.close()  # its change poller, before the database goes
-        engine = getattr(reg, "write_engine", None)
+        # A native registry's engines are made on first use (and disposed
+        # by close()): reading them here would only make new ones.
+        engine = None if isinstance(reg, NativeSqlRegistry) else getattr(reg, "write_engine", None)
         if engine is not None:
             engine.dispose()
             reg.read_engine.dispose()

@@ -160,6 +160,63 @@ def test_stock_schema_checks_pass_on_our_schema(make_registry, caplog):
     assert not [r for r in caplog.records if "BLOB" in r.getMessage()]
 
 
+def blob_errors(caplog, make):
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        make()
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and "BLOB" in r.getMessage()]
+
+
+def test_narrow_blob_columns_are_reported_as_stock_does(make_registry, backend, caplog):
+    """A MySQL registry whose proto columns are still 64 KB BLOBs (created
+    before Feast's LONGBLOB fix) gets stock's ERROR from both registries,
+    for the write and the read database; never on other backends, never
+    after the migration, and never a refusal to start."""
+    reg = make_registry("native")
+    urls = urls_of(reg)
+    raw = RawConnection(reg)
+    if backend == "mysql":
+        raw.execute("ALTER TABLE entities MODIFY entity_proto BLOB NOT NULL")
+        raw.execute("ALTER TABLE feature_views MODIFY user_metadata BLOB NULL")
+        raw.execute("CREATE TABLE unrelated (payload BLOB)")  # not a registry column
+    stock = blob_errors(caplog, lambda: make_registry("stock", urls))
+    native = blob_errors(caplog, lambda: make_registry("native", urls))
+    both = blob_errors(caplog, lambda: make_registry("native", urls, read_path=urls[0]))
+    if backend != "mysql":
+        assert stock == native == both == []
+        return
+    assert len(stock) == 1 and "entities.entity_proto, feature_views.user_metadata" in stock[0]
+    assert native == stock
+    assert both == stock * 2  # path and read_path are checked apart
+    raw.execute("ALTER TABLE entities MODIFY entity_proto LONGBLOB NOT NULL")
+    raw.execute("ALTER TABLE feature_views MODIFY user_metadata LONGBLOB NULL")
+    assert blob_errors(caplog, lambda: make_registry("native", urls)) == []
+    raw.close()
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "sqlite"])
+def test_start_up_does_not_wait_for_other_writers(make_registry, backend):
+    """A registry starting on an existing schema (schema_mode: auto, every
+    replica of a fleet) runs no DDL: PostgreSQL's CREATE INDEX IF NOT
+    EXISTS would queue behind any open write transaction on the table even
+    though the index exists. (SQLite has one writer at a time by design.)"""
+    first = make_registry("native")
+    first.apply_entity(o.entity(), "proj")
+    raw = RawConnection(first)
+    raw.begin()
+    raw.execute("UPDATE entities SET last_updated_timestamp = 1 WHERE entity_name = ?", ("driver",))
+    started = []
+    thread = threading.Thread(target=lambda: started.append(make_registry("native", urls_of(first))))
+    thread.start()
+    thread.join(10)
+    while_open = bool(started)
+    raw.rollback()
+    raw.close()
+    thread.join(30)
+    assert started
+    assert while_open, "the second registry waited for the open write transaction"
+
+
 CONNECT_ARGS = {
     "sqlite": {"timeout": 5, "check_same_thread": False},
     "postgresql": {"connect_timeout": 5, "application_name": "fsr_connect_args"},

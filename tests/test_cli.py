@@ -102,11 +102,23 @@ def test_cli_lifecycle(repo):
 
 
 def test_status_command(repo):
+    registry_db = next(repo.rglob("feature_store.yaml")).read_text().split("sqlite:///", 1)[1].split()[0]
+    db = Path(registry_db) if Path(registry_db).is_absolute() else repo / registry_db
+    assert not db.exists()
+    before = subprocess.run(
+        [sys.executable, "-m", "feast_sqlreg", "status"], cwd=repo, capture_output=True, text=True
+    )
+    assert before.returncode == 0, before.stderr
+    # A status check reports the missing file and does not create it.
+    assert "no database file yet" in before.stdout and str(db) in before.stdout
+    assert not db.exists()
+    feast(repo, "apply")
     out = subprocess.run(
         [sys.executable, "-m", "feast_sqlreg", "status"], cwd=repo, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr
     assert "native" in out.stdout and "sqlite" in out.stdout
+    assert "connection:   ok; schema complete" in out.stdout
     disabled = subprocess.run(
         [sys.executable, "-m", "feast_sqlreg", "status"],
         cwd=repo,

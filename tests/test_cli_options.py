@@ -8,6 +8,7 @@ registry is a fresh database of the backend under test."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -178,7 +179,10 @@ def test_sqlite_mode_ro(backend, databases, repo):
     must fail on it (it would succeed if the option were dropped)."""
     url, _ = databases.new()
     set_registry(repo, url)
-    out = status(repo)  # creates the empty database file
+    out = status(repo)  # reports the missing file, and does not create it
+    assert out.returncode == 0 and "no database file yet" in out.stdout, out.stdout + out.stderr
+    Path(url.split(":///", 1)[1]).touch()  # an empty database
+    out = status(repo)
     assert out.returncode == 0 and "missing tables" in out.stdout, out.stdout + out.stderr
 
     set_registry(repo, url, connect_args={"mode": "ro", "timeout": 1})
@@ -257,7 +261,10 @@ def test_open_store_matches_native_registry(backend, databases, monkeypatch):
     assert calls[0] == calls[1]
     (path, read_path), options = calls[0]
     assert path == read_path == f"{url}?timeout=7"
-    assert options == {k: v for k, v in kwargs.items() if k != "connect_args"}
+    assert options == {
+        **{k: v for k, v in kwargs.items() if k != "connect_args"},
+        "replica_wait": registry_module.REPLICA_WAIT_SECONDS,
+    }
 
 
 def test_empty_path_same_error(tmp_path):
