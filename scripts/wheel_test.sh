@@ -1,0 +1,174 @@
+#!/bin/sh
+# The binary wheel in dist/ (make wheel), tested where nothing of ours is:
+#
+# 1. A clean Debian bookworm root (debootstrap: python3 and python3-venv,
+#    nothing else; made once, kept in build/wheel-root). In it, a venv gets
+#    the wheel and Feast from PyPI; scripts/wheel_test_root.py checks that
+#    the extension loads no system library besides glibc's, then runs
+#    `feast apply` and `feast materialize` with `registry_type: sql` on
+#    SQLite, on the local PostgreSQL and on the local MariaDB (as a user
+#    that logs in with ed25519, so the bundled client plugins are needed),
+#    and checks that FeatureStore used the native registry. The root runs
+#    under chroot in a mount namespace of its own (its /proc and /dev mounts
+#    go away with it) and shares the host's network, so 127.0.0.1 is the
+#    host's servers.
+# 2. The same wheel on every other CPython given as an argument: import,
+#    and a store on SQLite, PostgreSQL and MariaDB.
+# 3. The sdist, built by pip in a fresh venv here (with the -dev packages).
+# 4. Import cost of the module: the wheel against the sdist's build.
+#
+# Usage: scripts/wheel_test.sh [PYTHON ...]   (as root; FEAST_VERSION=x.y.z)
+set -eu
+cd "$(dirname "$0")/.."
+here=$(pwd)
+t0=$(date +%s)
+PYTHON=${PYTHON:-python3}
+ROOT=${WHEEL_ROOT:-build/wheel-root}
+PG_ADMIN=${FEAST_SQLREG_PG:-postgresql://postgres@127.0.0.1:5432/postgres}
+PG_BASE=${PG_ADMIN%/*}
+MY_HOST=127.0.0.1
+MY_PORT=3306
+FEAST_SPEC=feast${FEAST_VERSION:+==$FEAST_VERSION}
+
+one() { # the single file a glob names
+  [ $# -eq 1 ] && [ -e "$1" ] || { echo "expected one file, got: $*" >&2; exit 1; }
+  echo "$1"
+}
+wheel=$(one dist/feast_sqlreg-*-abi3-*.whl)
+sdist=$(one dist/feast_sqlreg-*.tar.gz)
+echo "== $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB)"
+
+# ---- the clean root ------------------------------------------------------
+mirror=${DEBIAN_MIRROR:-$({
+  sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null
+  sed -n 's/^deb[[:space:]]\{1,\}\(\[[^]]*\][[:space:]]\{1,\}\)\{0,1\}//p' /etc/apt/sources.list 2>/dev/null
+} | awk '{print $1}' | grep -v security | head -1)}
+mirror=${mirror:-http://deb.debian.org/debian}
+if [ ! -e "$ROOT/.fsr-root" ]; then
+  echo "== debootstrap bookworm into $ROOT from $mirror (python3 python3-venv)"
+  rm -rf --one-file-system "$ROOT.tmp"
+  # Its own mount namespace: whatever debootstrap mounts dies with it.
+  unshare --mount --propagation private \
+    debootstrap --variant=minbase --include=python3,python3-venv bookworm "$ROOT.tmp" "$mirror" \
+    >build/wheel-root.log 2>&1 || { tail -20 build/wheel-root.log; exit 1; }
+  touch "$ROOT.tmp/.fsr-root"
+  rm -rf --one-file-system "$ROOT"
+  mv "$ROOT.tmp" "$ROOT"
+fi
+
+in_root() { # runs "$@" in the root, with /proc, /dev and a fresh /dev/shm
+  unshare --mount --propagation private sh -c '
+    r=$1; shift
+    mount --bind /proc "$r/proc" && mount --bind /dev "$r/dev" &&
+      mount -t tmpfs -o mode=1777 tmpfs "$r/dev/shm" || exit 1
+    exec chroot "$r" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
+      PATH=/usr/local/bin:/usr/bin:/bin PIP_DISABLE_PIP_VERSION_CHECK=1 $ROOT_ENV "$@"' \
+    sh "$ROOT" "$@"
+}
+
+rm -rf --one-file-system "$ROOT/opt/fsr"
+mkdir -p "$ROOT/opt/fsr"
+cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+cp "$wheel" scripts/wheel_test_root.py "$ROOT/opt/fsr/"
+# The host's CA bundle for pip, in case HTTPS goes through a proxy that
+# only the host trusts (Debian's pip 23 in the root reads certifi's, not the
+# system's). It is network set-up, nothing of ours.
+ROOT_ENV=
+ca=${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
+if [ -f "$ca" ]; then
+  cp "$ca" "$ROOT/opt/fsr/host-ca.crt"
+  ROOT_ENV=PIP_CERT=/opt/fsr/host-ca.crt
+fi
+export ROOT_ENV
+echo "== the root: $(in_root python3 -c 'import sys; print("python", sys.version.split()[0])')," \
+  "$(in_root dpkg-query -W -f '${Package}\n' | wc -l) Debian packages"
+if in_root python3 -c 'import feast_sqlreg' 2>/dev/null; then
+  echo "FAIL: feast_sqlreg is importable in the root before the test"; exit 1
+fi
+have= lack=
+for p in libpq5 libmariadb3 libprotobuf-c1 libsqlite3-0; do
+  if in_root dpkg-query -W "$p" >/dev/null 2>&1; then have="$have $p"; else lack="$lack $p"; fi
+done
+echo "   client library packages absent:${lack:- none}; present:${have:- none}"
+
+# ---- databases for it, made from the host ----------------------------------
+tag=fsr_wheel_$$
+MY_USER=$tag
+MY_PASS=ed25519-$$
+cleanup() {
+  psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS $tag" >/dev/null 2>&1 || true
+  mariadb -h$MY_HOST -P$MY_PORT -uroot -e \
+    "DROP DATABASE IF EXISTS $tag; DROP USER IF EXISTS '$MY_USER'@'%'" 2>/dev/null || true
+}
+trap cleanup EXIT
+psql -q "$PG_ADMIN" -c "CREATE DATABASE $tag"
+if ! mariadb -h$MY_HOST -P$MY_PORT -uroot -N -e \
+    "SELECT 1 FROM information_schema.plugins WHERE plugin_name='ed25519'" | grep -q 1; then
+  # The server side of ed25519 (Debian's mariadb-server ships it).
+  mariadb -h$MY_HOST -P$MY_PORT -uroot -e "INSTALL SONAME 'auth_ed25519'"
+fi
+mariadb -h$MY_HOST -P$MY_PORT -uroot -e "
+  CREATE DATABASE $tag CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
+  CREATE USER '$MY_USER'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('$MY_PASS');
+  GRANT ALL ON $tag.* TO '$MY_USER'@'%';"
+echo "   databases $tag on PostgreSQL and MariaDB; MariaDB user $MY_USER logs in with" \
+  "$(mariadb -h$MY_HOST -P$MY_PORT -uroot -N -e "SELECT plugin FROM mysql.user WHERE user='$MY_USER'")"
+PG_URL=$PG_BASE/$tag
+MY_URL=mysql+pymysql://$MY_USER:$MY_PASS@$MY_HOST:$MY_PORT/$tag
+
+# ---- 1. the clean root -------------------------------------------------------
+echo "== in the root: venv, pip install $(basename "$wheel") $FEAST_SPEC (from PyPI)"
+t1=$(date +%s)
+in_root sh -c "cd /opt/fsr && python3 -m venv venv &&
+  venv/bin/pip install -q ./$(basename "$wheel") '$FEAST_SPEC'" 2>&1 |
+  grep -v '^WARNING: Location' || true
+in_root /opt/fsr/venv/bin/python -c 'import feast_sqlreg._sqlregistry' ||
+  { echo "FAIL: pip install in the root"; exit 1; }
+echo "   installed in $(($(date +%s) - t1)) s"
+in_root /opt/fsr/venv/bin/python /opt/fsr/wheel_test_root.py /opt/fsr \
+  sqlite=sqlite:////opt/fsr/registry.db postgresql="$PG_URL" mariadb="$MY_URL"
+
+# ---- 2. other CPythons -----------------------------------------------------
+STORE_CHECK='
+import sys
+from feast_sqlreg import _sqlregistry
+from feast_sqlreg._sqlregistry import Store
+seen = []
+for url in sys.argv[1:]:
+    with Store(url) as s:
+        s.create_schema()
+        missing = s.missing_tables(False)
+        assert not missing, missing
+        seen.append(s.dialect)
+so = _sqlregistry.__file__.rsplit("/", 1)[1]
+print("python", sys.version.split()[0] + ":", so + ", stores on", ", ".join(seen) + ": ok")
+'
+for py in "$@"; do
+  v=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  venv=build/wheel-pythons/$v
+  rm -rf "$venv"
+  "$py" -m venv "$venv"
+  "$venv/bin/pip" install -q --no-deps "$wheel" 2>&1 | grep -v '^WARNING: Location' || true
+  (cd / && "$here/$venv/bin/python" -c "$STORE_CHECK" "sqlite:////tmp/$tag-$v.db" \
+    "$PG_URL" "$MY_URL")
+  rm -f "/tmp/$tag-$v.db"
+done
+
+# ---- 3. the sdist ----------------------------------------------------------
+echo "== pip install $(basename "$sdist") into a fresh venv (build isolation, setuptools from PyPI)"
+sv=build/wheel-sdist
+rm -rf "$sv"
+"$PYTHON" -m venv "$sv"
+"$sv/bin/pip" install -q --no-deps "$sdist" 2>&1 | grep -v '^WARNING: Location' || true
+(cd / && "$here/$sv/bin/python" -c "$STORE_CHECK" "sqlite:////tmp/$tag-sdist.db" "$PG_URL" "$MY_URL")
+rm -f "/tmp/$tag-sdist.db"
+
+# ---- 4. import cost ----------------------------------------------------------
+echo "== import cost: the wheel against the sdist's build (both CPython $("$PYTHON" -c 'import sys; print(sys.version.split()[0])'))"
+wv=build/wheel-import
+rm -rf "$wv"
+"$PYTHON" -m venv "$wv"
+"$wv/bin/pip" install -q --no-deps "$wheel" 2>&1 | grep -v '^WARNING: Location' || true
+"$PYTHON" scripts/import_cost.py --runs 40 sdist-build="$sv/bin/python" wheel="$wv/bin/python"
+
+echo "== wheel test passed in $(($(date +%s) - t0)) s"
