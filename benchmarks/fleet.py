@@ -4,7 +4,7 @@ Stock (FEAST_SQLREG_DISABLE=1: stock registry and stock server) and native
 run one after the other on the same server, with the same registry contents.
 
     python benchmarks/fleet.py [--replicas 3] [--views 200] [--clients 8]
-                               [--seconds 8] [--ttl 600]
+                               [--seconds 8] [--ttl 600] [--pgbouncer] [--standby]
 
 For each read scenario (cached/uncached GetFeatureView and ListFeatureViews)
 the clients call the replicas round robin for --seconds; reported:
@@ -13,6 +13,15 @@ of the replica processes, from /proc). Then write visibility: an entity is
 applied by a writer process, and every replica is asked (cached) until all
 answer it; reported: the time until the last replica did (up to 15 s).
 The table goes to benchmarks/RESULTS.md, section "## Fleet".
+
+--pgbouncer: the replicas and the writer reach the server through the
+PgBouncer in transaction mode that scripts/databases.sh runs (port 6435),
+with prepare_threshold: null, the setting both registries need there;
+section "## Fleet, through PgBouncer".
+
+--standby: the replicas read from the hot standby scripts/databases.sh runs
+(port 5433; read_path), and write to the primary; section "## Fleet,
+reading a hot standby".
 """
 
 import argparse
@@ -43,6 +52,8 @@ from feast.protos.feast.registry import RegistryServer_pb2_grpc as pb_grpc  # no
 PG = os.environ.get("FEAST_SQLREG_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 # Both registries read this URL form (native ignores the driver name).
 SA_SCHEME = "postgresql+psycopg://"
+PGBOUNCER_PORT = int(os.environ.get("FEAST_SQLREG_PGBOUNCER_PORT", "6435"))
+STANDBY_PORT = int(os.environ.get("FEAST_SQLREG_PG_STANDBY_PORT", "5433"))
 PROJECT = "fleet"
 VISIBLE_WITHIN = 15.0
 
@@ -71,7 +82,8 @@ WRITE = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from feast.infra.registry.sql import SqlRegistry, SqlRegistryConfig
     import objects as o
-    reg = SqlRegistry(SqlRegistryConfig(registry_type="sql", path={url!r}), {project!r}, None)
+    reg = SqlRegistry(SqlRegistryConfig(registry_type="sql", path={url!r},
+                                        sqlalchemy_config_kwargs={kwargs!r}), {project!r}, None)
     for line in sys.stdin:
         reg.apply_entity(o.entity(line.strip()), {project!r})
         print("ok", flush=True)
@@ -101,12 +113,16 @@ def env_for(mode):
 class Fleet:
     """N `feast serve_registry` replicas of one repository."""
 
-    def __init__(self, mode, url, replicas, ttl, workdir):
+    def __init__(self, mode, url, replicas, ttl, workdir, no_prepare=False, read_path=None):
         self.repo = Path(workdir) / mode
         self.repo.mkdir()
+        pooler = ("  sqlalchemy_config_kwargs:\n    connect_args:\n      prepare_threshold: null\n"
+                  if no_prepare else "")
         (self.repo / "feature_store.yaml").write_text(
             f"project: {PROJECT}\nprovider: local\n"
             f"registry:\n  registry_type: sql\n  path: {url}\n  cache_ttl_seconds: {ttl}\n"
+            + (f"  read_path: {read_path}\n" if read_path else "")
+            + pooler +
             f"online_store:\n  type: sqlite\n  path: {self.repo}/online.db\n"
             "entity_key_serialization_version: 3\n"
         )
@@ -213,7 +229,12 @@ def visibility(fleet, writer, rounds=5):
 
 
 def run_mode(mode, url, args, workdir):
-    fleet = Fleet(mode, url, args.replicas, args.ttl, workdir)
+    if args.pgbouncer:
+        url = url.replace(":5432/", f":{PGBOUNCER_PORT}/")
+    kwargs = {"connect_args": {"prepare_threshold": None}} if args.pgbouncer else {}
+    read_path = url.replace(":5432/", f":{STANDBY_PORT}/") if args.standby else None
+    fleet = Fleet(mode, url, args.replicas, args.ttl, workdir, no_prepare=args.pgbouncer,
+                  read_path=read_path)
     results = {}
     try:
         for scenario, call in SCENARIOS.items():
@@ -227,7 +248,7 @@ def run_mode(mode, url, args, workdir):
             r = results[scenario]
             print(f"{mode:6} {scenario:15} {r['rps']:8.1f} req/s  p50 {r['p50']:7.2f} ms  "
                   f"p99 {r['p99']:7.2f} ms  replica CPU {r['cpu_ms']:7.3f} ms/req", flush=True)
-        code = WRITE.format(tests=str(ROOT / "tests"), url=url, project=PROJECT)
+        code = WRITE.format(tests=str(ROOT / "tests"), url=url, project=PROJECT, kwargs=kwargs)
         writer = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True, env=env_for(mode),
                                   cwd=workdir)
@@ -265,13 +286,25 @@ def drop_database(name):
 
 
 def write_results(args, stock, native):
+    title = ("## Fleet, through PgBouncer" if args.pgbouncer
+             else "## Fleet, reading a hot standby" if args.standby else "## Fleet")
+    pooler = (" The replicas and the writer reach PostgreSQL through PgBouncer 1.18 in "
+              "transaction mode (default_pool_size 4), prepare_threshold: null for both."
+              if args.pgbouncer else "")
+    if args.standby:
+        pooler += (" The replicas read from a streaming hot standby (read_path, port "
+                   f"{STANDBY_PORT}) and write to the primary; the writer writes to the primary.")
     lines = [
-        "## Fleet",
+        title,
         "",
         f"{args.replicas} `feast serve_registry` replicas on one PostgreSQL registry of "
         f"{args.views} feature views, {args.clients} gRPC clients, {args.seconds} s per "
         f"scenario, cache_ttl_seconds {args.ttl}, 2 cores shared by replicas, clients and "
-        "server. Efficiency = requests per replica CPU-second; ratio = native / stock.",
+        "server. Stock: Feast's registry and grpcio server; native: feast_sqlreg's registry "
+        "behind its native gRPC front (Gets answered in C, the rest relayed to Feast's "
+        "grpcio server). Replica CPU counts every thread of the replica processes, not the "
+        "database server's. Efficiency = requests per replica CPU-second; ratio = native / "
+        "stock." + pooler,
         "",
         "| scenario | stock req/s | native req/s | stock p50 / p99 (ms) | native p50 / p99 (ms) "
         "| stock CPU ms/req | native CPU ms/req | efficiency ratio |",
@@ -294,8 +327,9 @@ def write_results(args, stock, native):
     path = ROOT / "benchmarks" / "RESULTS.md"
     old = path.read_text() if path.exists() else ""
     section = "\n".join(lines)
-    if re.search(r"^## Fleet\n", old, flags=re.M):
-        new = re.sub(r"^## Fleet\n.*?(?=^## |\Z)", section + "\n", old, flags=re.S | re.M)
+    here = re.escape(title) + r"\n"
+    if re.search("^" + here, old, flags=re.M):
+        new = re.sub("^" + here + r".*?(?=^## |\Z)", section + "\n", old, flags=re.S | re.M)
     else:
         new = old.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(new)
@@ -309,6 +343,10 @@ def main():
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--ttl", type=int, default=600)
     ap.add_argument("--no-write", action="store_true", help="print only; keep RESULTS.md")
+    ap.add_argument("--pgbouncer", action="store_true",
+                    help="replicas and writer through PgBouncer (transaction mode)")
+    ap.add_argument("--standby", action="store_true",
+                    help="replicas read from the hot standby (read_path)")
     args = ap.parse_args()
     name, url = create_database()
     workdir = tempfile.mkdtemp(prefix="fsr-fleet-")

@@ -3,6 +3,9 @@ the same run. Prints a table per backend and writes benchmarks/RESULTS.md.
 
     python benchmarks/run.py [--backends sqlite,postgresql,mysql] [--sizes 10,50,100]
 
+--backends pgbouncer runs PostgreSQL through PgBouncer in transaction mode
+(scripts/databases.sh), both registries with prepare_threshold: None.
+
 Scenarios (each on a fresh database per registry):
 - apply N: what `feast apply` does for a repository of N feature views
   (entity, source, N views, a feature service), in the default sync cache
@@ -64,13 +67,23 @@ def timed(fn, repeat=1):
     return best
 
 
+# "pgbouncer": PostgreSQL through the PgBouncer (transaction mode) that
+# scripts/databases.sh runs on port 6435, both registries with
+# prepare_threshold: None, the setting each needs there.
+PGBOUNCER_PORT = int(os.environ.get("FEAST_SQLREG_PGBOUNCER_PORT", "6435"))
+
+
 class Bench:
     def __init__(self, backend, tmp):
-        self.dbs = conftest.Databases(backend, Path(tmp))
+        self.bounced = backend == "pgbouncer"
+        self.dbs = conftest.Databases("postgresql" if self.bounced else backend, Path(tmp))
         self.made = []
 
     def registry(self, kind, **kw):
         urls = self.dbs.new()
+        if self.bounced:
+            urls = [u.replace(":5432/", f":{PGBOUNCER_PORT}/") for u in urls]
+            kw.setdefault("sqlalchemy_config_kwargs", {"connect_args": {"prepare_threshold": None}})
         cls = conftest.NativeSqlRegistry if kind == "native" else conftest.StockSqlRegistry
         reg = cls(conftest.config(urls[0] if kind == "native" else urls[1], **kw), "proj", None)
         self.made.append(reg)
@@ -246,7 +259,7 @@ def main():
     # Sections other benchmarks own (make soak: "## Soak", make fleet:
     # "## Fleet") are kept.
     old = results.read_text() if results.exists() else ""
-    kept = re.findall(r"^## (?:Soak|Fleet)\n.*?(?=^## |\Z)", old, flags=re.S | re.M)
+    kept = re.findall(r"^## (?:Soak|Fleet)\b.*?(?=^## |\Z)", old, flags=re.S | re.M)
     results.write_text("\n".join(lines).rstrip("\n") + "\n\n" + "".join(kept))
 
 
