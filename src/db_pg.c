@@ -1057,8 +1057,14 @@ static const db_sql_dialect pg_sql = {
         "UNION ALL SELECT proname::text FROM pg_proc "
         "WHERE pronamespace = current_schema()::regnamespace",
     .change_trigger = pg_change_trigger,
+    /* What a hot standby has replayed; NULL (not a replica: nothing to wait
+     * for) on a primary. pg_last_wal_replay_lsn() alone is not NULL on a
+     * primary that went through crash recovery: it keeps the last position
+     * that recovery replayed, and every read after a write would wait for
+     * it in vain, then go to the primary. */
     .write_position_query = "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint",
-    .replay_position_query = "SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint",
+    .replay_position_query = "SELECT CASE WHEN pg_is_in_recovery() THEN "
+                             "(pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint END",
 };
 
 const db_driver db_pg_driver = {

@@ -118,6 +118,7 @@ def registries():
         made.append(reg)
         return reg
 
+    make.made = made
     yield make
     for reg in made:
         reg.close()
@@ -254,3 +255,107 @@ def test_registry_server_front_reads_the_replica_and_its_own_writes(pair, tmp_pa
         server.stop(None)
         store.registry.close()
 
+
+def _crash_recovered_postgres(where):
+    """A throwaway PostgreSQL server that went through crash recovery (killed
+    with SIGKILL after a write, then started again): a primary on which
+    pg_last_wal_replay_lsn() is not NULL. Yields its admin URL."""
+    import glob
+    import pwd
+    import shutil
+    import signal
+    import socket
+    import subprocess
+
+    bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.makedirs(where, mode=0o700)
+    as_postgres = []
+    if os.geteuid() == 0:  # initdb refuses root; CI runs as root
+        os.chown(where, pwd.getpwnam("postgres").pw_uid, -1)
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    data = os.path.join(where, "data")
+    opts = f"-p {port} -k {where} -c listen_addresses=127.0.0.1 -c fsync=off"
+
+    def run(*argv):
+        done = subprocess.run(as_postgres + [f"{bindir}/{argv[0]}", *argv[1:]], capture_output=True, text=True)
+        assert done.returncode == 0, f"{argv[0]} failed: {done.stderr}"
+
+    def start():
+        run("pg_ctl", "-D", data, "-o", opts, "-l", os.path.join(where, "log"), "-w", "start")
+
+    def kill():
+        with open(os.path.join(data, "postmaster.pid")) as f:
+            pid = int(f.readline())
+        os.kill(pid, signal.SIGKILL)
+        # Its backends leave when they see the postmaster gone; a new one
+        # starts only once they have (shared memory still attached).
+        for _ in range(500):
+            if subprocess.run(["pgrep", "-f", data], capture_output=True).returncode != 0:
+                break
+            time.sleep(0.01)
+        for stale in [os.path.join(data, "postmaster.pid")] + glob.glob(f"{where}/.s.PGSQL.*"):
+            os.unlink(stale)
+
+    run("initdb", "-A", "trust", "-U", "postgres", "-D", data)
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    try:
+        start()
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE written (x int); INSERT INTO written VALUES (1)")
+        kill()
+        start()
+        yield url
+    finally:
+        subprocess.run(as_postgres + [f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.fixture
+def crash_recovered_postgres():
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="fsr-crashed-")
+    os.chmod(base, 0o755)  # for the postgres user, when the tests run as root
+    try:
+        yield from _crash_recovered_postgres(os.path.join(base, "pg"))
+    finally:
+        os.rmdir(base)
+
+
+@pytest.mark.skipif("postgresql" not in BACKENDS, reason="FEAST_SQLREG_BACKENDS leaves postgresql out")
+def test_a_primary_after_crash_recovery_is_not_a_replica(crash_recovered_postgres, registries):
+    """A read_path on a PostgreSQL primary is read as it is, even when that
+    primary once replayed its log after a crash (pg_last_wal_replay_lsn()
+    then keeps a position forever): no read waits for it, none goes to path."""
+    import psycopg
+
+    with psycopg.connect(crash_recovered_postgres, autocommit=True) as conn:
+        assert conn.execute("SELECT pg_last_wal_replay_lsn() IS NOT NULL, pg_is_in_recovery()").fetchone() == (
+            True,
+            False,
+        )
+        conn.execute('CREATE DATABASE "reads"')
+    dbs = Databases("postgresql", None)
+    try:
+        primary, _ = dbs.new()
+        read = crash_recovered_postgres.rsplit("/", 1)[0] + "/reads"
+        registries(read, None)  # an empty registry there
+        reg = registries(primary, read)
+        for i in range(5):
+            reg.apply_entity(o.entity(f"e{i}"), "proj")
+            since = time.monotonic()
+            assert reg.list_entities("proj", allow_cache=False) == []  # read_path's, at once
+            assert time.monotonic() - since < 0.5
+        stats = reg._store.replica_stats()
+        assert stats["written"] > 0 and stats["waits"] == 0 and stats["fallbacks"] == 0, stats
+        assert len(registries(primary, None).list_entities("proj")) == 5
+    finally:
+        for made in registries.made:
+            made.close()
+        dbs.drop_all()
