@@ -153,6 +153,9 @@ typedef struct strm {
     headers resp_h, trailers;
     buf resp; /* response body to send to the client */
     size_t resp_off;
+    /* Flow control (see RELAY_WINDOW): bytes of each direction passed on
+     * to the other side, and credited back to the side they came from. */
+    uint64_t req_passed, req_credited, resp_passed, resp_credited;
     int resp_ended, responding;
     int fetching; /* a worker is reading the answer from the database */
 } strm;
@@ -215,6 +218,7 @@ struct front {
     conn *conns;
     conn *closed; /* freed after the events that may still name them */
     _Atomic uint64_t answered, fetched, relayed, connections;
+    _Atomic int64_t held; /* bytes in the streams' buffers */
 };
 
 static void set_err(char *err, size_t len, const char *fmt, ...) {
@@ -261,6 +265,7 @@ static nghttp2_nv *nva_of(const headers *h) {
 }
 
 static void strm_free(strm *s) {
+    atomic_fetch_sub(&s->c->f->held, (int64_t)(s->req.n - s->req_off + s->resp.n - s->resp_off));
     headers_free(&s->req_h);
     headers_free(&s->resp_h);
     headers_free(&s->trailers);
@@ -318,17 +323,74 @@ static int flush_side(conn *c, side *sd, ep_tag *tag) {
     return 0;
 }
 
+/* ---- flow control ---------------------------------------------------------- */
+
+/* Both sessions leave WINDOW_UPDATE to us (NGHTTP2_OPT_NO_AUTO_WINDOW_UPDATE),
+ * so a relayed call is back-pressured end to end: a client that reads slowly
+ * (or a backend that does) stops the other side once RELAY_WINDOW bytes of
+ * its stream wait here. A stream's window is credited as its bytes leave
+ * here: when they are passed on to the other side (or, for a request the
+ * front answers itself, at once; such a request that grows past
+ * ANSWERABLE_MAX is relayed instead). The connection's window is credited
+ * as bytes arrive, as a gRPC peer does, so that one stalled stream never
+ * stops the others on its connection. So the front holds at most
+ * RELAY_WINDOW per stream, and MAX_STREAMS streams per client connection
+ * (a gRPC client queues calls past that). */
+enum { RELAY_WINDOW = 1 << 20, CONN_WINDOW = 1 << 26, ANSWERABLE_MAX = 1 << 16, MAX_STREAMS = 100 };
+
+static nghttp2_option *flow_option(void) {
+    nghttp2_option *o = NULL;
+    if (nghttp2_option_new(&o) != 0) return NULL;
+    nghttp2_option_set_no_auto_window_update(o, 1);
+    return o;
+}
+
+/* Session settings for either side: RELAY_WINDOW per stream, a connection
+ * window of CONN_WINDOW. extra: one more setting (0: none). */
+static int flow_settings(nghttp2_session *h2, nghttp2_settings_entry extra) {
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, RELAY_WINDOW}, extra};
+    if (nghttp2_submit_settings(h2, NGHTTP2_FLAG_NONE, iv, extra.settings_id ? 2 : 1) != 0)
+        return -1;
+    return nghttp2_session_set_local_window_size(h2, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
+}
+
+/* Credits stream id of h2 up to `upto` bytes of its data in all (of which
+ * *credited are already): a WINDOW_UPDATE goes out once enough is due. */
+static void credit_stream(nghttp2_session *h2, int32_t id, uint64_t upto, uint64_t *credited) {
+    if (upto <= *credited) return;
+    if (h2 && id > 0) nghttp2_session_consume_stream(h2, id, (size_t)(upto - *credited));
+    *credited = upto;
+}
+
+/* Keeps len bytes that arrived on one side in b, counting them as held. */
+static int hold(front *f, buf *b, const uint8_t *data, size_t len) {
+    if (buf_put(b, data, len) != 0) return -1;
+    atomic_fetch_add(&f->held, (int64_t)len);
+    return 0;
+}
+
+/* Copies up to len bytes of b from *off to out (what nghttp2 asks for to
+ * send on the other side); the buffer starts over once all was taken. */
+static size_t pass_on(front *f, buf *b, size_t *off, uint8_t *out, size_t len) {
+    size_t avail = b->n - *off;
+    size_t n = avail < len ? avail : len;
+    if (n) memcpy(out, b->p + *off, n);
+    *off += n;
+    if (*off == b->n) b->n = *off = 0;
+    atomic_fetch_sub(&f->held, (int64_t)n);
+    return n;
+}
+
 /* ---- relaying to the backend ---------------------------------------------- */
 
 static ssize_t req_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t len, uint32_t *flags,
                         nghttp2_data_source *src, void *user) {
     (void)h2, (void)id, (void)user;
     strm *s = src->ptr;
-    size_t avail = s->req.n - s->req_off;
-    if (avail == 0 && !s->req_ended) return NGHTTP2_ERR_DEFERRED;
-    size_t n = avail < len ? avail : len;
-    if (n) memcpy(out, s->req.p + s->req_off, n);
-    s->req_off += n;
+    if (s->req.n == s->req_off && !s->req_ended) return NGHTTP2_ERR_DEFERRED;
+    size_t n = pass_on(s->c->f, &s->req, &s->req_off, out, len);
+    s->req_passed += n;
+    credit_stream(s->c->cl.h2, s->id, s->req_passed, &s->req_credited);
     if (s->req_off == s->req.n && s->req_ended) *flags |= NGHTTP2_DATA_FLAG_EOF;
     return (ssize_t)n;
 }
@@ -363,11 +425,10 @@ static ssize_t resp_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t l
                          nghttp2_data_source *src, void *user) {
     (void)user;
     strm *s = src->ptr;
-    size_t avail = s->resp.n - s->resp_off;
-    if (avail == 0 && !s->resp_ended) return NGHTTP2_ERR_DEFERRED;
-    size_t n = avail < len ? avail : len;
-    if (n) memcpy(out, s->resp.p + s->resp_off, n);
-    s->resp_off += n;
+    if (s->resp.n == s->resp_off && !s->resp_ended) return NGHTTP2_ERR_DEFERRED;
+    size_t n = pass_on(s->c->f, &s->resp, &s->resp_off, out, len);
+    s->resp_passed += n;
+    if (s->up_id > 0) credit_stream(s->c->up.h2, s->up_id, s->resp_passed, &s->resp_credited);
     if (s->resp_off == s->resp.n && s->resp_ended) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (s->trailers.n) {
@@ -501,7 +562,7 @@ static int try_answer(conn *c, strm *s) {
     if (msg) {
         uint8_t prefix[5] = {0, (uint8_t)(mn >> 24), (uint8_t)(mn >> 16), (uint8_t)(mn >> 8),
                              (uint8_t)mn};
-        found = buf_put(&s->resp, prefix, 5) == 0 && buf_put(&s->resp, msg, mn) == 0 ? 1 : -1;
+        found = hold(f, &s->resp, prefix, 5) == 0 && hold(f, &s->resp, msg, mn) == 0 ? 1 : -1;
     }
     pthread_mutex_unlock(&f->lock);
     if (found <= 0) return found;
@@ -572,10 +633,22 @@ static int cl_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t
                    void *user) {
     (void)flags;
     conn *c = user;
+    nghttp2_session_consume_connection(h2, len);
     strm *s = nghttp2_session_get_stream_user_data(h2, id);
-    if (!s) return 0;
-    if (buf_put(&s->req, data, len) != 0) {
+    if (!s) {
+        nghttp2_session_consume_stream(h2, id, len);
+        return 0;
+    }
+    if (hold(c->f, &s->req, data, len) != 0) {
         nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+        return 0;
+    }
+    if (s->method >= 0 && s->up_id == 0) {
+        /* A request the front may answer itself: taken whole (credited at
+         * once), unless it grows too big for a Get, which Feast's server
+         * then answers. */
+        credit_stream(h2, id, s->req_passed + s->req.n - s->req_off, &s->req_credited);
+        if (s->req.n > ANSWERABLE_MAX && !s->fetching && relay(c, s) != 0) reset_failed(c, s);
         return 0;
     }
     if (s->up_id > 0 && c->up.h2) nghttp2_session_resume_data(c->up.h2, s->up_id);
@@ -631,9 +704,13 @@ static int up_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t
                    void *user) {
     (void)flags;
     conn *c = user;
+    nghttp2_session_consume_connection(h2, len);
     strm *s = nghttp2_session_get_stream_user_data(h2, id);
-    if (!s) return 0;
-    if (buf_put(&s->resp, data, len) != 0) {
+    if (!s) { /* the client went away: the stream is being reset */
+        nghttp2_session_consume_stream(h2, id, len);
+        return 0;
+    }
+    if (hold(c->f, &s->resp, data, len) != 0) {
         nghttp2_submit_rst_stream(c->cl.h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
         return 0;
     }
@@ -673,12 +750,12 @@ static int up_connect(conn *c) {
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, up_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, up_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, up_close);
-    int rv = nghttp2_session_client_new(&c->up.h2, cbs, c);
+    nghttp2_option *opt = flow_option();
+    int rv = opt ? nghttp2_session_client_new2(&c->up.h2, cbs, c, opt) : -1;
+    nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
-    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 24},
-                                   {NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
-    if (rv != 0 || nghttp2_submit_settings(c->up.h2, NGHTTP2_FLAG_NONE, iv, 2) != 0 ||
-        nghttp2_session_set_local_window_size(c->up.h2, NGHTTP2_FLAG_NONE, 0, 1 << 26) != 0) {
+    if (rv != 0 ||
+        flow_settings(c->up.h2, (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0}) != 0) {
         if (c->up.h2) nghttp2_session_del(c->up.h2);
         c->up.h2 = NULL;
         close(fd);
@@ -770,9 +847,23 @@ static void job_free(job *j) {
 
 static void conn_close(conn *c);
 
+/* Writes what both sessions have to send. Passing bytes on in one session
+ * credits the window of the other (a WINDOW_UPDATE to send there), so a
+ * few rounds, until neither has more. -1: the client's socket failed (the
+ * backend's only drops the backend connection). */
+static int flush_sides(conn *c) {
+    for (int round = 0; round < 3; round++) {
+        if (c->up.h2 && flush_side(c, &c->up, &c->up_tag) != 0) up_drop(c);
+        if (flush_side(c, &c->cl, &c->cl_tag) != 0) return -1;
+        if (!(c->up.h2 && nghttp2_session_want_write(c->up.h2)) &&
+            !nghttp2_session_want_write(c->cl.h2))
+            break;
+    }
+    return 0;
+}
+
 static void flush_conn(conn *c) {
-    if (c->up.h2 && flush_side(c, &c->up, &c->up_tag) != 0) up_drop(c);
-    if (flush_side(c, &c->cl, &c->cl_tag) != 0) conn_close(c);
+    if (flush_sides(c) != 0) conn_close(c);
 }
 
 /* Answers (or relays) the streams whose fetch finished. */
@@ -796,8 +887,11 @@ static void fetched(front *f) {
             s->fetching = 0;
             int rv;
             if (j->answered) {
+                atomic_fetch_add(&f->held,
+                                 (int64_t)j->answer.n - (int64_t)(s->resp.n - s->resp_off));
                 buf_free(&s->resp);
                 s->resp = j->answer;
+                s->resp_off = 0;
                 memset(&j->answer, 0, sizeof(j->answer));
                 rv = send_answer(c, s, &f->fetched);
             } else {
@@ -867,12 +961,13 @@ static void accept_all(front *f) {
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, cl_frame_recv);
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, cl_data);
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, cl_close);
-        int rv = nghttp2_session_server_new(&c->cl.h2, cbs, c);
+        nghttp2_option *opt = flow_option();
+        int rv = opt ? nghttp2_session_server_new2(&c->cl.h2, cbs, c, opt) : -1;
+        nghttp2_option_del(opt);
         nghttp2_session_callbacks_del(cbs);
-        nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 1000},
-                                       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 24}};
-        if (rv != 0 || nghttp2_submit_settings(c->cl.h2, NGHTTP2_FLAG_NONE, iv, 2) != 0 ||
-            nghttp2_session_set_local_window_size(c->cl.h2, NGHTTP2_FLAG_NONE, 0, 1 << 26) != 0) {
+        if (rv != 0 || flow_settings(c->cl.h2, (nghttp2_settings_entry){
+                                                   NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+                                                   MAX_STREAMS}) != 0) {
             if (c->cl.h2) nghttp2_session_del(c->cl.h2);
             free(c);
             close(fd);
@@ -912,8 +1007,7 @@ static void serve_event(front *f, ep_tag *tag, uint32_t events) {
         up_drop(c);
         failed = 0;
     }
-    if (!failed && c->up.h2 && flush_side(c, &c->up, &c->up_tag) != 0) up_drop(c);
-    if (!failed) failed = flush_side(c, &c->cl, &c->cl_tag) != 0;
+    if (!failed) failed = flush_sides(c) != 0;
     if (!failed && !nghttp2_session_want_read(c->cl.h2) && !nghttp2_session_want_write(c->cl.h2))
         failed = 1;
     if (failed) conn_close(c);
@@ -1093,6 +1187,7 @@ void front_stats_get(front *f, front_stats *out) {
     out->fetched = atomic_load(&f->fetched);
     out->relayed = atomic_load(&f->relayed);
     out->connections = atomic_load(&f->connections);
+    out->held = atomic_load(&f->held);
 }
 
 void front_stop(front *f) {

@@ -61,6 +61,7 @@ typedef struct {
     uint64_t answered; /* from the table */
     uint64_t fetched;  /* from the database */
     uint64_t relayed, connections;
+    int64_t held; /* bytes waiting in the front's buffers, now */
 } front_stats;
 void front_stats_get(front *f, front_stats *out);
 /* Stops the thread, closes every connection, frees f. */

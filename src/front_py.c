@@ -184,9 +184,10 @@ static PyObject *Front_stats(FrontObject *self, PyObject *noargs) {
     if (!f) return NULL;
     front_stats s;
     front_stats_get(f, &s);
-    return Py_BuildValue("{sKsKsKsK}", "answered", (unsigned long long)s.answered, "fetched",
+    return Py_BuildValue("{sKsKsKsKsL}", "answered", (unsigned long long)s.answered, "fetched",
                          (unsigned long long)s.fetched, "relayed", (unsigned long long)s.relayed,
-                         "connections", (unsigned long long)s.connections);
+                         "connections", (unsigned long long)s.connections, "held",
+                         (long long)s.held);
 }
 
 static PyObject *Front_stop(FrontObject *self, PyObject *noargs) {
@@ -206,7 +207,8 @@ static PyMethodDef Front_methods[] = {
      "set_answers(entries) -> None: the cached answers, [(method index, project, name, "
      "serialized response)], swapped in whole; None answers nothing."},
     {"stats", (PyCFunction)Front_stats, METH_NOARGS,
-     "stats() -> {answered, relayed, connections}."},
+     "stats() -> {answered, fetched, relayed, connections, held}: calls so far; bytes "
+     "waiting in the front's buffers now."},
     {"stop", (PyCFunction)Front_stop, METH_NOARGS, "stop() -> None: closes every connection."},
     {NULL, NULL, 0, NULL},
 };
