@@ -836,14 +836,20 @@ static const db_sql_dialect my_sql = {
                       "WHERE trigger_schema = DATABASE()",
     .change_trigger = my_change_trigger,
     /* GTID sequence numbers of domain 0-style single-domain replication:
-     * the session's last commit, and what the replica's SQL thread has
-     * applied. No binary log: NULL (nothing to wait for); a replica of
-     * several domains: NULL too (its positions do not compare as one). */
+     * the session's last commit, and what the read server holds. No binary
+     * log: NULL (nothing to wait for); a server that never replicated
+     * (empty @@gtid_slave_pos): NULL; a replica of several domains: NULL
+     * too (its positions do not compare as one). What it holds is
+     * @@gtid_current_pos, not @@gtid_slave_pos: the same on a replica, but
+     * a replica promoted to primary keeps its last slave position for
+     * good, while its own writes (its own server id, in its binary log) are
+     * in the current position; with the slave position, every read after a
+     * write there waited replica_wait in vain, then read path. */
     .write_position_query = "SELECT CAST(NULLIF(SUBSTRING_INDEX(@@last_gtid, '-', -1), '') "
                             "AS SIGNED)",
-    .replay_position_query =
-        "SELECT IF(@@gtid_slave_pos = '' OR LOCATE(',', @@gtid_slave_pos) > 0, "
-        "NULL, CAST(SUBSTRING_INDEX(@@gtid_slave_pos, '-', -1) AS SIGNED))",
+    .replay_position_query = "SELECT IF(@@gtid_slave_pos = '' OR LOCATE(',', @@gtid_slave_pos) > 0 "
+                             "OR LOCATE(',', @@gtid_current_pos) > 0, "
+                             "NULL, CAST(SUBSTRING_INDEX(@@gtid_current_pos, '-', -1) AS SIGNED))",
     .narrow_blob_query = "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS "
                          "WHERE TABLE_SCHEMA = DATABASE() AND DATA_TYPE = 'blob'",
 };

@@ -359,3 +359,82 @@ def test_a_primary_after_crash_recovery_is_not_a_replica(crash_recovered_postgre
         for made in registries.made:
             made.close()
         dbs.drop_all()
+
+
+@pytest.fixture
+def former_replica_mariadb():
+    """A throwaway MariaDB server with a binary log that once was a replica:
+    its @@gtid_slave_pos keeps an old position (0-1-3), as a replica keeps
+    it after it was promoted to primary. Yields its admin URL."""
+    import pwd
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="fsr-promoted-")
+    os.chmod(base, 0o755)
+    data = os.path.join(base, "data")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sock = os.path.join(base, "mariadbd.sock")
+    server = None
+    try:
+        os.makedirs(data)
+        if os.geteuid() == 0:
+            mysql = pwd.getpwnam("mysql").pw_uid
+            os.chown(base, mysql, -1)
+            os.chown(data, mysql, -1)
+        done = subprocess.run(
+            ["mariadb-install-db", "--no-defaults", "--user=mysql", f"--datadir={data}",
+             "--auth-root-authentication-method=normal", "--skip-test-db"],
+            capture_output=True, text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        server = subprocess.Popen(
+            ["/usr/sbin/mariadbd", "--no-defaults", "--user=mysql", f"--datadir={data}",
+             f"--port={port}", "--bind-address=127.0.0.1", f"--socket={sock}",
+             "--skip-name-resolve", "--server-id=2", "--log-bin=binlog", "--binlog-format=ROW",
+             "--innodb-buffer-pool-size=16M", f"--log-error={base}/error.log"],
+        )
+        import pymysql
+
+        for _ in range(1000):
+            try:
+                conn = pymysql.connect(unix_socket=sock, user="root", autocommit=True)
+                break
+            except pymysql.err.OperationalError:
+                assert server.poll() is None, open(f"{base}/error.log").read()
+                time.sleep(0.01)
+        else:
+            raise AssertionError("the throwaway MariaDB did not start in 10 s")
+        with conn.cursor() as cur:
+            cur.execute("CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'")
+            cur.execute("GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION")
+            cur.execute("SET GLOBAL gtid_slave_pos = '0-1-3'")
+            cur.execute("CREATE DATABASE registry")
+        conn.close()
+        yield f"mysql://root@127.0.0.1:{port}/"
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(30)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif("mysql" not in BACKENDS, reason="FEAST_SQLREG_BACKENDS leaves mysql out")
+def test_a_promoted_mariadb_replica_reads_its_own_writes_at_once(former_replica_mariadb, registries):
+    """A replica promoted to primary keeps its last @@gtid_slave_pos; its own
+    writes go to its binary log under its own server id. Used as path and
+    read_path (a fleet's two URLs after a failover, both naming the new
+    primary), a read after a write needs no wait: the write is there."""
+    url = former_replica_mariadb + "registry"
+    reg = registries(url, url)
+    for i in range(8):  # past the old replication position (sequence 3)
+        reg.apply_entity(o.entity(f"e{i}"), "proj")
+        since = time.monotonic()
+        assert len(reg.list_entities("proj", allow_cache=False)) == i + 1
+        assert time.monotonic() - since < 0.5
+    stats = reg._store.replica_stats()
+    assert stats["written"] > 3 and stats["waits"] == 0 and stats["fallbacks"] == 0, stats
