@@ -153,9 +153,10 @@ typedef struct strm {
     headers resp_h, trailers;
     buf resp; /* response body to send to the client */
     size_t resp_off;
-    /* Flow control (see RELAY_WINDOW): bytes of each direction passed on
-     * to the other side, and credited back to the side they came from. */
-    uint64_t req_passed, req_credited, resp_passed, resp_credited;
+    /* Request bytes credited to the client as they arrived (see
+     * RELAY_WINDOW: the front meant to answer the call) and not passed on
+     * to the backend yet: passing them on credits nothing more. */
+    size_t req_precredited;
     int resp_ended, responding;
     int fetching; /* a worker is reading the answer from the database */
 } strm;
@@ -354,14 +355,6 @@ static int flow_settings(nghttp2_session *h2, nghttp2_settings_entry extra) {
     return nghttp2_session_set_local_window_size(h2, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
 }
 
-/* Credits stream id of h2 up to `upto` bytes of its data in all (of which
- * *credited are already): a WINDOW_UPDATE goes out once enough is due. */
-static void credit_stream(nghttp2_session *h2, int32_t id, uint64_t upto, uint64_t *credited) {
-    if (upto <= *credited) return;
-    if (h2 && id > 0) nghttp2_session_consume_stream(h2, id, (size_t)(upto - *credited));
-    *credited = upto;
-}
-
 /* Keeps len bytes that arrived on one side in b, counting them as held. */
 static int hold(front *f, buf *b, const uint8_t *data, size_t len) {
     if (buf_put(b, data, len) != 0) return -1;
@@ -389,8 +382,9 @@ static ssize_t req_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t le
     strm *s = src->ptr;
     if (s->req.n == s->req_off && !s->req_ended) return NGHTTP2_ERR_DEFERRED;
     size_t n = pass_on(s->c->f, &s->req, &s->req_off, out, len);
-    s->req_passed += n;
-    credit_stream(s->c->cl.h2, s->id, s->req_passed, &s->req_credited);
+    size_t pre = n < s->req_precredited ? n : s->req_precredited;
+    s->req_precredited -= pre;
+    if (n > pre) nghttp2_session_consume_stream(s->c->cl.h2, s->id, n - pre);
     if (s->req_off == s->req.n && s->req_ended) *flags |= NGHTTP2_DATA_FLAG_EOF;
     return (ssize_t)n;
 }
@@ -427,8 +421,7 @@ static ssize_t resp_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t l
     strm *s = src->ptr;
     if (s->resp.n == s->resp_off && !s->resp_ended) return NGHTTP2_ERR_DEFERRED;
     size_t n = pass_on(s->c->f, &s->resp, &s->resp_off, out, len);
-    s->resp_passed += n;
-    if (s->up_id > 0) credit_stream(s->c->up.h2, s->up_id, s->resp_passed, &s->resp_credited);
+    if (n && s->up_id > 0 && s->c->up.h2) nghttp2_session_consume_stream(s->c->up.h2, s->up_id, n);
     if (s->resp_off == s->resp.n && s->resp_ended) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (s->trailers.n) {
@@ -647,7 +640,8 @@ static int cl_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t
         /* A request the front may answer itself: taken whole (credited at
          * once), unless it grows too big for a Get, which Feast's server
          * then answers. */
-        credit_stream(h2, id, s->req_passed + s->req.n - s->req_off, &s->req_credited);
+        nghttp2_session_consume_stream(h2, id, len);
+        s->req_precredited += len;
         if (s->req.n > ANSWERABLE_MAX && !s->fetching && relay(c, s) != 0) reset_failed(c, s);
         return 0;
     }

@@ -7,7 +7,15 @@ replay them, up to replica_wait, then reads the primary).
 One xdist group: a test pauses the standby's replay, which would only slow
 the others down, but keeps timings honest."""
 
+import contextlib
+import glob
 import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
 import time
 import uuid
 
@@ -256,77 +264,73 @@ def test_registry_server_front_reads_the_replica_and_its_own_writes(pair, tmp_pa
         store.registry.close()
 
 
-def _crash_recovered_postgres(where):
-    """A throwaway PostgreSQL server that went through crash recovery (killed
-    with SIGKILL after a write, then started again): a primary on which
-    pg_last_wal_replay_lsn() is not NULL. Yields its admin URL."""
-    import glob
-    import pwd
-    import shutil
-    import signal
-    import socket
-    import subprocess
 
-    bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
+@contextlib.contextmanager
+def _throwaway_server_dir(prefix, user):
+    """(directory, port) for a throwaway server run as user: a new directory
+    that user owns (the tests run as root in CI, which initdb and mariadbd
+    refuse to run as) and a free local port. Removed afterwards."""
+    base = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(base, 0o755)  # for user to reach its own directory inside
+    where = os.path.join(base, "server")
+    os.makedirs(where, mode=0o700)
+    if os.geteuid() == 0:
+        os.chown(where, pwd.getpwnam(user).pw_uid, -1)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    os.makedirs(where, mode=0o700)
-    as_postgres = []
-    if os.geteuid() == 0:  # initdb refuses root; CI runs as root
-        os.chown(where, pwd.getpwnam("postgres").pw_uid, -1)
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    data = os.path.join(where, "data")
-    opts = f"-p {port} -k {where} -c listen_addresses=127.0.0.1 -c fsync=off"
-
-    def run(*argv):
-        done = subprocess.run(as_postgres + [f"{bindir}/{argv[0]}", *argv[1:]], capture_output=True, text=True)
-        assert done.returncode == 0, f"{argv[0]} failed: {done.stderr}"
-
-    def start():
-        run("pg_ctl", "-D", data, "-o", opts, "-l", os.path.join(where, "log"), "-w", "start")
-
-    def kill():
-        with open(os.path.join(data, "postmaster.pid")) as f:
-            pid = int(f.readline())
-        os.kill(pid, signal.SIGKILL)
-        # Its backends leave when they see the postmaster gone; a new one
-        # starts only once they have (shared memory still attached).
-        for _ in range(500):
-            if subprocess.run(["pgrep", "-f", data], capture_output=True).returncode != 0:
-                break
-            time.sleep(0.01)
-        for stale in [os.path.join(data, "postmaster.pid")] + glob.glob(f"{where}/.s.PGSQL.*"):
-            os.unlink(stale)
-
-    run("initdb", "-A", "trust", "-U", "postgres", "-D", data)
-    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     try:
-        start()
-        import psycopg
-
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE written (x int); INSERT INTO written VALUES (1)")
-        kill()
-        start()
-        yield url
+        yield where, port
     finally:
-        subprocess.run(as_postgres + [f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(where, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
 def crash_recovered_postgres():
-    import tempfile
+    """A throwaway PostgreSQL server that went through crash recovery (killed
+    with SIGKILL after a write, then started again): a primary on which
+    pg_last_wal_replay_lsn() is not NULL. Yields its admin URL."""
+    import psycopg
 
-    base = tempfile.mkdtemp(prefix="fsr-crashed-")
-    os.chmod(base, 0o755)  # for the postgres user, when the tests run as root
-    try:
-        yield from _crash_recovered_postgres(os.path.join(base, "pg"))
-    finally:
-        os.rmdir(base)
+    bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    with _throwaway_server_dir("fsr-crashed-", "postgres") as (where, port):
+        data = os.path.join(where, "data")
+        opts = f"-p {port} -k {where} -c listen_addresses=127.0.0.1 -c fsync=off"
 
+        def run(*argv):
+            done = subprocess.run(as_postgres + [f"{bindir}/{argv[0]}", *argv[1:]],
+                                  capture_output=True, text=True)
+            assert done.returncode == 0, f"{argv[0]} failed: {done.stderr}"
+
+        def start():
+            run("pg_ctl", "-D", data, "-o", opts, "-l", os.path.join(where, "log"), "-w", "start")
+
+        def kill():
+            with open(os.path.join(data, "postmaster.pid")) as f:
+                pid = int(f.readline())
+            os.kill(pid, signal.SIGKILL)
+            # Its backends leave when they see the postmaster gone; a new one
+            # starts only once they have (shared memory still attached).
+            for _ in range(500):
+                if subprocess.run(["pgrep", "-f", data], capture_output=True).returncode != 0:
+                    break
+                time.sleep(0.01)
+            for stale in [os.path.join(data, "postmaster.pid")] + glob.glob(f"{where}/.s.PGSQL.*"):
+                os.unlink(stale)
+
+        run("initdb", "-A", "trust", "-U", "postgres", "-D", data)
+        url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        try:
+            start()
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CREATE TABLE written (x int); INSERT INTO written VALUES (1)")
+            kill()
+            start()
+            yield url
+        finally:
+            subprocess.run(as_postgres + [f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
+                           capture_output=True)
 
 @pytest.mark.skipif("postgresql" not in BACKENDS, reason="FEAST_SQLREG_BACKENDS leaves postgresql out")
 def test_a_primary_after_crash_recovery_is_not_a_replica(crash_recovered_postgres, registries):
@@ -361,31 +365,16 @@ def test_a_primary_after_crash_recovery_is_not_a_replica(crash_recovered_postgre
         dbs.drop_all()
 
 
+
 @pytest.fixture
 def former_replica_mariadb():
     """A throwaway MariaDB server with a binary log that once was a replica:
     its @@gtid_slave_pos keeps an old position (0-1-3), as a replica keeps
     it after it was promoted to primary. Yields its admin URL."""
-    import pwd
-    import shutil
-    import socket
-    import subprocess
-    import tempfile
+    import pymysql
 
-    base = tempfile.mkdtemp(prefix="fsr-promoted-")
-    os.chmod(base, 0o755)
-    data = os.path.join(base, "data")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    sock = os.path.join(base, "mariadbd.sock")
-    server = None
-    try:
-        os.makedirs(data)
-        if os.geteuid() == 0:
-            mysql = pwd.getpwnam("mysql").pw_uid
-            os.chown(base, mysql, -1)
-            os.chown(data, mysql, -1)
+    with _throwaway_server_dir("fsr-promoted-", "mysql") as (where, port):
+        data, sock, log = (os.path.join(where, f) for f in ("data", "mariadbd.sock", "error.log"))
         done = subprocess.run(
             ["mariadb-install-db", "--no-defaults", "--user=mysql", f"--datadir={data}",
              "--auth-root-authentication-method=normal", "--skip-test-db"],
@@ -396,32 +385,28 @@ def former_replica_mariadb():
             ["/usr/sbin/mariadbd", "--no-defaults", "--user=mysql", f"--datadir={data}",
              f"--port={port}", "--bind-address=127.0.0.1", f"--socket={sock}",
              "--skip-name-resolve", "--server-id=2", "--log-bin=binlog", "--binlog-format=ROW",
-             "--innodb-buffer-pool-size=16M", f"--log-error={base}/error.log"],
+             "--innodb-buffer-pool-size=16M", f"--log-error={log}"],
         )
-        import pymysql
-
-        for _ in range(1000):
-            try:
-                conn = pymysql.connect(unix_socket=sock, user="root", autocommit=True)
-                break
-            except pymysql.err.OperationalError:
-                assert server.poll() is None, open(f"{base}/error.log").read()
-                time.sleep(0.01)
-        else:
-            raise AssertionError("the throwaway MariaDB did not start in 10 s")
-        with conn.cursor() as cur:
-            cur.execute("CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'")
-            cur.execute("GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION")
-            cur.execute("SET GLOBAL gtid_slave_pos = '0-1-3'")
-            cur.execute("CREATE DATABASE registry")
-        conn.close()
-        yield f"mysql://root@127.0.0.1:{port}/"
-    finally:
-        if server is not None:
+        try:
+            for _ in range(1000):
+                try:
+                    conn = pymysql.connect(unix_socket=sock, user="root", autocommit=True)
+                    break
+                except pymysql.err.OperationalError:
+                    assert server.poll() is None, open(log).read()
+                    time.sleep(0.01)
+            else:
+                raise AssertionError("the throwaway MariaDB did not start in 10 s")
+            with conn.cursor() as cur:
+                cur.execute("CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'")
+                cur.execute("GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION")
+                cur.execute("SET GLOBAL gtid_slave_pos = '0-1-3'")
+                cur.execute("CREATE DATABASE registry")
+            conn.close()
+            yield f"mysql://root@127.0.0.1:{port}/"
+        finally:
             server.terminate()
             server.wait(30)
-        shutil.rmtree(base, ignore_errors=True)
-
 
 @pytest.mark.skipif("mysql" not in BACKENDS, reason="FEAST_SQLREG_BACKENDS leaves mysql out")
 def test_a_promoted_mariadb_replica_reads_its_own_writes_at_once(former_replica_mariadb, registries):
