@@ -278,6 +278,28 @@ def test_many_clients_at_once(served):
     assert server.front.stats()["answered"] > 500
 
 
+def test_more_calls_at_once_than_a_connection_takes(served):
+    """300 calls in flight on one channel, past the 100 streams the front
+    takes per connection: the client queues the rest, and every call gets
+    its answer (cached Gets from the front, lists relayed)."""
+    stub, server, _, _ = served
+    futures = []
+    for i in range(300):
+        if i % 5 == 0:
+            request = pb.ListEntitiesRequest(project="proj", allow_cache=True)
+            futures.append(("list", stub.ListEntities.future(request)))
+        else:
+            request = pb.GetEntityRequest(name="driver", project="proj", allow_cache=True)
+            futures.append(("get", stub.GetEntity.future(request)))
+    for kind, future in futures:
+        answer = future.result(timeout=30)
+        if kind == "list":
+            assert [e.spec.name for e in answer.entities] == ["driver"]
+        else:
+            assert answer.spec.name == "driver"
+    wait_for(lambda: server.front.stats()["held"] == 0)
+
+
 def test_the_front_stays_out_of_tls_and_auth(served, monkeypatch):
     _, _, _, store = served
     assert native_server._front_applies(store, "", "")
