@@ -355,6 +355,16 @@ static int flow_settings(nghttp2_session *h2, nghttp2_settings_entry extra) {
     return nghttp2_session_set_local_window_size(h2, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
 }
 
+/* The stream of ours that len bytes of DATA on stream id of h2 are for,
+ * the connection's window credited for them; NULL, and the stream's window
+ * credited too, when there is none any more (it is being reset). */
+static strm *data_arrived(nghttp2_session *h2, int32_t id, size_t len) {
+    nghttp2_session_consume_connection(h2, len);
+    strm *s = nghttp2_session_get_stream_user_data(h2, id);
+    if (!s) nghttp2_session_consume_stream(h2, id, len);
+    return s;
+}
+
 /* Keeps len bytes that arrived on one side in b, counting them as held. */
 static int hold(front *f, buf *b, const uint8_t *data, size_t len) {
     if (buf_put(b, data, len) != 0) return -1;
@@ -626,12 +636,8 @@ static int cl_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t
                    void *user) {
     (void)flags;
     conn *c = user;
-    nghttp2_session_consume_connection(h2, len);
-    strm *s = nghttp2_session_get_stream_user_data(h2, id);
-    if (!s) {
-        nghttp2_session_consume_stream(h2, id, len);
-        return 0;
-    }
+    strm *s = data_arrived(h2, id, len);
+    if (!s) return 0;
     if (hold(c->f, &s->req, data, len) != 0) {
         nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
         return 0;
@@ -698,12 +704,8 @@ static int up_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t
                    void *user) {
     (void)flags;
     conn *c = user;
-    nghttp2_session_consume_connection(h2, len);
-    strm *s = nghttp2_session_get_stream_user_data(h2, id);
-    if (!s) { /* the client went away: the stream is being reset */
-        nghttp2_session_consume_stream(h2, id, len);
-        return 0;
-    }
+    strm *s = data_arrived(h2, id, len); /* NULL: the client went away */
+    if (!s) return 0;
     if (hold(c->f, &s->resp, data, len) != 0) {
         nghttp2_submit_rst_stream(c->cl.h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
         return 0;
