@@ -339,20 +339,27 @@ static int flush_side(conn *c, side *sd, ep_tag *tag) {
  * (a gRPC client queues calls past that). */
 enum { RELAY_WINDOW = 1 << 20, CONN_WINDOW = 1 << 26, ANSWERABLE_MAX = 1 << 16, MAX_STREAMS = 100 };
 
-static nghttp2_option *flow_option(void) {
-    nghttp2_option *o = NULL;
-    if (nghttp2_option_new(&o) != 0) return NULL;
-    nghttp2_option_set_no_auto_window_update(o, 1);
-    return o;
-}
-
-/* Session settings for either side: RELAY_WINDOW per stream, a connection
- * window of CONN_WINDOW. extra: one more setting (0: none). */
-static int flow_settings(nghttp2_session *h2, nghttp2_settings_entry extra) {
+/* A session for one side of a connection (the client's when server, the
+ * backend's otherwise) with the flow control above: RELAY_WINDOW per
+ * stream, CONN_WINDOW for the connection, windows credited by us; extra is
+ * one more setting to send. NULL on failure. */
+static nghttp2_session *new_session(const nghttp2_session_callbacks *cbs, conn *c, int server,
+                                    nghttp2_settings_entry extra) {
+    nghttp2_option *opt = NULL;
+    nghttp2_session *h2 = NULL;
+    if (nghttp2_option_new(&opt) != 0) return NULL;
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    int rv = server ? nghttp2_session_server_new2(&h2, cbs, c, opt)
+                    : nghttp2_session_client_new2(&h2, cbs, c, opt);
+    nghttp2_option_del(opt);
+    if (rv != 0) return NULL;
     nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, RELAY_WINDOW}, extra};
-    if (nghttp2_submit_settings(h2, NGHTTP2_FLAG_NONE, iv, extra.settings_id ? 2 : 1) != 0)
-        return -1;
-    return nghttp2_session_set_local_window_size(h2, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
+    if (nghttp2_submit_settings(h2, NGHTTP2_FLAG_NONE, iv, 2) != 0 ||
+        nghttp2_session_set_local_window_size(h2, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW) != 0) {
+        nghttp2_session_del(h2);
+        return NULL;
+    }
+    return h2;
 }
 
 /* The stream of ours that len bytes of DATA on stream id of h2 are for,
@@ -746,14 +753,9 @@ static int up_connect(conn *c) {
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, up_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, up_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, up_close);
-    nghttp2_option *opt = flow_option();
-    int rv = opt ? nghttp2_session_client_new2(&c->up.h2, cbs, c, opt) : -1;
-    nghttp2_option_del(opt);
+    c->up.h2 = new_session(cbs, c, 0, (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0});
     nghttp2_session_callbacks_del(cbs);
-    if (rv != 0 ||
-        flow_settings(c->up.h2, (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0}) != 0) {
-        if (c->up.h2) nghttp2_session_del(c->up.h2);
-        c->up.h2 = NULL;
+    if (!c->up.h2) {
         close(fd);
         return -1;
     }
@@ -957,14 +959,11 @@ static void accept_all(front *f) {
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, cl_frame_recv);
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, cl_data);
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, cl_close);
-        nghttp2_option *opt = flow_option();
-        int rv = opt ? nghttp2_session_server_new2(&c->cl.h2, cbs, c, opt) : -1;
-        nghttp2_option_del(opt);
+        c->cl.h2 = new_session(
+            cbs, c, 1,
+            (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS});
         nghttp2_session_callbacks_del(cbs);
-        if (rv != 0 || flow_settings(c->cl.h2, (nghttp2_settings_entry){
-                                                   NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
-                                                   MAX_STREAMS}) != 0) {
-            if (c->cl.h2) nghttp2_session_del(c->cl.h2);
+        if (!c->cl.h2) {
             free(c);
             close(fd);
             continue;
