@@ -132,7 +132,7 @@ fuzz: deps
 	else pbc="$$(pkg-config --cflags libprotobuf-c)"; pbl="$$(pkg-config --libs libprotobuf-c)"; fi; \
 	for t in $(FUZZ_TARGETS); do \
 	  echo "clang -fsanitize=fuzzer,address,undefined ... -o build/fuzz/fuzz_$$t"; \
-	  clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $$pbc tests/fuzz/fuzz_$$t.c src/pb.c src/buf.c \
+	  clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $$pbc tests/fuzz/fuzz_$$t.c src/pb.c src/kinds.c src/buf.c \
 	    build/fuzz/feast_subset.pb-c.c -o build/fuzz/fuzz_$$t $$pbl; \
 	done
 

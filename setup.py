@@ -67,6 +67,7 @@ CORE_SOURCES = [
     "module.c",
     "registry.c",
     "store.c",
+    "kinds.c",
     "pb.c",
     "buf.c",
     "db.c",

@@ -35,17 +35,11 @@ from feast.data_source import DataSource
 from feast.entity import Entity
 from feast.errors import (
     ConcurrentVersionConflict,
-    DataSourceObjectNotFoundException,
-    EntityNotFoundException,
-    FeatureServiceNotFoundException,
     FeatureViewNotFoundException,
     FeatureViewPinConflict,
     FeatureViewVersionNotFound,
-    PermissionNotFoundException,
     PermissionObjectNotFoundException,
     ProjectObjectNotFoundException,
-    SavedDatasetNotFound,
-    ValidationReferenceNotFound,
 )
 from feast.feature_service import FeatureService
 from feast.feature_view import FeatureView
@@ -57,27 +51,7 @@ from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.permissions.permission import Permission
 from feast.project import Project
 from feast.project_metadata import ProjectMetadata
-from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
-from feast.protos.feast.core.Entity_pb2 import Entity as EntityProto
-from feast.protos.feast.core.FeatureService_pb2 import (
-    FeatureService as FeatureServiceProto,
-)
-from feast.protos.feast.core.FeatureView_pb2 import FeatureView as FeatureViewProto
-from feast.protos.feast.core.InfraObject_pb2 import Infra as InfraProto
-from feast.protos.feast.core.LabelView_pb2 import LabelView as LabelViewProto
-from feast.protos.feast.core.OnDemandFeatureView_pb2 import (
-    OnDemandFeatureView as OnDemandFeatureViewProto,
-)
-from feast.protos.feast.core.Permission_pb2 import Permission as PermissionProto
-from feast.protos.feast.core.Project_pb2 import Project as ProjectProto
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
-from feast.protos.feast.core.SavedDataset_pb2 import SavedDataset as SavedDatasetProto
-from feast.protos.feast.core.StreamFeatureView_pb2 import (
-    StreamFeatureView as StreamFeatureViewProto,
-)
-from feast.protos.feast.core.ValidationProfile_pb2 import (
-    ValidationReference as ValidationReferenceProto,
-)
 from feast.saved_dataset import SavedDataset, ValidationReference
 from feast.stream_feature_view import StreamFeatureView
 from feast.utils import _utc_now
@@ -87,70 +61,34 @@ from google.protobuf.message import DecodeError
 
 from feast_sqlreg import _engines, _install, _typechecks, errors
 from feast_sqlreg._changes import ChangeFeed
+from feast_sqlreg._kinds import (  # noqa: F401  (the kind numbers, re-exported)
+    BY_REGISTRY_FIELD,
+    BY_TABLE,
+    DATA_SOURCE,
+    ENTITY,
+    FEATURE_SERVICE,
+    FEATURE_VIEW,
+    INFRA,
+    KINDS,
+    LABEL_VIEW,
+    ON_DEMAND_FEATURE_VIEW,
+    PERMISSION,
+    PROJECT,
+    SAVED_DATASET,
+    STREAM_FEATURE_VIEW,
+    VALIDATION_REFERENCE,
+    VIEWS,
+)
 from feast_sqlreg._sqlregistry import Store
 
 logger = logging.getLogger(__name__)
 
-# Object kinds: the C core's obj_kind numbers (src/pb.h).
-PROJECT = 0
-ENTITY = 1
-DATA_SOURCE = 2
-FEATURE_VIEW = 3
-STREAM_FEATURE_VIEW = 4
-ON_DEMAND_FEATURE_VIEW = 5
-LABEL_VIEW = 6
-FEATURE_SERVICE = 7
-SAVED_DATASET = 8
-VALIDATION_REFERENCE = 9
-PERMISSION = 10
-INFRA = 11
-
-# kind -> (proto class, Python class, not-found exception)
-_KINDS: Dict[int, Tuple[Any, Any, Any]] = {
-    PROJECT: (ProjectProto, Project, ProjectObjectNotFoundException),
-    ENTITY: (EntityProto, Entity, EntityNotFoundException),
-    DATA_SOURCE: (DataSourceProto, DataSource, DataSourceObjectNotFoundException),
-    FEATURE_VIEW: (FeatureViewProto, FeatureView, FeatureViewNotFoundException),
-    STREAM_FEATURE_VIEW: (
-        StreamFeatureViewProto,
-        StreamFeatureView,
-        FeatureViewNotFoundException,
-    ),
-    ON_DEMAND_FEATURE_VIEW: (
-        OnDemandFeatureViewProto,
-        OnDemandFeatureView,
-        FeatureViewNotFoundException,
-    ),
-    LABEL_VIEW: (LabelViewProto, LabelView, FeatureViewNotFoundException),
-    FEATURE_SERVICE: (
-        FeatureServiceProto,
-        FeatureService,
-        FeatureServiceNotFoundException,
-    ),
-    SAVED_DATASET: (SavedDatasetProto, SavedDataset, SavedDatasetNotFound),
-    VALIDATION_REFERENCE: (
-        ValidationReferenceProto,
-        ValidationReference,
-        ValidationReferenceNotFound,
-    ),
-    PERMISSION: (PermissionProto, Permission, PermissionNotFoundException),
-    INFRA: (InfraProto, Infra, None),
-}
-
+# Object kinds and what is known of each: the one table in src/kinds.h
+# (feast_sqlreg._kinds), under the names this module has always used.
+_KINDS: Dict[int, Tuple[Any, Any, Any]] = {k.id: (k.py_proto, k.py_class, k.not_found) for k in KINDS}
 # Kinds whose re-apply is skipped when nothing changed (stock compares these
 # with the stored object; validation references and infra are always written).
-_COMPARED = {
-    PROJECT,
-    ENTITY,
-    DATA_SOURCE,
-    FEATURE_VIEW,
-    STREAM_FEATURE_VIEW,
-    ON_DEMAND_FEATURE_VIEW,
-    LABEL_VIEW,
-    FEATURE_SERVICE,
-    SAVED_DATASET,
-    PERMISSION,
-}
+_COMPARED = {k.id for k in KINDS if k.compared}
 
 # The feature view kinds, in the order stock looks a name up.
 _VIEW_LOOKUP_ORDER = (
@@ -159,49 +97,22 @@ _VIEW_LOOKUP_ORDER = (
     STREAM_FEATURE_VIEW,
     LABEL_VIEW,
 )
+assert set(_VIEW_LOOKUP_ORDER) == set(VIEWS)
 
-_VERSION_TYPE = {
-    FEATURE_VIEW: "feature_view",
-    STREAM_FEATURE_VIEW: "stream_feature_view",
-    ON_DEMAND_FEATURE_VIEW: "on_demand_feature_view",
-    LABEL_VIEW: "label_view",
-}
+_VERSION_TYPE = {k.id: k.view for k in KINDS if k.view}
 _KIND_OF_VERSION_TYPE = {v: k for k, v in _VERSION_TYPE.items()}
 
-# kind -> its table (the C core's TABLES), for messages about stored rows.
-_TABLE = {
-    PROJECT: "projects",
-    ENTITY: "entities",
-    DATA_SOURCE: "data_sources",
-    FEATURE_VIEW: "feature_views",
-    STREAM_FEATURE_VIEW: "stream_feature_views",
-    ON_DEMAND_FEATURE_VIEW: "on_demand_feature_views",
-    LABEL_VIEW: "label_views",
-    FEATURE_SERVICE: "feature_services",
-    SAVED_DATASET: "saved_datasets",
-    VALIDATION_REFERENCE: "validation_references",
-    PERMISSION: "permissions",
-    INFRA: "managed_infra",
-}
+# kind -> its table, for messages about stored rows.
+_TABLE = {k.id: k.table for k in KINDS}
 
 # Registry proto field name -> kind, for the objects proto() assembles.
-_REGISTRY_FIELD_KIND = {
-    "entities": ENTITY,
-    "data_sources": DATA_SOURCE,
-    "feature_views": FEATURE_VIEW,
-    "stream_feature_views": STREAM_FEATURE_VIEW,
-    "on_demand_feature_views": ON_DEMAND_FEATURE_VIEW,
-    "label_views": LABEL_VIEW,
-    "feature_services": FEATURE_SERVICE,
-    "saved_datasets": SAVED_DATASET,
-    "validation_references": VALIDATION_REFERENCE,
-    "permissions": PERMISSION,
-    "projects": PROJECT,
-}
+_REGISTRY_FIELD_KIND = BY_REGISTRY_FIELD
+_IN_SPEC = {k.id: k.in_spec for k in KINDS}
+
 
 def _carrier(kind: int, message):
     """The part of a stored message that holds name, project and tags."""
-    return message if kind in (DATA_SOURCE, VALIDATION_REFERENCE) else message.spec
+    return message.spec if _IN_SPEC[kind] else message
 
 
 def _not_found(kind: int, name: str, project: str, cached: bool) -> Exception:
@@ -244,7 +155,7 @@ def _index_registry(registry):
 # Change log tables -> kind; the kinds a cached registry is patched for
 # (a project or infra change means a full read); tables the registry proto
 # does not hold; how many changed objects a patch takes at most.
-_TABLE_KIND = {table: kind for kind, table in _TABLE.items()}
+_TABLE_KIND = BY_TABLE
 _KIND_FIELD = {kind: field for field, kind in _REGISTRY_FIELD_KIND.items()}
 _PATCHABLE = set(_KIND_FIELD) - {PROJECT}
 _NOT_IN_REGISTRY = {"feast_metadata", "feature_view_version_history"}

@@ -111,6 +111,31 @@ int sqlreg_load_backend(const char *path) {
     return -1;
 }
 
+/* KINDS: the table of kinds (kinds.h), one dict per kind in obj_kind
+ * order, for the Python package to build its maps from. */
+static PyObject *kinds_table(void) {
+    PyObject *all = PyTuple_New(OBJ_KINDS);
+    if (!all) return NULL;
+    for (int k = 0; k < OBJ_KINDS; k++) {
+        const kind_info *t = kind_of((obj_kind)k);
+        PyObject *row = Py_BuildValue(
+            "{s:i,s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:O,s:I,s:O,s:O,s:O,s:s,s:s,s:s,s:s,s:s,s:s}", "id",
+            k, "name", t->id, "noun", t->noun, "table", t->table, "name_col", t->name_col,
+            "proto_col", t->proto_col, "reg_field", (unsigned)t->reg_field, "reg_name", t->reg_name,
+            "user_meta", t->user_meta ? Py_True : Py_False, "project_no", (unsigned)t->project_no,
+            "in_spec", t->in_spec ? Py_True : Py_False, "intervals",
+            t->intervals ? Py_True : Py_False, "compared", t->compared ? Py_True : Py_False, "view",
+            t->view, "py_class", t->py_class, "py_proto", t->py_proto, "not_found", t->not_found,
+            "get_rpc", t->get_rpc, "list_rpc", t->list_rpc);
+        if (!row) {
+            Py_DECREF(all);
+            return NULL;
+        }
+        PyTuple_SetItem(all, k, row); /* steals row */
+    }
+    return all;
+}
+
 static int module_exec(PyObject *module) {
     module_state *ms = get_state(module);
     if (load_exceptions(ms) != 0) return -1;
@@ -129,6 +154,11 @@ static int module_exec(PyObject *module) {
         ;
     if (PyModule_AddStringConstant(module, "backends", backends) != 0) return -1;
     if (PyModule_AddStringConstant(module, "sqlite_version", sqlite3_libversion()) != 0) return -1;
+    PyObject *kinds = kinds_table();
+    if (!kinds) return -1;
+    int added = PyModule_AddObjectRef(module, "KINDS", kinds);
+    Py_DECREF(kinds);
+    if (added != 0) return -1;
     PyObject *api = PyCapsule_New((void *)&driver_api, DB_DRIVER_API_CAPSULE, NULL);
     if (!api) return -1;
     int rv = PyModule_AddObjectRef(module, "_C_API", api);

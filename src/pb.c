@@ -17,27 +17,8 @@
 
 enum { FEATURE_VIEW_STATE_AVAILABLE_ONLINE = 4 };
 
-static const char *kind_name(obj_kind kind) {
-    static const char *names[OBJ_KINDS] = {
-        "project",
-        "entity",
-        "data source",
-        "feature view",
-        "stream feature view",
-        "on-demand feature view",
-        "label view",
-        "feature service",
-        "saved dataset",
-        "validation reference",
-        "permission",
-        "infra",
-    };
-    return (unsigned)kind < OBJ_KINDS ? names[kind] : "object";
-}
 
-int pb_has_intervals(obj_kind kind) {
-    return kind == OBJ_FEATURE_VIEW || kind == OBJ_STREAM_FEATURE_VIEW;
-}
+int pb_has_intervals(obj_kind kind) { return (unsigned)kind < OBJ_KINDS && kind_of(kind)->intervals; }
 
 /* pb_validate, naming the input "stored" or "new" in the message. */
 static int validate_as(obj_kind kind, const char *which, const uint8_t *p, size_t n, char *errbuf,
@@ -47,7 +28,7 @@ static int pack_into(const ProtobufCMessage *m, buf *out, obj_kind kind, char *e
                      size_t errlen) {
     size_t n = protobuf_c_message_get_packed_size(m);
     if (buf_reserve(out, n) != 0) {
-        snprintf(errbuf, errlen, "out of memory serializing a %s", kind_name(kind));
+        snprintf(errbuf, errlen, "out of memory serializing a %s", kind_noun(kind));
         return -1;
     }
     out->n += protobuf_c_message_pack(m, out->p + out->n);
@@ -61,7 +42,7 @@ static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *d, const uint8
     ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, n, p);
     if (!m)
         snprintf(errbuf, errlen, "the %s %s is not a valid serialized Feast object (%zu bytes)",
-                 which, kind_name(kind), n);
+                 which, kind_noun(kind), n);
     return m;
 }
 
@@ -80,14 +61,12 @@ static FeastSqlreg__Timestamp epoch = FEAST_SQLREG__TIMESTAMP__INIT;
 
 /* The message in which each kind keeps meta.created_timestamp. */
 const ProtobufCMessageDescriptor *pb_object_descriptor(obj_kind kind) {
-    switch (kind) {
-    case OBJ_FEATURE_VIEW:
-    case OBJ_STREAM_FEATURE_VIEW:
+    switch ((unsigned)kind < OBJ_KINDS ? kind_of(kind)->layout : KIND_SPEC_META) {
+    case KIND_FEATURE_VIEW:
         return &feast_sqlreg__feature_view_object__descriptor;
-    case OBJ_DATA_SOURCE:
+    case KIND_DATA_SOURCE:
         return &feast_sqlreg__data_source_object__descriptor;
-    case OBJ_VALIDATION_REFERENCE:
-    case OBJ_INFRA:
+    case KIND_OPAQUE:
         return NULL; /* no timestamps to keep */
     default:
         return &feast_sqlreg__spec_meta_object__descriptor;
@@ -200,7 +179,7 @@ int pb_merge_for_update(obj_kind kind, const uint8_t *newp, size_t newn, const u
 int pb_append_interval(obj_kind kind, const uint8_t *p, size_t n, pb_ts start, pb_ts end, pb_ts now,
                        buf *out, char *errbuf, size_t errlen) {
     if (!pb_has_intervals(kind)) {
-        snprintf(errbuf, errlen, "a %s has no materialization intervals", kind_name(kind));
+        snprintf(errbuf, errlen, "a %s has no materialization intervals", kind_noun(kind));
         return -1;
     }
     FeastSqlreg__FeatureViewObject *fv = (FeastSqlreg__FeatureViewObject *)unpack(
@@ -267,27 +246,9 @@ int pb_project_last_updated(const uint8_t *p, size_t n, pb_ts *out, char *errbuf
 }
 
 int pb_project_stamp(obj_kind kind, const char *project, size_t len, buf *out) {
-    uint32_t field; /* the project field's number */
-    int in_spec = 1;
-    switch (kind) {
-    case OBJ_ENTITY:
-        field = 9; /* EntitySpecV2.project */
-        break;
-    case OBJ_DATA_SOURCE:
-        field = 21; /* DataSource.project */
-        in_spec = 0;
-        break;
-    case OBJ_VALIDATION_REFERENCE:
-        field = 3; /* ValidationReference.project */
-        in_spec = 0;
-        break;
-    case OBJ_PROJECT:
-    case OBJ_INFRA:
-        return 0; /* not stamped */
-    default:
-        field = 2; /* <Kind>Spec.project */
-    }
-    if (!in_spec) return buf_ld_field(out, field, project, len);
+    if ((unsigned)kind >= OBJ_KINDS || kind_of(kind)->project_no == 0) return 0; /* not stamped */
+    uint32_t field = kind_of(kind)->project_no; /* the project field's number */
+    if (!kind_of(kind)->in_spec) return buf_ld_field(out, field, project, len);
     buf inner = {0};
     int rv = buf_ld_field(&inner, field, project, len);
     if (rv == 0) rv = buf_ld_field(out, 1, inner.p, inner.n);
@@ -341,7 +302,7 @@ walk_fail(const walk_ctx *w, size_t at, const char *fmt, ...) {
     va_end(ap);
     snprintf(w->errbuf, w->errlen,
              "the %s %s is not a valid serialized Feast object: %s at byte %zu", w->which,
-             kind_name(w->kind), what, at);
+             kind_noun(w->kind), what, at);
     return -1;
 }
 
@@ -542,7 +503,7 @@ static int validate_as(obj_kind kind, const char *which, const uint8_t *p, size_
     walk_ctx w = {kind, which, errbuf, errlen};
     /* An Infra with no objects serializes to nothing, and Feast stores it. */
     if (n == 0 && kind != OBJ_INFRA) {
-        snprintf(errbuf, errlen, "the %s %s is empty", which, kind_name(kind));
+        snprintf(errbuf, errlen, "the %s %s is empty", which, kind_noun(kind));
         return -1;
     }
     return walk(&w, pb_object_descriptor(kind), 0, p, 0, n);

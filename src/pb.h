@@ -12,22 +12,7 @@
 
 #include "buf.h"
 
-/* The kinds of registry object, one per table. */
-typedef enum {
-    OBJ_PROJECT = 0,
-    OBJ_ENTITY,
-    OBJ_DATA_SOURCE,
-    OBJ_FEATURE_VIEW,
-    OBJ_STREAM_FEATURE_VIEW,
-    OBJ_ON_DEMAND_FEATURE_VIEW,
-    OBJ_LABEL_VIEW,
-    OBJ_FEATURE_SERVICE,
-    OBJ_SAVED_DATASET,
-    OBJ_VALIDATION_REFERENCE,
-    OBJ_PERMISSION,
-    OBJ_INFRA,
-    OBJ_KINDS
-} obj_kind;
+#include "kinds.h" /* obj_kind */
 
 typedef struct {
     int64_t seconds;

@@ -9,33 +9,6 @@
 
 /* ---- tables -------------------------------------------------------------- */
 
-typedef struct {
-    const char *table;
-    const char *name_col;
-    const char *proto_col;
-    uint32_t registry_field; /* field of feast.core.Registry */
-    int user_metadata;       /* has a user_metadata column */
-} table_info;
-
-static const table_info TABLES[OBJ_KINDS] = {
-    [OBJ_PROJECT] = {"projects", "project_name", "project_proto", 17, 0},
-    [OBJ_ENTITY] = {"entities", "entity_name", "entity_proto", 1, 0},
-    [OBJ_DATA_SOURCE] = {"data_sources", "data_source_name", "data_source_proto", 12, 0},
-    [OBJ_FEATURE_VIEW] = {"feature_views", "feature_view_name", "feature_view_proto", 6, 1},
-    [OBJ_STREAM_FEATURE_VIEW] = {"stream_feature_views", "feature_view_name", "feature_view_proto",
-                                 14, 1},
-    [OBJ_ON_DEMAND_FEATURE_VIEW] = {"on_demand_feature_views", "feature_view_name",
-                                    "feature_view_proto", 8, 1},
-    [OBJ_LABEL_VIEW] = {"label_views", "feature_view_name", "feature_view_proto", 19, 1},
-    [OBJ_FEATURE_SERVICE] = {"feature_services", "feature_service_name", "feature_service_proto", 7,
-                             0},
-    [OBJ_SAVED_DATASET] = {"saved_datasets", "saved_dataset_name", "saved_dataset_proto", 11, 0},
-    [OBJ_VALIDATION_REFERENCE] = {"validation_references", "validation_reference_name",
-                                  "validation_reference_proto", 13, 0},
-    [OBJ_PERMISSION] = {"permissions", "permission_name", "permission_proto", 16, 0},
-    [OBJ_INFRA] = {"managed_infra", "infra_name", "infra_proto", 10, 0},
-};
-
 /* The order in which Feast's SqlRegistry.proto() adds each project's objects;
  * kept so repeated fields come out in the same order as stock. */
 static const obj_kind REGISTRY_ORDER[] = {
@@ -208,7 +181,7 @@ static void build_sql(store *st) {
     const db_sql_dialect *d = st->dialect;
     char rest[SQL_LEN];
     for (int k = 0; k < OBJ_KINDS; k++) {
-        const table_info *t = &TABLES[k];
+        const kind_info *t = kind_of(k);
         table_sql *s = &st->sql[k];
 #define GET_SQL  "SELECT %s, %s, project_id FROM %s WHERE %s = ? AND project_id = ?"
 #define LIST_SQL "SELECT %s, %s, project_id FROM %s WHERE project_id = ?"
@@ -233,7 +206,7 @@ static void build_sql(store *st) {
                  t->name_col);
         snprintf(s->del_project, SQL_LEN, "DELETE FROM %s WHERE project_id = ?", t->table);
         snprintf(s->del_all, SQL_LEN, "DELETE FROM %s", t->table);
-        if (t->user_metadata) {
+        if (t->user_meta) {
             snprintf(s->set_um, SQL_LEN,
                      "UPDATE %s SET user_metadata = ?, last_updated_timestamp = ? "
                      "WHERE feature_view_name = ? AND project_id = ?",
@@ -720,7 +693,7 @@ static int check_proto(obj_kind k, db_value v, char *why, size_t len) {
 
 /* Names a bad row in err: "<table> row '<name>' in project '<project>': why". */
 static void bad_row_err(db_err *err, obj_kind k, db_value project, db_value name, const char *why) {
-    db_err_set(err, DB_ERR_DATA, 0, NULL, "%s row '%.*s' in project '%.*s': %s", TABLES[k].table,
+    db_err_set(err, DB_ERR_DATA, 0, NULL, "%s row '%.*s' in project '%.*s': %s", kind_of(k)->table,
                (int)name.n, vstr(name), (int)project.n, vstr(project), why);
 }
 
@@ -729,7 +702,7 @@ static void bad_row_err(db_err *err, obj_kind k, db_value project, db_value name
 static int add_bad(rowset *bad, obj_kind k, db_value project, db_value name, const char *why,
                    db_err *err) {
     if (!bad) return 0;
-    db_value row[4] = {txtz(TABLES[k].table), project, name, txtz(why)};
+    db_value row[4] = {txtz(kind_of(k)->table), project, name, txtz(why)};
     for (int i = 1; i < 3; i++)
         if (row[i].type != DB_TEXT && row[i].type != DB_BLOB) row[i] = db_text("", 0);
     return rowset_add(bad, row, 4, err);
@@ -853,8 +826,8 @@ int store_list_projects(store *st, rowset *out, rowset *bad, db_err *err) {
 
 int store_get_user_metadata(store *st, obj_kind k, sref project, sref name, rowset *out,
                             db_err *err) {
-    if (!TABLES[k].user_metadata) {
-        db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "%s have no user metadata", TABLES[k].table);
+    if (!kind_of(k)->user_meta) {
+        db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "%s have no user metadata", kind_of(k)->table);
         return -1;
     }
     query_ctx q = {st->sql[k].get_um, {txt(name), txt(project)}, 2, out};
@@ -1009,7 +982,7 @@ static int locked_row(store *st, const db_driver *d, db_conn *c, obj_kind k, sre
                    "'%.*s': the database's collation compares these names as equal (case, "
                    "accents or trailing spaces); store the registry under a binary collation "
                    "such as utf8mb4_bin",
-                   TABLES[k].table, (int)name.n, name.p, (int)project.n, project.p, (int)sn.n,
+                   kind_of(k)->table, (int)name.n, name.p, (int)project.n, project.p, (int)sn.n,
                    vstr(sn), (int)sp.n, vstr(sp));
         return -1;
     }
@@ -1051,7 +1024,7 @@ static int apply_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err
         if (pb_merge_for_update(a->k, (const uint8_t *)a->proto.p, a->proto.n, stored.p, stored.n,
                                 &merged, msg, sizeof(msg)) != 0) {
             db_err_set(err, DB_ERR_DATA, 0, NULL, "%s '%.*s' in project '%.*s': %s",
-                       TABLES[a->k].table, (int)a->name.n, a->name.p, (int)a->project.n,
+                       kind_of(a->k)->table, (int)a->name.n, a->name.p, (int)a->project.n,
                        a->project.p, msg);
             goto done;
         }
@@ -1166,7 +1139,7 @@ static int materialize_fn(store *st, const db_driver *d, db_conn *c, void *ctx, 
     char msg[256];
     if (pb_append_interval(m->k, stored.p, stored.n, m->start, m->end, m->now, &edited, msg,
                            sizeof(msg)) != 0) {
-        db_err_set(err, DB_ERR_DATA, 0, NULL, "%s '%.*s' in project '%.*s': %s", TABLES[m->k].table,
+        db_err_set(err, DB_ERR_DATA, 0, NULL, "%s '%.*s' in project '%.*s': %s", kind_of(m->k)->table,
                    (int)m->name.n, m->name.p, (int)m->project.n, m->project.p, msg);
         goto done;
     }
@@ -1183,7 +1156,7 @@ int store_apply_materialization(store *st, obj_kind k, sref project, sref name, 
                                 pb_ts end, pb_ts now, const write_ctx *w, int *found, db_err *err) {
     if (!pb_has_intervals(k)) {
         db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "%s have no materialization intervals",
-                   TABLES[k].table);
+                   kind_of(k)->table);
         return -1;
     }
     mat_ctx m = {k, project, name, start, end, now, w, 0};
@@ -1235,8 +1208,8 @@ static int user_metadata_fn(store *st, const db_driver *d, db_conn *c, void *ctx
 
 int store_set_user_metadata(store *st, obj_kind k, sref project, sref name, const sref *data,
                             int64_t now, int *found, db_err *err) {
-    if (!TABLES[k].user_metadata) {
-        db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "%s have no user metadata", TABLES[k].table);
+    if (!kind_of(k)->user_meta) {
+        db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "%s have no user metadata", kind_of(k)->table);
         return -1;
     }
     um_ctx u = {k, project, name, data, now, 0};
@@ -1353,7 +1326,7 @@ static int registry_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_
     int have_latest = 0;
     for (size_t i = 0; i < np; i++) {
         db_value proto = rowset_get(&r->projects, i, 1);
-        if (buf_ld_field(r->out, TABLES[OBJ_PROJECT].registry_field, proto.p, proto.n) != 0)
+        if (buf_ld_field(r->out, kind_of(OBJ_PROJECT)->reg_field, proto.p, proto.n) != 0)
             goto oom;
         pb_ts ts;
         char msg[256];
@@ -1388,7 +1361,7 @@ static int registry_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_
             int rv = pb_project_stamp(k, id.p, id.n, &stamp);
             /* tag, length (row + stamp), row bytes, stamp */
             if (rv == 0)
-                rv = buf_varint(&r->per_project[pi], ((uint64_t)TABLES[k].registry_field << 3) | 2);
+                rv = buf_varint(&r->per_project[pi], ((uint64_t)kind_of(k)->reg_field << 3) | 2);
             if (rv == 0) rv = buf_varint(&r->per_project[pi], proto.n + stamp.n);
             if (rv == 0) rv = buf_put(&r->per_project[pi], proto.p, proto.n);
             if (rv == 0) rv = buf_put(&r->per_project[pi], stamp.p, stamp.n);
@@ -1423,7 +1396,7 @@ static int registry_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_
         rowset_free(&infra);
         return -1;
     }
-    int rv = buf_ld_field(r->out, TABLES[OBJ_INFRA].registry_field, iv.p, iv.n);
+    int rv = buf_ld_field(r->out, kind_of(OBJ_INFRA)->reg_field, iv.p, iv.n);
     rowset_free(&infra);
     if (rv != 0) goto oom;
 
