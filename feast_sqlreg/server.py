@@ -12,10 +12,13 @@ The fast path is taken only where it cannot change an answer:
 - the registry is a NativeSqlRegistry, and no permission check is needed
   (no security manager, or the intra-communication user): a check needs the
   object, so with auth configured every call goes the stock way;
-- a list is not sorted (sorting reads Python object attributes) and carries
-  no filter that reads objects (ListAllFeatureViews' entity, feature,
-  feature_service, data_source and updated_since; ListSavedDatasets'
-  namespace and collection).
+- every field set in the request is one the fast handler implements. Each
+  handler declares its fields (``@_fast(rpc, fields)``), checked at import
+  against the request message's descriptor; a field it does not name (a
+  filter Feast added, a sort order) sends the call to Feast's own method.
+  So a request rule never has to be copied from Feast by hand: what is
+  not declared is not answered here. The native front (src/front.c) gets
+  its field numbers from the same declarations (FAST_FIELDS).
 Every other call, and every write, is the stock method. The start-up hook
 puts this class in place of feast.registry_server.RegistryServer.
 """
@@ -35,6 +38,7 @@ from feast.protos.feast.registry import RegistryServer_pb2 as pb
 from feast.registry_server import RegistryServer, apply_pagination_and_sorting
 
 from feast_sqlreg import _install
+from feast_sqlreg._kinds import KINDS
 from feast_sqlreg._sqlregistry import Front
 from feast_sqlreg.registry import (
     DATA_SOURCE,
@@ -57,67 +61,61 @@ from feast_sqlreg.registry import (
 
 logger = logging.getLogger(__name__)
 
-# Get RPCs whose answer is the object's own message.
-_GETS = {
-    "GetEntity": ENTITY,
-    "GetDataSource": DATA_SOURCE,
-    "GetFeatureView": FEATURE_VIEW,
-    "GetStreamFeatureView": STREAM_FEATURE_VIEW,
-    "GetOnDemandFeatureView": ON_DEMAND_FEATURE_VIEW,
-    "GetLabelView": LABEL_VIEW,
-    "GetFeatureService": FEATURE_SERVICE,
-    "GetSavedDataset": SAVED_DATASET,
-    "GetValidationReference": VALIDATION_REFERENCE,
-    "GetPermission": PERMISSION,
+SERVICE_DESCRIPTOR = pb.DESCRIPTOR.services_by_name["RegistryServer"]
+SERVICE = SERVICE_DESCRIPTOR.full_name
+
+GET_FIELDS = {"name": True, "project": True, "allow_cache": True}
+
+
+def _unsorted(sorting) -> bool:
+    """Stock sorts only when sort_by has more than blanks (sorting reads
+    Feast objects' attributes, so a sorted list goes the stock way)."""
+    return not sorting.sort_by.strip()
+
+
+LIST_FIELDS = {
+    "project": True,
+    "allow_cache": True,
+    "tags": True,
+    "pagination": True,
+    "sorting": _unsorted,
 }
 
-# List RPCs: kind, response class, its repeated field, request fields that
-# filter on objects (any of them set: the stock way).
-_LISTS = {
-    "ListEntities": (ENTITY, pb.ListEntitiesResponse, "entities", ()),
-    "ListDataSources": (DATA_SOURCE, pb.ListDataSourcesResponse, "data_sources", ()),
-    "ListFeatureViews": (FEATURE_VIEW, pb.ListFeatureViewsResponse, "feature_views", ()),
-    "ListStreamFeatureViews": (
-        STREAM_FEATURE_VIEW,
-        pb.ListStreamFeatureViewsResponse,
-        "stream_feature_views",
-        (),
-    ),
-    "ListOnDemandFeatureViews": (
-        ON_DEMAND_FEATURE_VIEW,
-        pb.ListOnDemandFeatureViewsResponse,
-        "on_demand_feature_views",
-        (),
-    ),
-    "ListLabelViews": (LABEL_VIEW, pb.ListLabelViewsResponse, "label_views", ()),
-    "ListFeatureServices": (
-        FEATURE_SERVICE,
-        pb.ListFeatureServicesResponse,
-        "feature_services",
-        (),
-    ),
-    "ListSavedDatasets": (
-        SAVED_DATASET,
-        pb.ListSavedDatasetsResponse,
-        "saved_datasets",
-        ("namespace", "collection"),
-    ),
-    "ListValidationReferences": (
-        VALIDATION_REFERENCE,
-        pb.ListValidationReferencesResponse,
-        "validation_references",
-        (),
-    ),
-    "ListPermissions": (PERMISSION, pb.ListPermissionsResponse, "permissions", ()),
-}
+
+def _gets():
+    """Get RPCs whose answer is the object's own message, found from the
+    kinds table and the descriptors: the RPC returns the kind's proto and
+    takes a name and a project (GetProject and GetInfra do not)."""
+    gets = {}
+    for k in KINDS:
+        method = SERVICE_DESCRIPTOR.methods_by_name.get(k.get_rpc)
+        if (
+            method is not None
+            and method.output_type is k.py_proto.DESCRIPTOR
+            and set(GET_FIELDS) <= set(method.input_type.fields_by_name)
+        ):
+            gets[k.get_rpc] = k.id
+    return gets
+
+
+def _lists():
+    """List RPCs answered from stored messages: rpc -> (kind, response
+    class, its repeated field: the kind's Registry field name). Those with
+    a project to list (ListProjects has its own handler)."""
+    lists = {}
+    for k in KINDS:
+        method = SERVICE_DESCRIPTOR.methods_by_name.get(k.list_rpc)
+        if method is not None and set(LIST_FIELDS) <= set(method.input_type.fields_by_name):
+            response = getattr(pb, method.output_type.name)
+            lists[k.list_rpc] = (k.id, response, k.reg_field)
+    return lists
+
+
+_GETS = _gets()
+_LISTS = _lists()
 
 # AnyFeatureView's field for each view kind.
-_ANY_FIELD = {
-    FEATURE_VIEW: "feature_view",
-    STREAM_FEATURE_VIEW: "stream_feature_view",
-    ON_DEMAND_FEATURE_VIEW: "on_demand_feature_view",
-    LABEL_VIEW: "label_view",
-}
+_ANY_FIELD = {k.id: k.view for k in KINDS if k.view}
 
 # The order stock looks a view name up in: the cached registry proto
 # (proto_registry_utils.get_any_feature_view), the database (SqlRegistry).
@@ -126,7 +124,6 @@ _ANY_ORDER_STORED = (FEATURE_VIEW, ON_DEMAND_FEATURE_VIEW, STREAM_FEATURE_VIEW, 
 
 # ListAllFeatureViews: these kinds, in this order (label views left out).
 _ALL_VIEWS = (FEATURE_VIEW, STREAM_FEATURE_VIEW, ON_DEMAND_FEATURE_VIEW)
-_ALL_VIEWS_FILTERS = ("entity", "feature", "feature_service", "data_source")
 
 # The Proto RPC's registry: field, kind, in stock's order within a project.
 _PROTO_FIELDS = (
@@ -143,8 +140,60 @@ _PROTO_FIELDS = (
 )
 
 
-def _sorted(request) -> bool:
-    return bool(request.sorting.sort_by.strip())
+#: The request fields each fast handler implements: rpc -> {field name:
+#: True, or a test of the field's value that says whether this value is
+#: implemented}. A request with any other field set goes to Feast's method.
+FAST_FIELDS = {}
+
+
+def answerable(request, fields) -> bool:
+    """Whether every field set in request is implemented by fields (see
+    FAST_FIELDS). Fields the installed Feast's descriptors do not know
+    (a newer client's) are ignored, as Feast's own method ignores them."""
+    for field, value in request.ListFields():
+        implemented = fields.get(field.name)
+        if implemented is None or (implemented is not True and not implemented(value)):
+            return False
+    return True
+
+
+def _declare(rpc: str, fields) -> None:
+    method = SERVICE_DESCRIPTOR.methods_by_name.get(rpc)
+    if method is None:
+        raise RuntimeError(f"feast_sqlreg: Feast's RegistryServer has no {rpc} RPC any more")
+    unknown = set(fields) - set(method.input_type.fields_by_name)
+    if unknown:
+        raise RuntimeError(
+            f"feast_sqlreg: {method.input_type.full_name} has no field(s) {sorted(unknown)}; "
+            "the fast path was written for another Feast"
+        )
+    FAST_FIELDS[rpc] = dict(fields)
+
+
+def _fast(rpc: str, fields):
+    """Makes answer(server, reg, request) the fast path of rpc: it runs with
+    the native registry when answerable(request, fields) and no permission
+    check is needed; otherwise Feast's own method answers."""
+    _declare(rpc, fields)
+
+    def register(answer):
+        stock = getattr(RegistryServer, rpc)
+        fields_ = FAST_FIELDS[rpc]
+
+        def handler(self, request, context):
+            reg = self._native
+            if reg is None or not answerable(request, fields_) or is_auth_necessary(
+                get_security_manager()
+            ):
+                return stock(self, request, context)
+            return answer(self, reg, request)
+
+        handler.__name__ = handler.__qualname__ = rpc
+        handler.__doc__ = f"{rpc} from stored messages (stock: {stock.__qualname__})."
+        setattr(NativeRegistryServer, rpc, handler)
+        return answer
+
+    return register
 
 
 def _page(protos, request):
@@ -161,143 +210,128 @@ class NativeRegistryServer(RegistryServer):
         if self._native is not None:
             logger.info("feast_sqlreg: the registry server answers reads from stored protos")
 
-    def _fast(self):
-        """The native registry when this call may skip Feast's objects."""
-        if self._native is None or is_auth_necessary(get_security_manager()):
-            return None
-        return self._native
 
-    def GetAnyFeatureView(self, request, context):
-        reg = self._fast()
-        if reg is None:
-            return super().GetAnyFeatureView(request, context)
-        order = _ANY_ORDER_CACHED if request.allow_cache else _ANY_ORDER_STORED
-        for kind in order:
-            message = reg.find_proto(kind, request.name, request.project, request.allow_cache)
-            if message is not None:
-                return pb.GetAnyFeatureViewResponse(
-                    any_feature_view=pb.AnyFeatureView(**{_ANY_FIELD[kind]: message})
-                )
-        raise FeatureViewNotFoundException(request.name, request.project)
+@_fast("GetAnyFeatureView", GET_FIELDS)
+def _get_any_feature_view(server, reg, request):
+    order = _ANY_ORDER_CACHED if request.allow_cache else _ANY_ORDER_STORED
+    for kind in order:
+        message = reg.find_proto(kind, request.name, request.project, request.allow_cache)
+        if message is not None:
+            return pb.GetAnyFeatureViewResponse(
+                any_feature_view=pb.AnyFeatureView(**{_ANY_FIELD[kind]: message})
+            )
+    raise FeatureViewNotFoundException(request.name, request.project)
 
-    def ListAllFeatureViews(self, request, context):
-        reg = self._fast()
-        if (
-            reg is None
-            or _sorted(request)
-            or request.HasField("updated_since")
-            or any(getattr(request, f) for f in _ALL_VIEWS_FILTERS)
-        ):
-            return super().ListAllFeatureViews(request, context)
-        tags = dict(request.tags)
-        views = [
-            pb.AnyFeatureView(**{_ANY_FIELD[kind]: message})
-            for kind in _ALL_VIEWS
-            for message in reg.list_protos(kind, request.project, request.allow_cache, tags)
+
+@_fast("ListAllFeatureViews", LIST_FIELDS)
+def _list_all_feature_views(server, reg, request):
+    tags = dict(request.tags)
+    views = [
+        pb.AnyFeatureView(**{_ANY_FIELD[kind]: message})
+        for kind in _ALL_VIEWS
+        for message in reg.list_protos(kind, request.project, request.allow_cache, tags)
+    ]
+    page, meta = _page(views, request)
+    return pb.ListAllFeatureViewsResponse(feature_views=page, pagination=meta)
+
+
+@_fast("GetProject", {"name": True, "allow_cache": True})
+def _get_project(server, reg, request):
+    return reg.get_proto(PROJECT, request.name, request.name, request.allow_cache)
+
+
+@_fast("ListProjects", {k: v for k, v in LIST_FIELDS.items() if k != "project"})
+def _list_projects(server, reg, request):
+    projects = [
+        p
+        for p in reg.list_protos(PROJECT, "", request.allow_cache, dict(request.tags))
+        if p.spec.tags.get(PROTECTED_PROJECT_TAG) != "true"
+    ]
+    page, meta = _page(projects, request)
+    return pb.ListProjectsResponse(projects=page, pagination=meta)
+
+
+@_fast("GetInfra", {"project": True, "allow_cache": True})
+def _get_infra(server, reg, request):
+    # Stock reads infra from the database whatever allow_cache says.
+    infra = reg.find_proto(INFRA, "infra_obj", request.project)
+    return InfraProto() if infra is None else infra
+
+
+@_fast("ListProjectMetadata", {"project": True, "allow_cache": True})
+def _list_project_metadata(server, reg, request):
+    # Stock looks the project up only for its permission check.
+    return pb.ListProjectMetadataResponse(
+        project_metadata=[
+            m.to_proto()
+            for m in server.proxied_registry.list_project_metadata(
+                project=request.project, allow_cache=request.allow_cache
+            )
         ]
-        page, meta = _page(views, request)
-        return pb.ListAllFeatureViewsResponse(feature_views=page, pagination=meta)
-
-    def GetProject(self, request, context):
-        reg = self._fast()
-        if reg is None:
-            return super().GetProject(request, context)
-        return reg.get_proto(PROJECT, request.name, request.name, request.allow_cache)
-
-    def ListProjects(self, request, context):
-        reg = self._fast()
-        if reg is None or _sorted(request):
-            return super().ListProjects(request, context)
-        projects = [
-            p
-            for p in reg.list_protos(PROJECT, "", request.allow_cache, dict(request.tags))
-            if p.spec.tags.get(PROTECTED_PROJECT_TAG) != "true"
-        ]
-        page, meta = _page(projects, request)
-        return pb.ListProjectsResponse(projects=page, pagination=meta)
-
-    def GetInfra(self, request, context):
-        reg = self._fast()
-        if reg is None:
-            return super().GetInfra(request, context)
-        # Stock reads infra from the database whatever allow_cache says.
-        infra = reg.find_proto(INFRA, "infra_obj", request.project)
-        return InfraProto() if infra is None else infra
-
-    def ListProjectMetadata(self, request, context):
-        if self._fast() is None:
-            return super().ListProjectMetadata(request, context)
-        # Stock looks the project up only for its permission check.
-        return pb.ListProjectMetadataResponse(
-            project_metadata=[
-                m.to_proto()
-                for m in self.proxied_registry.list_project_metadata(
-                    project=request.project, allow_cache=request.allow_cache
-                )
-            ]
-        )
-
-    def Proto(self, request, context):
-        """Stock builds this from one uncached list call per kind and
-        project (objects without project stamps), then reads the whole
-        registry again for last_updated and version_id; here one read gives
-        all of it, regrouped in stock's order (project by project, in
-        list_projects order)."""
-        reg = self._fast()
-        if reg is None:
-            return super().Proto(request, context)
-        source = reg.proto()
-        by_project = {}
-        for field, kind in _PROTO_FIELDS:
-            for message in getattr(source, field):
-                project = _carrier(kind, message).project
-                by_project.setdefault((field, project), []).append(_unstamped(kind, message))
-        answer = RegistryProto()
-        # The registry read lists the projects as list_projects does (same
-        # query, same bad rows left out): no second round trip for them.
-        for project in source.projects:
-            answer.projects.append(project)
-            for field, _ in _PROTO_FIELDS:
-                getattr(answer, field).extend(by_project.get((field, project.spec.name), ()))
-        answer.last_updated.CopyFrom(source.last_updated)
-        answer.version_id = source.version_id
-        return answer
+    )
 
 
-def _get_handler(rpc, kind):
-    stock = getattr(RegistryServer, rpc)
+@_fast("Proto", {})
+def _proto(server, reg, request):
+    """Stock builds this from one uncached list call per kind and project
+    (objects without project stamps), then reads the whole registry again
+    for last_updated and version_id; here one read gives all of it,
+    regrouped in stock's order (project by project, in list_projects
+    order)."""
+    source = reg.proto()
+    by_project = {}
+    for field, kind in _PROTO_FIELDS:
+        for message in getattr(source, field):
+            project = _carrier(kind, message).project
+            by_project.setdefault((field, project), []).append(_unstamped(kind, message))
+    answer = RegistryProto()
+    # The registry read lists the projects as list_projects does (same
+    # query, same bad rows left out): no second round trip for them.
+    for project in source.projects:
+        answer.projects.append(project)
+        for field, _ in _PROTO_FIELDS:
+            getattr(answer, field).extend(by_project.get((field, project.spec.name), ()))
+    answer.last_updated.CopyFrom(source.last_updated)
+    answer.version_id = source.version_id
+    return answer
 
-    def handler(self, request, context):
-        reg = self._fast()
-        if reg is None:
-            return stock(self, request, context)
+
+def _get(rpc, kind):
+    @_fast(rpc, GET_FIELDS)
+    def get(server, reg, request):
         return reg.get_proto(kind, request.name, request.project, request.allow_cache)
 
-    handler.__name__ = handler.__qualname__ = rpc
-    handler.__doc__ = f"{rpc} from the stored message (stock: {stock.__qualname__})."
-    return handler
+
+def _uses_view(name):
+    """Stock's ListFeatureServices feature_view filter (Feast 0.52 on): a
+    service whose projections include a view of that name."""
+    return lambda service: any(p.feature_view_name == name for p in service.spec.features)
 
 
-def _list_handler(rpc, kind, response, field, filters):
-    stock = getattr(RegistryServer, rpc)
+# Request fields that filter a list on its stored messages: rpc -> {field:
+# function of the field's value giving a test of one message}.
+_LIST_FILTERS = {"ListFeatureServices": {"feature_view": _uses_view}}
 
-    def handler(self, request, context):
-        reg = self._fast()
-        if reg is None or _sorted(request) or any(getattr(request, f) for f in filters):
-            return stock(self, request, context)
+
+def _list(rpc, kind, response, field):
+    filters = _LIST_FILTERS.get(rpc, {})
+
+    @_fast(rpc, {**LIST_FIELDS, **{name: True for name in filters}})
+    def list_(server, reg, request):
         protos = reg.list_protos(kind, request.project, request.allow_cache, dict(request.tags))
+        for name, make_test in filters.items():
+            value = getattr(request, name)
+            if value:
+                keep = make_test(value)
+                protos = [p for p in protos if keep(p)]
         page, meta = _page(protos, request)
         return response(**{field: page, "pagination": meta})
 
-    handler.__name__ = handler.__qualname__ = rpc
-    handler.__doc__ = f"{rpc} from the stored messages (stock: {stock.__qualname__})."
-    return handler
-
 
 for _rpc, _kind in _GETS.items():
-    setattr(NativeRegistryServer, _rpc, _get_handler(_rpc, _kind))
+    _get(_rpc, _kind)
 for _rpc, _spec in _LISTS.items():
-    setattr(NativeRegistryServer, _rpc, _list_handler(_rpc, *_spec))
+    _list(_rpc, *_spec)
 del _rpc, _kind, _spec
 
 # ---- the native front ------------------------------------------------------
@@ -310,7 +344,6 @@ del _rpc, _kind, _spec
 # by frame, to Feast's own grpcio server (interceptors, health, reflection
 # and all) listening on a loopback port behind it.
 
-SERVICE = pb.DESCRIPTOR.services_by_name["RegistryServer"].full_name
 _FRONT_RPCS = list(_GETS)
 _FRONT_METHOD = {kind: i for i, kind in enumerate(_GETS.values())}
 # FEAST_SQLREG_FRONT=0 serves through grpcio alone. Uncached Gets are read
