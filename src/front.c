@@ -17,7 +17,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <nghttp2/nghttp2.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -30,6 +29,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "nghttp2_compat.h"
 
 /* ---- the answer table ----------------------------------------------------- */
 
@@ -315,7 +315,7 @@ static int flush_side(conn *c, side *sd, ep_tag *tag) {
         }
         sd->out.n = sd->out_off = 0;
         const uint8_t *data;
-        ssize_t n = nghttp2_session_mem_send(sd->h2, &data);
+        nghttp2_ssize n = nghttp2_session_mem_send2(sd->h2, &data);
         if (n < 0) return -1;
         if (n == 0) break;
         if (buf_put(&sd->out, data, (size_t)n) != 0) return -1;
@@ -393,8 +393,8 @@ static size_t pass_on(front *f, buf *b, size_t *off, uint8_t *out, size_t len) {
 
 /* ---- relaying to the backend ---------------------------------------------- */
 
-static ssize_t req_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t len, uint32_t *flags,
-                        nghttp2_data_source *src, void *user) {
+static nghttp2_ssize req_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t len,
+                              uint32_t *flags, nghttp2_data_source *src, void *user) {
     (void)h2, (void)id, (void)user;
     strm *s = src->ptr;
     if (s->req.n == s->req_off && !s->req_ended) return NGHTTP2_ERR_DEFERRED;
@@ -403,7 +403,7 @@ static ssize_t req_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t le
     s->req_precredited -= pre;
     if (n > pre) nghttp2_session_consume_stream(s->c->cl.h2, s->id, n - pre);
     if (s->req_off == s->req.n && s->req_ended) *flags |= NGHTTP2_DATA_FLAG_EOF;
-    return (ssize_t)n;
+    return (nghttp2_ssize)n;
 }
 
 static int up_connect(conn *c);
@@ -415,14 +415,14 @@ static int relay(conn *c, strm *s) {
     if (!c->up.h2 && up_connect(c) != 0) return -1;
     nghttp2_nv *nva = nva_of(&s->req_h);
     if (!nva) return -1;
-    nghttp2_data_provider prd = {{.ptr = s}, req_read};
-    int32_t id = nghttp2_submit_request(c->up.h2, NULL, nva, s->req_h.n, &prd, s);
+    nghttp2_data_provider2 prd = {{.ptr = s}, req_read};
+    int32_t id = nghttp2_submit_request2(c->up.h2, NULL, nva, s->req_h.n, &prd, s);
     if (id == NGHTTP2_ERR_START_STREAM_NOT_ALLOWED || id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE) {
         /* The backend said GOAWAY (shutting down) or the connection ran out
          * of stream ids: a new connection for this call and the next. */
         up_drop(c);
         id = up_connect(c) != 0 ? -1
-                                : nghttp2_submit_request(c->up.h2, NULL, nva, s->req_h.n, &prd, s);
+                                : nghttp2_submit_request2(c->up.h2, NULL, nva, s->req_h.n, &prd, s);
     }
     free(nva);
     if (id < 0) return -1;
@@ -432,8 +432,8 @@ static int relay(conn *c, strm *s) {
     return 0;
 }
 
-static ssize_t resp_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t len, uint32_t *flags,
-                         nghttp2_data_source *src, void *user) {
+static nghttp2_ssize resp_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t len,
+                               uint32_t *flags, nghttp2_data_source *src, void *user) {
     (void)user;
     strm *s = src->ptr;
     if (s->resp.n == s->resp_off && !s->resp_ended) return NGHTTP2_ERR_DEFERRED;
@@ -448,7 +448,7 @@ static ssize_t resp_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t l
             free(nva);
         }
     }
-    return (ssize_t)n;
+    return (nghttp2_ssize)n;
 }
 
 /* Starts the response on the client stream: headers, then the body as it
@@ -456,8 +456,8 @@ static ssize_t resp_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t l
 static int respond(conn *c, strm *s, int has_body) {
     nghttp2_nv *nva = nva_of(&s->resp_h);
     if (!nva) return -1;
-    nghttp2_data_provider prd = {{.ptr = s}, resp_read};
-    int rv = nghttp2_submit_response(c->cl.h2, s->id, nva, s->resp_h.n, has_body ? &prd : NULL);
+    nghttp2_data_provider2 prd = {{.ptr = s}, resp_read};
+    int rv = nghttp2_submit_response2(c->cl.h2, s->id, nva, s->resp_h.n, has_body ? &prd : NULL);
     free(nva);
     s->responding = 1;
     return rv;
@@ -988,7 +988,7 @@ static int pump_in(side *sd) {
             if (errno == EINTR) continue;
             return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
         }
-        if (nghttp2_session_mem_recv(sd->h2, chunk, (size_t)r) < 0) return -1;
+        if (nghttp2_session_mem_recv2(sd->h2, chunk, (size_t)r) < 0) return -1;
     }
 }
 
