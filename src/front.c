@@ -30,6 +30,7 @@
 
 #include "buf.h"
 #include "nghttp2_compat.h"
+#include "pb.h"
 
 /* ---- the answer table ----------------------------------------------------- */
 
@@ -201,6 +202,7 @@ struct front {
     pthread_t thread;
     char **methods;
     obj_kind *kinds;
+    front_fields *fields;
     int nmethods;
     /* Uncached answers: the store, its workers, jobs to do and done. */
     store *st;
@@ -465,42 +467,20 @@ static int respond(conn *c, strm *s, int has_body) {
 
 /* ---- answering from the table --------------------------------------------- */
 
-static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
-    *v = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) return 0;
-    }
-    return -1;
-}
-
-/* name, project and allow_cache of a Get request message; -1 when it is
- * not one this code can read with certainty (then the backend answers). */
-static int parse_get(const uint8_t *p, size_t n, const uint8_t **name, size_t *nn,
-                     const uint8_t **proj, size_t *pn, int *allow_cache) {
-    const uint8_t *end = p + n;
-    *name = *proj = (const uint8_t *)"";
-    *nn = *pn = 0;
-    *allow_cache = 0;
-    while (p < end) {
-        uint64_t key, v;
-        if (read_varint(&p, end, &key) != 0) return -1;
-        uint32_t field = (uint32_t)(key >> 3), wt = (uint32_t)(key & 7);
-        if (wt == 2 && (field == 1 || field == 2)) {
-            if (read_varint(&p, end, &v) != 0 || v > (uint64_t)(end - p)) return -1;
-            if (field == 1)
-                *name = p, *nn = (size_t)v;
-            else
-                *proj = p, *pn = (size_t)v;
-            p += v;
-        } else if (wt == 0 && field == 3) {
-            if (read_varint(&p, end, &v) != 0) return -1;
-            *allow_cache = v != 0;
-        } else {
-            return -1; /* a field this code does not know */
-        }
-    }
+/* name, project and allow_cache of a Get request message for method m,
+ * read by pb.c's wire reader with the fields the caller named; -1 when it
+ * is not one this code can read with certainty (then the backend
+ * answers). */
+static int parse_get(const front *f, int m, const uint8_t *p, size_t n, const uint8_t **name,
+                     size_t *nn, const uint8_t **proj, size_t *pn, int *allow_cache) {
+    const front_fields *ff = &f->fields[m];
+    pb_req_field fields[3] = {{ff->name, PB_REQ_STRING, 0, NULL, 0, 0},
+                              {ff->project, PB_REQ_STRING, 0, NULL, 0, 0},
+                              {ff->allow_cache, PB_REQ_BOOL, 0, NULL, 0, 0}};
+    if (pb_read_request(p, n, fields, 3) != 0) return -1;
+    *name = fields[0].p, *nn = fields[0].n;
+    *proj = fields[1].p, *pn = fields[1].n;
+    *allow_cache = fields[2].value;
     return 0;
 }
 
@@ -561,7 +541,8 @@ static int try_answer(conn *c, strm *s) {
     const uint8_t *name, *proj;
     size_t nn, pn;
     int allow_cache;
-    if (parse_get(s->req.p + 5, len, &name, &nn, &proj, &pn, &allow_cache) != 0) return 0;
+    if (parse_get(f, s->method, s->req.p + 5, len, &name, &nn, &proj, &pn, &allow_cache) != 0)
+        return 0;
     if (!allow_cache) return fetch(c, s, proj, pn, name, nn);
     int found = 0;
     pthread_mutex_lock(&f->lock);
@@ -1085,6 +1066,7 @@ static void free_front(front *f) {
         free(f->methods[i]);
     free(f->methods);
     free(f->kinds);
+    free(f->fields);
     free(f->workers);
     front_answers_free(f->answers);
     if (f->own_store) store_close(f->st);
@@ -1095,7 +1077,8 @@ static void free_front(front *f) {
 }
 
 front *front_start(int port, int backend_port, const char *const *methods, const obj_kind *kinds,
-                   int nmethods, store *st, int own_store, int workers, char *err, size_t errlen) {
+                   const front_fields *fields, int nmethods, store *st, int own_store, int workers,
+                   char *err, size_t errlen) {
     front *f = calloc(1, sizeof(*f));
     if (!f) {
         if (own_store) store_close(st);
@@ -1113,12 +1096,14 @@ front *front_start(int port, int backend_port, const char *const *methods, const
     size_t nm = (size_t)(nmethods > 0 ? nmethods : 1);
     f->methods = calloc(nm, sizeof(char *));
     f->kinds = calloc(nm, sizeof(obj_kind));
+    f->fields = calloc(nm, sizeof(front_fields));
     f->workers = calloc((size_t)(workers > 0 ? workers : 1), sizeof(pthread_t));
-    if (!f->methods || !f->kinds || !f->workers) goto oom;
+    if (!f->methods || !f->kinds || !f->fields || !f->workers) goto oom;
     f->nmethods = nmethods;
     for (int i = 0; i < nmethods; i++) {
         if (!(f->methods[i] = strdup(methods[i]))) goto oom;
         f->kinds[i] = kinds[i];
+        f->fields[i] = fields ? fields[i] : (front_fields){1, 2, 3};
     }
     f->lfd = listen_on(port, err, errlen);
     if (f->lfd < 0) goto fail;

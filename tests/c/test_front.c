@@ -184,10 +184,10 @@ static void calls(void) {
         dead_port = ntohs(sa.sin_port);
         close(fd);
     }
-    front *b = front_start(0, dead_port, METHODS, KINDS, 2, NULL, 1, 0, err, sizeof(err));
+    front *b = front_start(0, dead_port, METHODS, KINDS, NULL, 2, NULL, 1, 0, err, sizeof(err));
     CHECK_CASE(b != NULL, err);
     if (!b) return;
-    front *a = front_start(0, front_port(b), METHODS, KINDS, 2, NULL, 1, 0, err, sizeof(err));
+    front *a = front_start(0, front_port(b), METHODS, KINDS, NULL, 2, NULL, 1, 0, err, sizeof(err));
     CHECK_CASE(a != NULL, err);
     if (!a) {
         front_stop(b);
@@ -253,8 +253,8 @@ static void fetches(void) {
     sref proj = {"p", 1}, name = {"fv", 2}, proto = {(const char *)fv, sizeof(fv)};
     CHECK(store_apply(st, OBJ_FEATURE_VIEW, proj, name, proto, &w, &inserted, &dberr) == 0);
     store_close(st);
-    front *a = front_start(0, 1, METHODS, KINDS, 2, store_open(url, NULL, &opts, &dberr), 1, 2, err,
-                           sizeof(err));
+    front *a = front_start(0, 1, METHODS, KINDS, NULL, 2, store_open(url, NULL, &opts, &dberr), 1,
+                           2, err, sizeof(err));
     CHECK_CASE(a != NULL, err);
     if (!a) return;
     buf want = {0};
@@ -359,9 +359,10 @@ static void backpressure(void) {
     uint64_t want_sum = 0;
     for (size_t i = 0; i < BIG; i++)
         want_sum += big[i] = (uint8_t)(i * 7 + 3);
-    front *b = front_start(0, 1, METHODS, KINDS, 2, NULL, 1, 0, err, sizeof(err));
+    front *b = front_start(0, 1, METHODS, KINDS, NULL, 2, NULL, 1, 0, err, sizeof(err));
     front *a =
-        b ? front_start(0, front_port(b), METHODS, KINDS, 2, NULL, 1, 0, err, sizeof(err)) : NULL;
+        b ? front_start(0, front_port(b), METHODS, KINDS, NULL, 2, NULL, 1, 0, err, sizeof(err))
+          : NULL;
     CHECK_CASE(a && b, err);
     front_answers *tb = front_answers_new(2);
     front_answers_add(tb, 0, "proj", 4, "big", 3, big, BIG);
