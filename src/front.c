@@ -194,6 +194,7 @@ struct conn {
     ep_tag cl_tag, up_tag;
     strm *streams;
     int dead;
+    size_t dropped; /* bytes for a client with no socket (front_feed) */
     conn *next, *prev;
 };
 
@@ -298,10 +299,15 @@ static void watch(front *f, side *sd, ep_tag *tag, int out) {
     sd->want_out = out;
 }
 
-/* Writes what nghttp2 has to send on one side. -1: the socket failed. */
+/* Writes what nghttp2 has to send on one side. -1: the socket failed. A
+ * side with no socket (front_feed's) counts its bytes in c->dropped. */
 static int flush_side(conn *c, side *sd, ep_tag *tag) {
     if (!sd->h2) return 0;
     for (;;) {
+        if (sd->fd < 0) {
+            c->dropped += sd->out.n - sd->out_off;
+            sd->out_off = sd->out.n;
+        }
         while (sd->out_off < sd->out.n) {
             ssize_t w =
                 send(sd->fd, sd->out.p + sd->out_off, sd->out.n - sd->out_off, MSG_NOSIGNAL);
@@ -715,6 +721,7 @@ static int up_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user) 
 
 static int up_connect(conn *c) {
     front *f = c->f;
+    if (f->backend_port <= 0) return -1; /* front_feed's: no backend */
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->backend_port)};
@@ -890,8 +897,10 @@ static void conn_close(conn *c) {
     if (c->dead) return;
     c->dead = 1;
     up_drop(c);
-    epoll_ctl(f->efd, EPOLL_CTL_DEL, c->cl.fd, NULL);
-    close(c->cl.fd);
+    if (c->cl.fd >= 0) {
+        epoll_ctl(f->efd, EPOLL_CTL_DEL, c->cl.fd, NULL);
+        close(c->cl.fd);
+    }
     nghttp2_session_del(c->cl.h2); /* calls no stream callbacks */
     while (c->streams) {
         strm *s = c->streams;
@@ -916,45 +925,53 @@ static void free_closed(front *f) {
     }
 }
 
+/* A client connection on fd (-1: none, for front_feed) with its server
+ * session, listed in f; NULL when out of memory. */
+static conn *conn_new(front *f, int fd) {
+    conn *c = calloc(1, sizeof(*c));
+    nghttp2_session_callbacks *cbs = NULL;
+    if (!c || nghttp2_session_callbacks_new(&cbs) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->f = f;
+    c->id = ++f->next_conn_id;
+    c->cl.fd = fd;
+    c->up.fd = -1;
+    c->cl_tag = (ep_tag){1, c};
+    c->up_tag = (ep_tag){2, c};
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, cl_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, cl_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, cl_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, cl_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, cl_close);
+    c->cl.h2 = new_session(
+        cbs, c, 1, (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS});
+    nghttp2_session_callbacks_del(cbs);
+    if (!c->cl.h2) {
+        free(c);
+        return NULL;
+    }
+    c->next = f->conns;
+    if (f->conns) f->conns->prev = c;
+    f->conns = c;
+    atomic_fetch_add(&f->connections, 1);
+    return c;
+}
+
 static void accept_all(front *f) {
     for (;;) {
         int fd = accept4(f->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return;
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        conn *c = calloc(1, sizeof(*c));
-        nghttp2_session_callbacks *cbs = NULL;
-        if (!c || nghttp2_session_callbacks_new(&cbs) != 0) {
-            free(c);
+        conn *c = conn_new(f, fd);
+        if (!c) {
             close(fd);
             continue;
         }
-        c->f = f;
-        c->id = ++f->next_conn_id;
-        c->cl.fd = fd;
-        c->up.fd = -1;
-        c->cl_tag = (ep_tag){1, c};
-        c->up_tag = (ep_tag){2, c};
-        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, cl_begin_headers);
-        nghttp2_session_callbacks_set_on_header_callback(cbs, cl_header);
-        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, cl_frame_recv);
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, cl_data);
-        nghttp2_session_callbacks_set_on_stream_close_callback(cbs, cl_close);
-        c->cl.h2 = new_session(
-            cbs, c, 1,
-            (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS});
-        nghttp2_session_callbacks_del(cbs);
-        if (!c->cl.h2) {
-            free(c);
-            close(fd);
-            continue;
-        }
-        c->next = f->conns;
-        if (f->conns) f->conns->prev = c;
-        f->conns = c;
         struct epoll_event ev = {EPOLLIN, {.ptr = &c->cl_tag}};
         epoll_ctl(f->efd, EPOLL_CTL_ADD, fd, &ev);
-        atomic_fetch_add(&f->connections, 1);
         if (flush_side(c, &c->cl, &c->cl_tag) != 0) conn_close(c);
     }
 }
@@ -1076,19 +1093,15 @@ static void free_front(front *f) {
     free(f);
 }
 
-front *front_start(int port, int backend_port, const char *const *methods, const obj_kind *kinds,
-                   const front_fields *fields, int nmethods, store *st, int own_store, int workers,
-                   char *err, size_t errlen) {
+/* A front with no socket and no thread yet: its methods, the store and
+ * workers' state; NULL when out of memory (st is not closed). */
+static front *new_front(int backend_port, const char *const *methods, const obj_kind *kinds,
+                        const front_fields *fields, int nmethods, store *st, int own_store,
+                        int workers) {
     front *f = calloc(1, sizeof(*f));
-    if (!f) {
-        if (own_store) store_close(st);
-        set_err(err, errlen, "out of memory");
-        return NULL;
-    }
+    if (!f) return NULL;
     f->lfd = f->efd = f->wfd = f->dfd = -1;
     f->backend_port = backend_port;
-    f->st = st;
-    f->own_store = own_store;
     pthread_mutex_init(&f->lock, NULL);
     pthread_mutex_init(&f->jobs_lock, NULL);
     pthread_cond_init(&f->jobs_cond, NULL);
@@ -1098,12 +1111,30 @@ front *front_start(int port, int backend_port, const char *const *methods, const
     f->kinds = calloc(nm, sizeof(obj_kind));
     f->fields = calloc(nm, sizeof(front_fields));
     f->workers = calloc((size_t)(workers > 0 ? workers : 1), sizeof(pthread_t));
-    if (!f->methods || !f->kinds || !f->fields || !f->workers) goto oom;
-    f->nmethods = nmethods;
-    for (int i = 0; i < nmethods; i++) {
-        if (!(f->methods[i] = strdup(methods[i]))) goto oom;
+    int ok = f->methods && f->kinds && f->fields && f->workers;
+    f->nmethods = ok ? nmethods : 0;
+    for (int i = 0; ok && i < nmethods; i++) {
+        ok = (f->methods[i] = strdup(methods[i])) != NULL;
         f->kinds[i] = kinds[i];
         f->fields[i] = fields ? fields[i] : (front_fields){1, 2, 3};
+    }
+    if (!ok) {
+        free_front(f);
+        return NULL;
+    }
+    f->st = st;
+    f->own_store = own_store;
+    return f;
+}
+
+front *front_start(int port, int backend_port, const char *const *methods, const obj_kind *kinds,
+                   const front_fields *fields, int nmethods, store *st, int own_store, int workers,
+                   char *err, size_t errlen) {
+    front *f = new_front(backend_port, methods, kinds, fields, nmethods, st, own_store, workers);
+    if (!f) {
+        if (own_store) store_close(st);
+        set_err(err, errlen, "out of memory");
+        return NULL;
     }
     f->lfd = listen_on(port, err, errlen);
     if (f->lfd < 0) goto fail;
@@ -1138,8 +1169,6 @@ front *front_start(int port, int backend_port, const char *const *methods, const
         goto fail;
     }
     return f;
-oom:
-    set_err(err, errlen, "out of memory");
 fail:
     stop_workers(f);
     if (f->lfd >= 0) close(f->lfd);
@@ -1182,4 +1211,35 @@ void front_stop(front *f) {
     close(f->wfd);
     close(f->dfd);
     free_front(f);
+}
+
+long front_feed(const char *const *methods, const obj_kind *kinds, const front_fields *fields,
+                int nmethods, const front_answers *answers, const uint8_t *data, size_t n,
+                size_t chunk, front_stats *stats) {
+    front *f = new_front(0, methods, kinds, fields, nmethods, NULL, 0, 0);
+    if (!f) return -1;
+    /* Borrowed: only read, under f->lock, and handed back before the free. */
+    f->answers = (front_answers *)answers;
+    conn *c = conn_new(f, -1);
+    long sent = -1;
+    if (c) {
+        /* What serve_event does with bytes from the client's socket. */
+        int failed = flush_sides(c) != 0;
+        for (size_t off = 0; !failed && off < n;) {
+            size_t len = chunk && n - off > chunk ? chunk : n - off;
+            failed = nghttp2_session_mem_recv2(c->cl.h2, data + off, len) < 0;
+            off += len;
+            if (!failed) failed = flush_sides(c) != 0;
+            if (!failed && !nghttp2_session_want_read(c->cl.h2) &&
+                !nghttp2_session_want_write(c->cl.h2))
+                failed = 1;
+        }
+        sent = (long)c->dropped;
+        conn_close(c);
+    }
+    free_closed(f);
+    if (stats) front_stats_get(f, stats);
+    f->answers = NULL;
+    free_front(f);
+    return sent;
 }

@@ -77,4 +77,19 @@ void front_stats_get(front *f, front_stats *out);
 /* Stops the thread, closes every connection, frees f. */
 void front_stop(front *f);
 
+/* The seam the fuzzer (tests/fuzz/fuzz_front.c) and tests drive the front
+ * through, with no socket, no thread and no backend: data[0..n) is what a
+ * client sends on one connection, fed to the client session of a front
+ * like front_start's (methods, kinds, fields as there; answers, borrowed,
+ * its table) in pieces of at most `chunk` bytes (0: at once), each followed
+ * by what the event loop does next: the front's bytes for the client are
+ * produced and dropped. A call the front would relay is reset (no backend),
+ * an uncached Get too (no store). Then the connection is closed and
+ * everything freed. Fills *stats (as front_stats_get would; NULL: not) and
+ * returns the number of bytes the front would have sent, or -1 when out of
+ * memory. */
+long front_feed(const char *const *methods, const obj_kind *kinds, const front_fields *fields,
+                int nmethods, const front_answers *answers, const uint8_t *data, size_t n,
+                size_t chunk, front_stats *stats);
+
 #endif
