@@ -6,7 +6,6 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
-#include <nghttp2/nghttp2.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "../fuzz/front_checks.h"
 #include "check.h"
 #include "front.h"
+#include "nghttp2_compat.h"
 
 static const char *METHODS[] = {"/t.S/GetA", "/t.S/GetB"};
 static const obj_kind KINDS[] = {OBJ_ENTITY, OBJ_FEATURE_VIEW};
@@ -64,7 +64,8 @@ typedef struct {
     size_t n;
 } call;
 
-static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *u) {
+static nghttp2_ssize send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags,
+                             void *u) {
     (void)s, (void)flags;
     call *c = u;
     return send(c->fd, data, len, MSG_NOSIGNAL);
@@ -102,15 +103,15 @@ typedef struct {
     size_t n, off;
 } body;
 
-static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *out, size_t len, uint32_t *fl,
-                         nghttp2_data_source *src, void *u) {
+static nghttp2_ssize body_read(nghttp2_session *s, int32_t id, uint8_t *out, size_t len,
+                               uint32_t *fl, nghttp2_data_source *src, void *u) {
     (void)s, (void)id, (void)u;
     body *b = src->ptr;
     size_t n = b->n - b->off < len ? b->n - b->off : len;
     memcpy(out, b->p + b->off, n);
     b->off += n;
     if (b->off == b->n) *fl |= NGHTTP2_DATA_FLAG_EOF;
-    return (ssize_t)n;
+    return (nghttp2_ssize)n;
 }
 
 /* One unary call on a new connection: path, request message. */
@@ -125,7 +126,7 @@ static void unary(int port, const char *path, const uint8_t *msg, size_t mn, cal
     }
     nghttp2_session_callbacks *cbs;
     nghttp2_session_callbacks_new(&cbs);
-    nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
+    nghttp2_session_callbacks_set_send_callback2(cbs, send_cb);
     nghttp2_session_callbacks_set_on_header_callback(cbs, header_cb);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, data_cb);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, close_cb);
@@ -136,7 +137,7 @@ static void unary(int port, const char *path, const uint8_t *msg, size_t mn, cal
     uint8_t framed[512] = {0, 0, 0, (uint8_t)(mn >> 8), (uint8_t)mn};
     memcpy(framed + 5, msg, mn);
     body b = {framed, mn + 5, 0};
-    nghttp2_data_provider prd = {{.ptr = &b}, body_read};
+    nghttp2_data_provider2 prd = {{.ptr = &b}, body_read};
 #define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE}
     nghttp2_nv nva[] = {NV(":method", "POST"),
                         NV(":scheme", "http"),
@@ -144,11 +145,11 @@ static void unary(int port, const char *path, const uint8_t *msg, size_t mn, cal
                         NV(":authority", "localhost"),
                         NV("content-type", "application/grpc"),
                         NV("te", "trailers")};
-    c->id = nghttp2_submit_request(s, NULL, nva, 6, &prd, NULL);
+    c->id = nghttp2_submit_request2(s, NULL, nva, 6, &prd, NULL);
     uint8_t in[65536];
     while (!c->closed && nghttp2_session_send(s) == 0) {
         ssize_t r = recv(c->fd, in, sizeof(in), 0);
-        if (r <= 0 || nghttp2_session_mem_recv(s, in, (size_t)r) < 0) break;
+        if (r <= 0 || nghttp2_session_mem_recv2(s, in, (size_t)r) < 0) break;
     }
     nghttp2_session_del(s);
     close(c->fd);
@@ -328,8 +329,8 @@ static int slow_close_cb(nghttp2_session *s, int32_t id, uint32_t code, void *u)
     return close_cb(s, id, code, &r->c);
 }
 
-static ssize_t slow_send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags,
-                            void *u) {
+static nghttp2_ssize slow_send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags,
+                                  void *u) {
     return send_cb(s, data, len, flags, &((slow_reader *)u)->c);
 }
 
@@ -339,7 +340,7 @@ static void slow_pump(slow_reader *r, int quiet_ms) {
     struct pollfd p = {r->c.fd, POLLIN, 0};
     while (!r->c.closed && nghttp2_session_send(r->s) == 0 && poll(&p, 1, quiet_ms) == 1) {
         ssize_t n = recv(r->c.fd, in, sizeof(in), 0);
-        if (n <= 0 || nghttp2_session_mem_recv(r->s, in, (size_t)n) < 0) break;
+        if (n <= 0 || nghttp2_session_mem_recv2(r->s, in, (size_t)n) < 0) break;
     }
 }
 
@@ -386,7 +387,7 @@ static void backpressure(void) {
     CHECK(connect(r.c.fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
     nghttp2_session_callbacks *cbs;
     nghttp2_session_callbacks_new(&cbs);
-    nghttp2_session_callbacks_set_send_callback(cbs, slow_send_cb);
+    nghttp2_session_callbacks_set_send_callback2(cbs, slow_send_cb);
     nghttp2_session_callbacks_set_on_header_callback(cbs, slow_header_cb);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, slow_data_cb);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, slow_close_cb);
@@ -407,14 +408,14 @@ static void backpressure(void) {
     framed[0] = 0, framed[1] = framed[2] = framed[3] = 0, framed[4] = (uint8_t)n;
     memcpy(framed + 5, req, n);
     body bd = {framed, n + 5, 0};
-    nghttp2_data_provider prd = {{.ptr = &bd}, body_read};
+    nghttp2_data_provider2 prd = {{.ptr = &bd}, body_read};
     nghttp2_nv nva[] = {NV(":method", "POST"),
                         NV(":scheme", "http"),
                         NV(":path", METHODS[0]),
                         NV(":authority", "localhost"),
                         NV("content-type", "application/grpc"),
                         NV("te", "trailers")};
-    r.c.id = nghttp2_submit_request(r.s, NULL, nva, 6, &prd, NULL);
+    r.c.id = nghttp2_submit_request2(r.s, NULL, nva, 6, &prd, NULL);
     slow_pump(&r, 300);
     int64_t held = held_by(a);
     CHECK_CASE(!r.c.closed && r.c.n <= 65535, "the client got more than its window");
@@ -426,8 +427,8 @@ static void backpressure(void) {
     n = get_request(req, "small", "proj", 1);
     memcpy(framed + 5, req, n), framed[4] = (uint8_t)n;
     body bd2 = {framed, n + 5, 0};
-    nghttp2_data_provider prd2 = {{.ptr = &bd2}, body_read};
-    int32_t id2 = nghttp2_submit_request(r.s, NULL, nva, 6, &prd2, NULL);
+    nghttp2_data_provider2 prd2 = {{.ptr = &bd2}, body_read};
+    int32_t id2 = nghttp2_submit_request2(r.s, NULL, nva, 6, &prd2, NULL);
     size_t before = r.c.n;
     uint64_t sum_before = r.sum;
     r.reading = 1; /* credit the small call's bytes as they come */
@@ -435,7 +436,7 @@ static void backpressure(void) {
     struct pollfd p = {r.c.fd, POLLIN, 0};
     while (!r.other_closed && nghttp2_session_send(r.s) == 0 && poll(&p, 1, 2000) == 1) {
         ssize_t got = recv(r.c.fd, in, sizeof(in), 0);
-        if (got <= 0 || nghttp2_session_mem_recv(r.s, in, (size_t)got) < 0) break;
+        if (got <= 0 || nghttp2_session_mem_recv2(r.s, in, (size_t)got) < 0) break;
     }
     CHECK_CASE(id2 > 0 && r.other_closed && r.other_code == 0,
                "a second call on the stalled connection did not finish");
