@@ -39,7 +39,11 @@ static front_fields *parse_fields(PyObject *obj, Py_ssize_t n) {
     for (Py_ssize_t i = 0; i < n; i++) {
         long v[3];
         PyObject *item = PySequence_GetItem(seq, i);
-        int ok = item && PyArg_ParseTuple(item, "lll:request_fields", &v[0], &v[1], &v[2]);
+        /* PyArg_ParseTuple takes nothing but a tuple. */
+        int ok = item && PyTuple_Check(item) &&
+                 PyArg_ParseTuple(item, "lll:request_fields", &v[0], &v[1], &v[2]);
+        if (item && !ok && !PyTuple_Check(item))
+            PyErr_Format(PyExc_TypeError, "Front: request_fields[%zd] is not a tuple", i);
         Py_XDECREF(item);
         if (!ok) goto fail;
         for (int k = 0; k < 3; k++)

@@ -258,6 +258,23 @@ def test_requests_with_fields_feast_does_not_name_are_relayed(served):
         assert type(feasts).FromString(answer) == servicer.GetFeatureView(request, None)
 
 
+def test_request_fields_are_checked():
+    """Front(request_fields=...): one (name, project, allow_cache) tuple of
+    field numbers per method, each 0 or a distinct field number."""
+    from feast_sqlreg._sqlregistry import Front
+
+    methods = ["/t.S/GetA", "/t.S/GetB"]
+    kinds = [native_registry.ENTITY, native_registry.FEATURE_VIEW]
+    for bad in ([(1, 2, 3)], [(1, 2, 3), (1, 1, 3)], [(1, 2, 3), (4, 0, 4)],
+                [(1, 2, 3), (1, 2, -1)], [(1, 2, 3), (1, 2, 1 << 29)], [(1, 2, 3), (1, 2)],
+                [(1, 2, 3), None], 7):
+        with pytest.raises((ValueError, TypeError)):
+            Front(0, 1, methods, kinds, request_fields=bad)
+    front = Front(0, 1, methods, kinds, request_fields=[(1, 2, 3), (4, 0, 0)])
+    assert front.port > 0
+    front.stop()
+
+
 def test_answers_follow_writes_within_a_second(served):
     stub, server, writer, _ = served
     assert call(stub, "GetEntity", "driver").spec.description != "changed"
