@@ -106,13 +106,18 @@ clean:
 
 # libFuzzer targets, one per pb.c function that parses stored bytes
 # (tests/fuzz/fuzz_*.c; their invariants live in tests/fuzz/fuzz_checks.h),
-# built with clang under AddressSanitizer and UndefinedBehaviorSanitizer.
+# and one over the front's request path, client bytes through nghttp2 to an
+# answer (fuzz_front.c, tests/fuzz/front_checks.h; it links the core the
+# front needs and libnghttp2), built with clang under AddressSanitizer and
+# UndefinedBehaviorSanitizer.
 # `make fuzz-run FUZZ_SECONDS=60` splits the time across the targets, over a
 # copy of tests/fuzz/corpus in build/ (the source tree is never written),
 # prints each target's executions and fails on any crash (inputs kept in
 # build/fuzz/artifacts/). PROTOBUF_C_SRC=<protobuf-c source tree> compiles
 # protobuf-c's runtime in, instrumented too, so UB inside it shows.
-FUZZ_TARGETS := validate merge append project
+FUZZ_TARGETS := validate merge append project front
+FUZZ_FRONT_SOURCES := src/front.c src/store.c src/pool.c src/db.c src/db_sqlite.c src/db_util.c \
+  src/url.c
 FUZZ_SECONDS ?= 60
 FUZZ_SAN := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(FUZZ_SAN) -Wall -Wextra -Wshadow -Werror \
@@ -131,9 +136,11 @@ fuzz: deps
 	  pbc="-I$(PROTOBUF_C_SRC)"; pbl=build/fuzz/protobuf-c.o; \
 	else pbc="$$(pkg-config --cflags libprotobuf-c)"; pbl="$$(pkg-config --libs libprotobuf-c)"; fi; \
 	for t in $(FUZZ_TARGETS); do \
+	  extra=; [ $$t != front ] || \
+	    extra="$(FUZZ_FRONT_SOURCES) $$(pkg-config --cflags --libs sqlite3 libnghttp2) -pthread"; \
 	  echo "clang -fsanitize=fuzzer,address,undefined ... -o build/fuzz/fuzz_$$t"; \
 	  clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $$pbc tests/fuzz/fuzz_$$t.c src/pb.c src/kinds.c src/buf.c \
-	    build/fuzz/feast_subset.pb-c.c -o build/fuzz/fuzz_$$t $$pbl; \
+	    build/fuzz/feast_subset.pb-c.c $$extra -o build/fuzz/fuzz_$$t $$pbl; \
 	done
 
 fuzz-run: fuzz

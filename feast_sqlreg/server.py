@@ -444,6 +444,30 @@ def _front_applies(store, tls_key_path, tls_cert_path) -> bool:
     )
 
 
+def _request_fields(rpc):
+    """The field numbers (name, project, allow_cache) of rpc's request message,
+    as Front's request_fields wants them, from Feast's own descriptors and
+    the fields the fast path declares (FAST_FIELDS): the front answers only
+    requests whose every field is one of these (others go to grpcio). 0 for
+    a field the handler does not declare, the message lacks, or that is not
+    the singular string (bool) the front reads it as: a request carrying it
+    is relayed then."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    fields = SERVICE_DESCRIPTOR.methods_by_name[rpc].input_type.fields_by_name
+    declared = FAST_FIELDS[rpc]
+    numbers = []
+    for name, type_ in (("name", FieldDescriptor.TYPE_STRING),
+                        ("project", FieldDescriptor.TYPE_STRING),
+                        ("allow_cache", FieldDescriptor.TYPE_BOOL)):
+        f = fields.get(name) if declared.get(name) is True else None
+        repeated = getattr(f, "is_repeated", None)
+        if f is not None and repeated is None:  # protobuf before 5.29
+            repeated = f.label == FieldDescriptor.LABEL_REPEATED
+        numbers.append(f.number if f is not None and f.type == type_ and not repeated else 0)
+    return tuple(numbers)
+
+
 def start_server(store, port: int, wait_for_termination: bool = True, tls_key_path: str = "",
                  tls_cert_path: str = ""):
     """feast.registry_server.start_server, with the native front on port
@@ -497,7 +521,8 @@ def start_server(store, port: int, wait_for_termination: bool = True, tls_key_pa
         path = with_connect_args(config.path, connect_args)
     try:
         front = Front(port, backend_port, [f"/{SERVICE}/{rpc}" for rpc in _FRONT_RPCS],
-                      list(_GETS.values()), path, FRONT_WORKERS, own)
+                      list(_GETS.values()), path, FRONT_WORKERS, own,
+                      request_fields=[_request_fields(rpc) for rpc in _FRONT_RPCS])
     except Exception:
         server.stop(None)
         raise

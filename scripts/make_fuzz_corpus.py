@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus of the pb.c fuzz targets: real Feast objects of
-every kind the registry stores, serialized by the Feast from PyPI, in the
-input format of each target (see tests/fuzz/fuzz_checks.h).
+"""Writes the seed corpus of the fuzz targets: for the pb.c targets, real
+Feast objects of every kind the registry stores, serialized by the Feast
+from PyPI, in the input format of each target (see
+tests/fuzz/fuzz_checks.h); for the front's (tests/fuzz/front_checks.h),
+what an HTTP/2 gRPC client sends on one connection: the preface, SETTINGS,
+HEADERS of a call and DATA carrying Feast's own serialized Get request.
 
     .venv/bin/python scripts/make_fuzz_corpus.py   # after `make install`
+    .venv/bin/python scripts/make_fuzz_corpus.py front   # only these targets
 
-Output: tests/fuzz/corpus/{validate,merge,append,project}/*.bin, small
+Output: tests/fuzz/corpus/{validate,merge,append,project,front}/*.bin, small
 binary files that are committed. Re-running rewrites them.
 """
 
@@ -22,6 +26,7 @@ import objects  # noqa: E402  tests/objects.py: every kind, built as users do
 from feast.protos.feast.core.ValidationProfile_pb2 import (  # noqa: E402
     ValidationReference as ValidationReferenceProto,
 )
+from feast.protos.feast.registry import RegistryServer_pb2 as pb  # noqa: E402
 
 # src/pb.h obj_kind
 KINDS = [
@@ -136,9 +141,103 @@ def ts(dt):
     return struct.pack("<qi", s, dt.microsecond * 1000)
 
 
+# ---- the front's inputs: HTTP/2 from a gRPC client -------------------------
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DATA, HEADERS, RST_STREAM, SETTINGS, PING, WINDOW_UPDATE = 0, 1, 3, 4, 6, 8
+END_STREAM, ACK, END_HEADERS = 0x1, 0x1, 0x4
+SERVICE = "/feast.registry.RegistryServer/"
+
+
+def frame(type_, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([type_, flags]) + struct.pack(
+        ">I", stream) + payload
+
+
+def hpack_int(value, prefix_bits, first=0):
+    """An HPACK integer with a prefix of prefix_bits (RFC 7541 5.1)."""
+    top = (1 << prefix_bits) - 1
+    if value < top:
+        return bytes([first | value])
+    out, value = bytearray([first | top]), value - top
+    while value >= 128:
+        out.append(value % 128 + 128)
+        value //= 128
+    return bytes(out + bytes([value]))
+
+
+def hpack_string(s):
+    return hpack_int(len(s), 7) + s  # no Huffman
+
+
+def request_headers(path):
+    """A gRPC call's request headers: static-table entries and literals
+    without indexing, as a client sends them."""
+    block = bytes([0x83, 0x86])  # :method POST, :scheme http (static 3, 6)
+    block += hpack_int(4, 4) + hpack_string(path.encode())  # :path, literal
+    block += hpack_int(1, 4) + hpack_string(b"localhost")  # :authority
+    block += hpack_int(31, 4) + hpack_string(b"application/grpc")  # content-type
+    block += hpack_int(0, 4) + hpack_string(b"te") + hpack_string(b"trailers")
+    return block
+
+
+def grpc_message(message, compressed=False):
+    return bytes([1 if compressed else 0]) + struct.pack(">I", len(message)) + message
+
+
+def call(stream, rpc, message, split=False, compressed=False):
+    """HEADERS, then the framed request in one DATA frame (two if split);
+    rpc is a method of Feast's RegistryServer, or a whole :path."""
+    path = rpc if rpc.startswith("/") else SERVICE + rpc
+    out = frame(HEADERS, END_HEADERS, stream, request_headers(path))
+    body = grpc_message(message, compressed)
+    if split:
+        out += frame(DATA, 0, stream, body[:3]) + frame(DATA, END_STREAM, stream, body[3:])
+    else:
+        out += frame(DATA, END_STREAM, stream, body)
+    return out
+
+
+def get(rpc, name, project="proj", allow_cache=True):
+    return getattr(pb, rpc + "Request")(name=name, project=project,
+                                        allow_cache=allow_cache).SerializeToString()
+
+
+def front_inputs():
+    """name -> bytes of one client connection (see tests/fuzz/front_checks.h
+    for the front's table and methods)."""
+    hello = PREFACE + frame(SETTINGS, 0, 0, struct.pack(">HI", 4, 1 << 20)) + frame(
+        SETTINGS, ACK, 0)
+    entity = get("GetEntity", "driver")
+    return {
+        "get-entity-cached": hello + call(1, "GetEntity", entity),
+        "get-feature-view-cached": hello + call(1, "GetFeatureView",
+                                                get("GetFeatureView", "driver_hourly_stats")),
+        "get-entity-uncached": hello + call(1, "GetEntity", get("GetEntity", "driver",
+                                                                 allow_cache=False)),
+        "get-entity-missing": hello + call(1, "GetEntity", get("GetEntity", "nobody")),
+        "get-empty-message": hello + call(1, "GetFeatureView", b""),  # allow_cache unset
+        "get-only-allow-cache": hello + call(1, "GetFeatureView", b"\x18\x01"),
+        "get-unknown-field": hello + call(1, "GetEntity", entity + b"\x20\x01"),
+        "get-repeated-name": hello + call(1, "GetEntity", get("GetEntity", "x") + entity),
+        "get-other-fields": hello + call(1, "/t.S/GetOther", b"\x3a\x03svc\x28\x01"),
+        "get-compressed": hello + call(1, "GetEntity", entity, compressed=True),
+        "list-relayed": hello + call(1, "ListEntities", pb.ListEntitiesRequest(
+            project="proj", allow_cache=True).SerializeToString()),
+        "two-calls": hello + call(1, "GetEntity", entity) + call(
+            3, "GetFeatureView", get("GetFeatureView", "driver_hourly_stats", allow_cache=False)),
+        "split-data-ping-window": hello + frame(PING, 0, 0, b"12345678") + call(
+            1, "GetEntity", entity, split=True) + frame(WINDOW_UPDATE, 0, 0,
+                                                        struct.pack(">I", 1 << 16)),
+        "reset-after-request": hello + call(1, "GetEntity", entity) + frame(
+            RST_STREAM, 0, 1, struct.pack(">I", 8)),
+    }
+
+
 def main():
     out = os.path.join(ROOT, "tests", "fuzz", "corpus")
-    targets = {t: {} for t in ("validate", "merge", "append", "project")}
+    targets = {t: {} for t in ("validate", "merge", "append", "project", "front")}
+    targets["front"] = front_inputs()
     rows = objects_by_kind()
     by_kind = {}
     for kind, label, data in rows:
@@ -159,6 +258,8 @@ def main():
                 targets["merge"][f"{kind}-{ln}-over-{lo}"] = head + new + old
     total = 0
     for target, files in targets.items():
+        if sys.argv[1:] and target not in sys.argv[1:]:
+            continue
         d = os.path.join(out, target)
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)

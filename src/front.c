@@ -17,7 +17,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <nghttp2/nghttp2.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -30,6 +29,8 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "nghttp2_compat.h"
+#include "pb.h"
 
 /* ---- the answer table ----------------------------------------------------- */
 
@@ -193,6 +194,7 @@ struct conn {
     ep_tag cl_tag, up_tag;
     strm *streams;
     int dead;
+    size_t dropped; /* bytes for a client with no socket (front_feed) */
     conn *next, *prev;
 };
 
@@ -201,6 +203,7 @@ struct front {
     pthread_t thread;
     char **methods;
     obj_kind *kinds;
+    front_fields *fields;
     int nmethods;
     /* Uncached answers: the store, its workers, jobs to do and done. */
     store *st;
@@ -296,10 +299,15 @@ static void watch(front *f, side *sd, ep_tag *tag, int out) {
     sd->want_out = out;
 }
 
-/* Writes what nghttp2 has to send on one side. -1: the socket failed. */
+/* Writes what nghttp2 has to send on one side. -1: the socket failed. A
+ * side with no socket (front_feed's) counts its bytes in c->dropped. */
 static int flush_side(conn *c, side *sd, ep_tag *tag) {
     if (!sd->h2) return 0;
     for (;;) {
+        if (sd->fd < 0) {
+            c->dropped += sd->out.n - sd->out_off;
+            sd->out_off = sd->out.n;
+        }
         while (sd->out_off < sd->out.n) {
             ssize_t w =
                 send(sd->fd, sd->out.p + sd->out_off, sd->out.n - sd->out_off, MSG_NOSIGNAL);
@@ -315,7 +323,7 @@ static int flush_side(conn *c, side *sd, ep_tag *tag) {
         }
         sd->out.n = sd->out_off = 0;
         const uint8_t *data;
-        ssize_t n = nghttp2_session_mem_send(sd->h2, &data);
+        nghttp2_ssize n = nghttp2_session_mem_send2(sd->h2, &data);
         if (n < 0) return -1;
         if (n == 0) break;
         if (buf_put(&sd->out, data, (size_t)n) != 0) return -1;
@@ -393,8 +401,8 @@ static size_t pass_on(front *f, buf *b, size_t *off, uint8_t *out, size_t len) {
 
 /* ---- relaying to the backend ---------------------------------------------- */
 
-static ssize_t req_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t len, uint32_t *flags,
-                        nghttp2_data_source *src, void *user) {
+static nghttp2_ssize req_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t len,
+                              uint32_t *flags, nghttp2_data_source *src, void *user) {
     (void)h2, (void)id, (void)user;
     strm *s = src->ptr;
     if (s->req.n == s->req_off && !s->req_ended) return NGHTTP2_ERR_DEFERRED;
@@ -403,7 +411,7 @@ static ssize_t req_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t le
     s->req_precredited -= pre;
     if (n > pre) nghttp2_session_consume_stream(s->c->cl.h2, s->id, n - pre);
     if (s->req_off == s->req.n && s->req_ended) *flags |= NGHTTP2_DATA_FLAG_EOF;
-    return (ssize_t)n;
+    return (nghttp2_ssize)n;
 }
 
 static int up_connect(conn *c);
@@ -415,14 +423,14 @@ static int relay(conn *c, strm *s) {
     if (!c->up.h2 && up_connect(c) != 0) return -1;
     nghttp2_nv *nva = nva_of(&s->req_h);
     if (!nva) return -1;
-    nghttp2_data_provider prd = {{.ptr = s}, req_read};
-    int32_t id = nghttp2_submit_request(c->up.h2, NULL, nva, s->req_h.n, &prd, s);
+    nghttp2_data_provider2 prd = {{.ptr = s}, req_read};
+    int32_t id = nghttp2_submit_request2(c->up.h2, NULL, nva, s->req_h.n, &prd, s);
     if (id == NGHTTP2_ERR_START_STREAM_NOT_ALLOWED || id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE) {
         /* The backend said GOAWAY (shutting down) or the connection ran out
          * of stream ids: a new connection for this call and the next. */
         up_drop(c);
         id = up_connect(c) != 0 ? -1
-                                : nghttp2_submit_request(c->up.h2, NULL, nva, s->req_h.n, &prd, s);
+                                : nghttp2_submit_request2(c->up.h2, NULL, nva, s->req_h.n, &prd, s);
     }
     free(nva);
     if (id < 0) return -1;
@@ -432,8 +440,8 @@ static int relay(conn *c, strm *s) {
     return 0;
 }
 
-static ssize_t resp_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t len, uint32_t *flags,
-                         nghttp2_data_source *src, void *user) {
+static nghttp2_ssize resp_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t len,
+                               uint32_t *flags, nghttp2_data_source *src, void *user) {
     (void)user;
     strm *s = src->ptr;
     if (s->resp.n == s->resp_off && !s->resp_ended) return NGHTTP2_ERR_DEFERRED;
@@ -448,7 +456,7 @@ static ssize_t resp_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t l
             free(nva);
         }
     }
-    return (ssize_t)n;
+    return (nghttp2_ssize)n;
 }
 
 /* Starts the response on the client stream: headers, then the body as it
@@ -456,8 +464,8 @@ static ssize_t resp_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t l
 static int respond(conn *c, strm *s, int has_body) {
     nghttp2_nv *nva = nva_of(&s->resp_h);
     if (!nva) return -1;
-    nghttp2_data_provider prd = {{.ptr = s}, resp_read};
-    int rv = nghttp2_submit_response(c->cl.h2, s->id, nva, s->resp_h.n, has_body ? &prd : NULL);
+    nghttp2_data_provider2 prd = {{.ptr = s}, resp_read};
+    int rv = nghttp2_submit_response2(c->cl.h2, s->id, nva, s->resp_h.n, has_body ? &prd : NULL);
     free(nva);
     s->responding = 1;
     return rv;
@@ -465,42 +473,20 @@ static int respond(conn *c, strm *s, int has_body) {
 
 /* ---- answering from the table --------------------------------------------- */
 
-static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
-    *v = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) return 0;
-    }
-    return -1;
-}
-
-/* name, project and allow_cache of a Get request message; -1 when it is
- * not one this code can read with certainty (then the backend answers). */
-static int parse_get(const uint8_t *p, size_t n, const uint8_t **name, size_t *nn,
-                     const uint8_t **proj, size_t *pn, int *allow_cache) {
-    const uint8_t *end = p + n;
-    *name = *proj = (const uint8_t *)"";
-    *nn = *pn = 0;
-    *allow_cache = 0;
-    while (p < end) {
-        uint64_t key, v;
-        if (read_varint(&p, end, &key) != 0) return -1;
-        uint32_t field = (uint32_t)(key >> 3), wt = (uint32_t)(key & 7);
-        if (wt == 2 && (field == 1 || field == 2)) {
-            if (read_varint(&p, end, &v) != 0 || v > (uint64_t)(end - p)) return -1;
-            if (field == 1)
-                *name = p, *nn = (size_t)v;
-            else
-                *proj = p, *pn = (size_t)v;
-            p += v;
-        } else if (wt == 0 && field == 3) {
-            if (read_varint(&p, end, &v) != 0) return -1;
-            *allow_cache = v != 0;
-        } else {
-            return -1; /* a field this code does not know */
-        }
-    }
+/* name, project and allow_cache of a Get request message for method m,
+ * read by pb.c's wire reader with the fields the caller named; -1 when it
+ * is not one this code can read with certainty (then the backend
+ * answers). */
+static int parse_get(const front *f, int m, const uint8_t *p, size_t n, const uint8_t **name,
+                     size_t *nn, const uint8_t **proj, size_t *pn, int *allow_cache) {
+    const front_fields *ff = &f->fields[m];
+    pb_req_field fields[3] = {{ff->name, PB_REQ_STRING, 0, NULL, 0, 0},
+                              {ff->project, PB_REQ_STRING, 0, NULL, 0, 0},
+                              {ff->allow_cache, PB_REQ_BOOL, 0, NULL, 0, 0}};
+    if (pb_read_request(p, n, fields, 3) != 0) return -1;
+    *name = fields[0].p, *nn = fields[0].n;
+    *proj = fields[1].p, *pn = fields[1].n;
+    *allow_cache = fields[2].value;
     return 0;
 }
 
@@ -561,7 +547,8 @@ static int try_answer(conn *c, strm *s) {
     const uint8_t *name, *proj;
     size_t nn, pn;
     int allow_cache;
-    if (parse_get(s->req.p + 5, len, &name, &nn, &proj, &pn, &allow_cache) != 0) return 0;
+    if (parse_get(f, s->method, s->req.p + 5, len, &name, &nn, &proj, &pn, &allow_cache) != 0)
+        return 0;
     if (!allow_cache) return fetch(c, s, proj, pn, name, nn);
     int found = 0;
     pthread_mutex_lock(&f->lock);
@@ -734,6 +721,7 @@ static int up_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user) 
 
 static int up_connect(conn *c) {
     front *f = c->f;
+    if (f->backend_port <= 0) return -1; /* front_feed's: no backend */
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->backend_port)};
@@ -909,8 +897,10 @@ static void conn_close(conn *c) {
     if (c->dead) return;
     c->dead = 1;
     up_drop(c);
-    epoll_ctl(f->efd, EPOLL_CTL_DEL, c->cl.fd, NULL);
-    close(c->cl.fd);
+    if (c->cl.fd >= 0) {
+        epoll_ctl(f->efd, EPOLL_CTL_DEL, c->cl.fd, NULL);
+        close(c->cl.fd);
+    }
     nghttp2_session_del(c->cl.h2); /* calls no stream callbacks */
     while (c->streams) {
         strm *s = c->streams;
@@ -935,45 +925,53 @@ static void free_closed(front *f) {
     }
 }
 
+/* A client connection on fd (-1: none, for front_feed) with its server
+ * session, listed in f; NULL when out of memory. */
+static conn *conn_new(front *f, int fd) {
+    conn *c = calloc(1, sizeof(*c));
+    nghttp2_session_callbacks *cbs = NULL;
+    if (!c || nghttp2_session_callbacks_new(&cbs) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->f = f;
+    c->id = ++f->next_conn_id;
+    c->cl.fd = fd;
+    c->up.fd = -1;
+    c->cl_tag = (ep_tag){1, c};
+    c->up_tag = (ep_tag){2, c};
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, cl_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, cl_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, cl_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, cl_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, cl_close);
+    c->cl.h2 = new_session(
+        cbs, c, 1, (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS});
+    nghttp2_session_callbacks_del(cbs);
+    if (!c->cl.h2) {
+        free(c);
+        return NULL;
+    }
+    c->next = f->conns;
+    if (f->conns) f->conns->prev = c;
+    f->conns = c;
+    atomic_fetch_add(&f->connections, 1);
+    return c;
+}
+
 static void accept_all(front *f) {
     for (;;) {
         int fd = accept4(f->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return;
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        conn *c = calloc(1, sizeof(*c));
-        nghttp2_session_callbacks *cbs = NULL;
-        if (!c || nghttp2_session_callbacks_new(&cbs) != 0) {
-            free(c);
+        conn *c = conn_new(f, fd);
+        if (!c) {
             close(fd);
             continue;
         }
-        c->f = f;
-        c->id = ++f->next_conn_id;
-        c->cl.fd = fd;
-        c->up.fd = -1;
-        c->cl_tag = (ep_tag){1, c};
-        c->up_tag = (ep_tag){2, c};
-        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, cl_begin_headers);
-        nghttp2_session_callbacks_set_on_header_callback(cbs, cl_header);
-        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, cl_frame_recv);
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, cl_data);
-        nghttp2_session_callbacks_set_on_stream_close_callback(cbs, cl_close);
-        c->cl.h2 = new_session(
-            cbs, c, 1,
-            (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS});
-        nghttp2_session_callbacks_del(cbs);
-        if (!c->cl.h2) {
-            free(c);
-            close(fd);
-            continue;
-        }
-        c->next = f->conns;
-        if (f->conns) f->conns->prev = c;
-        f->conns = c;
         struct epoll_event ev = {EPOLLIN, {.ptr = &c->cl_tag}};
         epoll_ctl(f->efd, EPOLL_CTL_ADD, fd, &ev);
-        atomic_fetch_add(&f->connections, 1);
         if (flush_side(c, &c->cl, &c->cl_tag) != 0) conn_close(c);
     }
 }
@@ -988,7 +986,7 @@ static int pump_in(side *sd) {
             if (errno == EINTR) continue;
             return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
         }
-        if (nghttp2_session_mem_recv(sd->h2, chunk, (size_t)r) < 0) return -1;
+        if (nghttp2_session_mem_recv2(sd->h2, chunk, (size_t)r) < 0) return -1;
     }
 }
 
@@ -1085,6 +1083,7 @@ static void free_front(front *f) {
         free(f->methods[i]);
     free(f->methods);
     free(f->kinds);
+    free(f->fields);
     free(f->workers);
     front_answers_free(f->answers);
     if (f->own_store) store_close(f->st);
@@ -1094,18 +1093,15 @@ static void free_front(front *f) {
     free(f);
 }
 
-front *front_start(int port, int backend_port, const char *const *methods, const obj_kind *kinds,
-                   int nmethods, store *st, int own_store, int workers, char *err, size_t errlen) {
+/* A front with no socket and no thread yet: its methods, the store and
+ * workers' state; NULL when out of memory (st is not closed). */
+static front *new_front(int backend_port, const char *const *methods, const obj_kind *kinds,
+                        const front_fields *fields, int nmethods, store *st, int own_store,
+                        int workers) {
     front *f = calloc(1, sizeof(*f));
-    if (!f) {
-        if (own_store) store_close(st);
-        set_err(err, errlen, "out of memory");
-        return NULL;
-    }
+    if (!f) return NULL;
     f->lfd = f->efd = f->wfd = f->dfd = -1;
     f->backend_port = backend_port;
-    f->st = st;
-    f->own_store = own_store;
     pthread_mutex_init(&f->lock, NULL);
     pthread_mutex_init(&f->jobs_lock, NULL);
     pthread_cond_init(&f->jobs_cond, NULL);
@@ -1113,12 +1109,32 @@ front *front_start(int port, int backend_port, const char *const *methods, const
     size_t nm = (size_t)(nmethods > 0 ? nmethods : 1);
     f->methods = calloc(nm, sizeof(char *));
     f->kinds = calloc(nm, sizeof(obj_kind));
+    f->fields = calloc(nm, sizeof(front_fields));
     f->workers = calloc((size_t)(workers > 0 ? workers : 1), sizeof(pthread_t));
-    if (!f->methods || !f->kinds || !f->workers) goto oom;
-    f->nmethods = nmethods;
-    for (int i = 0; i < nmethods; i++) {
-        if (!(f->methods[i] = strdup(methods[i]))) goto oom;
+    int ok = f->methods && f->kinds && f->fields && f->workers;
+    f->nmethods = ok ? nmethods : 0;
+    for (int i = 0; ok && i < nmethods; i++) {
+        ok = (f->methods[i] = strdup(methods[i])) != NULL;
         f->kinds[i] = kinds[i];
+        f->fields[i] = fields ? fields[i] : (front_fields){1, 2, 3};
+    }
+    if (!ok) {
+        free_front(f);
+        return NULL;
+    }
+    f->st = st;
+    f->own_store = own_store;
+    return f;
+}
+
+front *front_start(int port, int backend_port, const char *const *methods, const obj_kind *kinds,
+                   const front_fields *fields, int nmethods, store *st, int own_store, int workers,
+                   char *err, size_t errlen) {
+    front *f = new_front(backend_port, methods, kinds, fields, nmethods, st, own_store, workers);
+    if (!f) {
+        if (own_store) store_close(st);
+        set_err(err, errlen, "out of memory");
+        return NULL;
     }
     f->lfd = listen_on(port, err, errlen);
     if (f->lfd < 0) goto fail;
@@ -1153,8 +1169,6 @@ front *front_start(int port, int backend_port, const char *const *methods, const
         goto fail;
     }
     return f;
-oom:
-    set_err(err, errlen, "out of memory");
 fail:
     stop_workers(f);
     if (f->lfd >= 0) close(f->lfd);
@@ -1197,4 +1211,35 @@ void front_stop(front *f) {
     close(f->wfd);
     close(f->dfd);
     free_front(f);
+}
+
+long front_feed(const char *const *methods, const obj_kind *kinds, const front_fields *fields,
+                int nmethods, const front_answers *answers, const uint8_t *data, size_t n,
+                size_t chunk, front_stats *stats) {
+    front *f = new_front(0, methods, kinds, fields, nmethods, NULL, 0, 0);
+    if (!f) return -1;
+    /* Borrowed: only read, under f->lock, and handed back before the free. */
+    f->answers = (front_answers *)answers;
+    conn *c = conn_new(f, -1);
+    long sent = -1;
+    if (c) {
+        /* What serve_event does with bytes from the client's socket. */
+        int failed = flush_sides(c) != 0;
+        for (size_t off = 0; !failed && off < n;) {
+            size_t len = chunk && n - off > chunk ? chunk : n - off;
+            failed = nghttp2_session_mem_recv2(c->cl.h2, data + off, len) < 0;
+            off += len;
+            if (!failed) failed = flush_sides(c) != 0;
+            if (!failed && !nghttp2_session_want_read(c->cl.h2) &&
+                !nghttp2_session_want_write(c->cl.h2))
+                failed = 1;
+        }
+        sent = (long)c->dropped;
+        conn_close(c);
+    }
+    free_closed(f);
+    if (stats) front_stats_get(f, stats);
+    f->answers = NULL;
+    free_front(f);
+    return sent;
 }

@@ -41,18 +41,28 @@ const uint8_t *front_answers_get(const front_answers *a, int method, const char 
                                  const char *name, size_t nn, size_t *mn);
 void front_answers_free(front_answers *a);
 
+/* The field numbers of an answerable method's request message: its name
+ * and project (strings) and allow_cache (a bool); 0 when the message has
+ * no such field (then the front takes the field's default). A request that
+ * carries any other field is relayed, never answered here: the backend's
+ * parser knows what it means. Distinct, below 2^29. */
+typedef struct {
+    uint32_t name, project, allow_cache;
+} front_fields;
+
 typedef struct front front;
 /* Starts the front on [::]:port (0.0.0.0 without IPv6; port 0: any free
  * port) relaying to 127.0.0.1:backend_port. methods[i] is the :path of
- * answerable method i, a unary method whose request message has the name
- * in field 1, the project in field 2 and allow_cache in field 3, and whose
- * answer is the stored object of kind kinds[i]. Calls with allow_cache set
- * are answered from the table; the others from st, by `workers` threads,
- * when st is not NULL. With own_store the front owns st from now on and
- * closes it (on failure too); without, st is borrowed and must outlive
- * front_stop. NULL with err filled on failure. */
+ * answerable method i, a unary method whose request message has the
+ * fields fields[i] (fields NULL: name 1, project 2, allow_cache 3 for every
+ * method), and whose answer is the stored object of kind kinds[i]. Calls
+ * with allow_cache set are answered from the table; the others from st, by
+ * `workers` threads, when st is not NULL. With own_store the front owns st
+ * from now on and closes it (on failure too); without, st is borrowed and
+ * must outlive front_stop. NULL with err filled on failure. */
 front *front_start(int port, int backend_port, const char *const *methods, const obj_kind *kinds,
-                   int nmethods, store *st, int own_store, int workers, char *err, size_t errlen);
+                   const front_fields *fields, int nmethods, store *st, int own_store, int workers,
+                   char *err, size_t errlen);
 int front_port(const front *f);
 /* Replaces the table (the front owns a from now on); NULL: answer nothing,
  * relay every call. */
@@ -66,5 +76,20 @@ typedef struct {
 void front_stats_get(front *f, front_stats *out);
 /* Stops the thread, closes every connection, frees f. */
 void front_stop(front *f);
+
+/* The seam the fuzzer (tests/fuzz/fuzz_front.c) and tests drive the front
+ * through, with no socket, no thread and no backend: data[0..n) is what a
+ * client sends on one connection, fed to the client session of a front
+ * like front_start's (methods, kinds, fields as there; answers, borrowed,
+ * its table) in pieces of at most `chunk` bytes (0: at once), each followed
+ * by what the event loop does next: the front's bytes for the client are
+ * produced and dropped. A call the front would relay is reset (no backend),
+ * an uncached Get too (no store). Then the connection is closed and
+ * everything freed. Fills *stats (as front_stats_get would; NULL: not) and
+ * returns the number of bytes the front would have sent, or -1 when out of
+ * memory. */
+long front_feed(const char *const *methods, const obj_kind *kinds, const front_fields *fields,
+                int nmethods, const front_answers *answers, const uint8_t *data, size_t n,
+                size_t chunk, front_stats *stats);
 
 #endif

@@ -1,7 +1,10 @@
 /* front_py.c - the Python face of front.c: feast_sqlreg._sqlregistry.Front.
  *
  * Front(port, backend_port, methods, kinds, path=None, workers=4,
- * store=None) starts the native gRPC front (see front.h), answering
+ * store=None, request_fields=None) starts the native gRPC front (see
+ * front.h), reading method i's requests with the field numbers
+ * request_fields[i], (name, project, allow_cache), 0 for a field the
+ * message lacks (None: (1, 2, 3) for every method), answering
  * uncached Gets from the database at path (a store of its own, `workers`
  * connections) when path is given, or through a registry's own Store when
  * store is (which knows that process's writes: read-your-writes on a
@@ -17,15 +20,60 @@ typedef struct {
     PyObject *store; /* a borrowed Store object, or NULL */
 } FrontObject;
 
+/* request_fields: one (name, project, allow_cache) tuple of field numbers
+ * per method, each 0 (no such field) or a field number, the non-zero ones
+ * of a tuple distinct. A PyMem block of n, or NULL with an exception set. */
+static front_fields *parse_fields(PyObject *obj, Py_ssize_t n) {
+    PyObject *seq = PySequence_Fast(obj, "Front: request_fields is a list of "
+                                         "(name, project, allow_cache) field numbers");
+    if (!seq) return NULL;
+    front_fields *fields = NULL;
+    if (PySequence_Size(seq) != n) {
+        PyErr_SetString(PyExc_ValueError, "Front: one entry of request_fields per method");
+        goto done;
+    }
+    if (!(fields = PyMem_Calloc((size_t)(n > 0 ? n : 1), sizeof(*fields)))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long v[3];
+        PyObject *item = PySequence_GetItem(seq, i);
+        /* PyArg_ParseTuple takes nothing but a tuple. */
+        int ok = item && PyTuple_Check(item) &&
+                 PyArg_ParseTuple(item, "lll:request_fields", &v[0], &v[1], &v[2]);
+        if (item && !ok && !PyTuple_Check(item))
+            PyErr_Format(PyExc_TypeError, "Front: request_fields[%zd] is not a tuple", i);
+        Py_XDECREF(item);
+        if (!ok) goto fail;
+        for (int k = 0; k < 3; k++)
+            if (v[k] < 0 || v[k] > (1L << 29) - 1 || (v[k] && (v[k] == v[(k + 1) % 3]))) {
+                PyErr_Format(PyExc_ValueError,
+                             "Front: request_fields[%zd] = (%ld, %ld, %ld): field numbers are 0 "
+                             "(none) or distinct, from 1 to 2**29 - 1",
+                             i, v[0], v[1], v[2]);
+                goto fail;
+            }
+        fields[i] = (front_fields){(uint32_t)v[0], (uint32_t)v[1], (uint32_t)v[2]};
+    }
+    goto done;
+fail:
+    PyMem_Free(fields);
+    fields = NULL;
+done:
+    Py_DECREF(seq);
+    return fields;
+}
+
 static PyObject *Front_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"port", "backend_port", "methods", "kinds",
-                             "path", "workers",      "store",   NULL};
+    static char *kwlist[] = {"port",    "backend_port", "methods",        "kinds", "path",
+                             "workers", "store",        "request_fields", NULL};
     int port, backend_port, workers = 4;
-    PyObject *methods, *kinds, *store_obj = Py_None;
+    PyObject *methods, *kinds, *store_obj = Py_None, *fields_obj = Py_None;
     const char *path = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiO!O!|ziO:Front", kwlist, &port, &backend_port,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiO!O!|ziOO:Front", kwlist, &port, &backend_port,
                                      &PyList_Type, &methods, &PyList_Type, &kinds, &path, &workers,
-                                     &store_obj))
+                                     &store_obj, &fields_obj))
         return NULL;
     if (path && store_obj != Py_None) {
         PyErr_SetString(PyExc_ValueError, "Front: path or store, not both");
@@ -41,13 +89,19 @@ static PyObject *Front_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_ValueError, "Front: one kind per method, 1 to 64 workers");
         return NULL;
     }
+    front_fields *fields = NULL;
+    if (fields_obj != Py_None && !(fields = parse_fields(fields_obj, n))) return NULL;
     /* Before the method names are borrowed: the import runs Python code. */
-    if (sqlreg_load_backend(path) != 0) return NULL;
+    if (sqlreg_load_backend(path) != 0) {
+        PyMem_Free(fields);
+        return NULL;
+    }
     const char **paths = PyMem_Calloc((size_t)(n > 0 ? n : 1), sizeof(char *));
     obj_kind *kind = PyMem_Calloc((size_t)(n > 0 ? n : 1), sizeof(obj_kind));
     if (!paths || !kind) {
         PyMem_Free(paths);
         PyMem_Free(kind);
+        PyMem_Free(fields);
         return PyErr_NoMemory();
     }
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -58,6 +112,7 @@ static PyObject *Front_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "Front: not an object kind");
             PyMem_Free(paths);
             PyMem_Free(kind);
+            PyMem_Free(fields);
             return NULL;
         }
         kind[i] = (obj_kind)k;
@@ -68,6 +123,7 @@ static PyObject *Front_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         if (!(borrowed = sqlreg_store_borrow(ms, store_obj))) {
             PyMem_Free(paths);
             PyMem_Free(kind);
+            PyMem_Free(fields);
             return NULL;
         }
     }
@@ -80,11 +136,12 @@ static PyObject *Front_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         pool_opts opts = {workers, 0, 30.0, -1.0, 1};
         store *st = borrowed ? borrowed : path ? store_open(path, NULL, &opts, &dberr) : NULL;
         if (!path || st)
-            f = front_start(port, backend_port, paths, kind, (int)n, st, borrowed == NULL, workers,
-                            err, sizeof(err));
+            f = front_start(port, backend_port, paths, kind, fields, (int)n, st, borrowed == NULL,
+                            workers, err, sizeof(err));
     Py_END_ALLOW_THREADS
     PyMem_Free(paths);
     PyMem_Free(kind);
+    PyMem_Free(fields);
     if (!f && borrowed) sqlreg_store_release(store_obj);
     if (dberr.kind != DB_ERR_NONE) {
         module_state *ms = (module_state *)PyType_GetModuleState(type);

@@ -390,6 +390,42 @@ int pb_strings_ok(const uint8_t *p, size_t n) {
     return strings_ok(p, n, 0, 0);
 }
 
+int pb_read_request(const uint8_t *p, size_t n, pb_req_field *fields, size_t nfields) {
+    for (size_t k = 0; k < nfields; k++) {
+        fields[k].present = 0;
+        fields[k].p = (const uint8_t *)"";
+        fields[k].n = 0;
+        fields[k].value = 0;
+    }
+    size_t i = 0;
+    while (i < n) {
+        uint64_t tag, v;
+        unsigned len;
+        /* The tag, under walk()'s rules. */
+        if (read_varint(p, n, &i, 5, &tag, &len) != 0) return -1;
+        if (len > 1 && p[i - 1] == 0) return -1; /* overlong */
+        uint64_t number = tag >> 3;
+        unsigned wt = (unsigned)(tag & 7);
+        if (number == 0 || number > FIELD_NUMBER_MAX) return -1;
+        pb_req_field *f = NULL;
+        for (size_t k = 0; k < nfields && !f; k++)
+            if (fields[k].number != 0 && fields[k].number == number) f = &fields[k];
+        if (!f) return -1; /* not ours to read */
+        if (f->type == PB_REQ_BOOL) {
+            if (wt != WIRE_VARINT || read_varint(p, n, &i, 10, &v, &len) != 0) return -1;
+            f->value = v != 0;
+        } else {
+            if (wt != WIRE_LEN || read_varint(p, n, &i, 5, &v, &len) != 0) return -1;
+            if (v > INT_MAX || v > n - i || !utf8_ok(p + i, (size_t)v)) return -1;
+            f->p = p + i;
+            f->n = (size_t)v;
+            i += (size_t)v;
+        }
+        f->present = 1;
+    }
+    return 0;
+}
+
 /* The wire type protobuf-c accepts for a field of this type. */
 static unsigned wire_type_of(ProtobufCType type) {
     switch (type) {

@@ -59,6 +59,44 @@ int pb_validate(obj_kind kind, const uint8_t *p, size_t n, char *errbuf, size_t 
  * also gives 0, so 0 means "let Feast's own parser decide". */
 int pb_strings_ok(const uint8_t *p, size_t n);
 
+/* One field of a flat request message, for pb_read_request. The caller
+ * sets number and type; pb_read_request fills in the rest. */
+typedef enum {
+    PB_REQ_STRING, /* length-delimited, valid UTF-8 (proto3 string) */
+    PB_REQ_BOOL,   /* varint */
+} pb_req_type;
+
+typedef struct {
+    uint32_t number;  /* 0: the message has no such field (never matches) */
+    pb_req_type type; /* what the field is declared as */
+    int present;      /* seen at least once */
+    const uint8_t *p; /* PB_REQ_STRING: the value, pointing into the message */
+    size_t n;
+    int value; /* PB_REQ_BOOL: the value (any non-zero varint is true) */
+} pb_req_field;
+
+/* Reads the request message p[0..n), a message of only singular string and
+ * bool fields such as Feast's Get*Request, into fields[0..nfields) (their
+ * numbers distinct): each field absent from the message gets present 0 and
+ * its default ("" or false). The untrusted bytes of a gRPC call go through
+ * the same wire reader and the same limits as pb_validate (tags of at most
+ * 5 bytes, no field number 0 or overlong tag, varints of at most 10 bytes,
+ * lengths within the message).
+ *
+ * A field that occurs more than once takes its last value, as protobuf's
+ * parsers (Feast's Python among them) do for a singular scalar, so repeats
+ * are read, not refused: with every occurrence of the declared wire type,
+ * they mean one thing to every parser.
+ *
+ * Returns 0, or -1 when the caller cannot know what Feast's own parser
+ * would make of the message, so it must not answer it itself: the bytes
+ * are malformed, or carry a field number not among fields (Feast's message
+ * may know it, or keep it as unknown), or a wanted field with another wire
+ * type than its declared one (protobuf would keep it as unknown, not as
+ * the value), or a string that is not valid UTF-8 (Feast's parser rejects
+ * the message). An empty message is valid: every field at its default. */
+int pb_read_request(const uint8_t *p, size_t n, pb_req_field *fields, size_t nfields);
+
 /* The message of our subset proto that this layer reads a kind as (its
  * meta and timestamps), or NULL for kinds whose bytes pass through whole
  * (validation references, infra). */

@@ -214,6 +214,67 @@ def _varint(n):
             return bytes(out)
 
 
+def test_requests_with_fields_feast_does_not_name_are_relayed(served):
+    """The front reads a Get request with the field numbers of Feast's own
+    descriptors, and answers nothing it cannot read whole: a field number
+    they do not name (which Feast's parser keeps as unknown) sends the call
+    to Feast's server, cached or not, whose answer the client gets."""
+    stub, server, _, store = served
+    fields = pb.GetFeatureViewRequest.DESCRIPTOR.fields_by_name
+    numbers = (fields["name"].number, fields["project"].number, fields["allow_cache"].number)
+    assert native_server._request_fields("GetFeatureView") == numbers
+    unnamed = max(f.number for f in pb.GetFeatureViewRequest.DESCRIPTOR.fields) + 1
+    servicer = grpc_servicer(store)
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        raw = channel.unary_unary(
+            "/feast.registry.RegistryServer/GetFeatureView",
+            request_serializer=lambda b: b,
+            response_deserializer=lambda b: b,
+        )
+        for allow_cache in (True, False):
+            request = pb.GetFeatureViewRequest(
+                name="driver_hourly_stats", project="proj", allow_cache=allow_cache
+            )
+            for extra in (_varint(unnamed << 3) + b"\x01",  # a varint
+                          _varint(unnamed << 3 | 2) + b"\x02hi",  # a string
+                          _varint(1000 << 3 | 2) + b"\x00"):  # far past Feast's numbers
+                before = server.front.stats()
+                answer = raw(request.SerializeToString() + extra)
+                after = server.front.stats()
+                assert after["relayed"] - before["relayed"] == 1, (allow_cache, extra)
+                assert after["answered"] == before["answered"], (allow_cache, extra)
+                assert after["fetched"] == before["fetched"], (allow_cache, extra)
+                feasts = servicer.GetFeatureView(pb.GetFeatureViewRequest.FromString(
+                    request.SerializeToString() + extra), None)
+                assert type(feasts).FromString(answer) == feasts
+        # The same request without the extra field: the front's own answer.
+        before = server.front.stats()
+        request = pb.GetFeatureViewRequest(name="driver_hourly_stats", project="proj",
+                                           allow_cache=True)
+        answer = raw(request.SerializeToString())
+        after = server.front.stats()
+        assert after["answered"] - before["answered"] == 1
+        assert after["relayed"] == before["relayed"]
+        assert type(feasts).FromString(answer) == servicer.GetFeatureView(request, None)
+
+
+def test_request_fields_are_checked():
+    """Front(request_fields=...): one (name, project, allow_cache) tuple of
+    field numbers per method, each 0 or a distinct field number."""
+    from feast_sqlreg._sqlregistry import Front
+
+    methods = ["/t.S/GetA", "/t.S/GetB"]
+    kinds = [native_registry.ENTITY, native_registry.FEATURE_VIEW]
+    for bad in ([(1, 2, 3)], [(1, 2, 3), (1, 1, 3)], [(1, 2, 3), (4, 0, 4)],
+                [(1, 2, 3), (1, 2, -1)], [(1, 2, 3), (1, 2, 1 << 29)], [(1, 2, 3), (1, 2)],
+                [(1, 2, 3), None], 7):
+        with pytest.raises((ValueError, TypeError)):
+            Front(0, 1, methods, kinds, request_fields=bad)
+    front = Front(0, 1, methods, kinds, request_fields=[(1, 2, 3), (4, 0, 0)])
+    assert front.port > 0
+    front.stop()
+
+
 def test_answers_follow_writes_within_a_second(served):
     stub, server, writer, _ = served
     assert call(stub, "GetEntity", "driver").spec.description != "changed"

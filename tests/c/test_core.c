@@ -177,6 +177,74 @@ static sref S(const char *s) {
     return r;
 }
 
+/* pb_read_request: what decides whether the front may answer a gRPC call
+ * itself. The fields of a Get request as Feast numbers them: name 1,
+ * project 2, allow_cache 3. */
+static int read_get(const char *msg, size_t n, pb_req_field f[3]) {
+    f[0] = (pb_req_field){1, PB_REQ_STRING, 0, NULL, 0, 0};
+    f[1] = (pb_req_field){2, PB_REQ_STRING, 0, NULL, 0, 0};
+    f[2] = (pb_req_field){3, PB_REQ_BOOL, 0, NULL, 0, 0};
+    return pb_read_request((const uint8_t *)msg, n, f, 3);
+}
+
+static int is(const pb_req_field *f, const char *want) {
+    return f->n == strlen(want) && memcmp(f->p, want, f->n) == 0;
+}
+
+static void test_pb_request(void) {
+    pb_req_field f[3];
+#define READ(lit) read_get((lit), sizeof(lit) - 1, f)
+    CHECK(READ("\x0a\x02"
+               "fv\x12\x01p\x18\x01") == 0);
+    CHECK(is(&f[0], "fv") && is(&f[1], "p") && f[2].value == 1);
+    CHECK(f[0].present && f[1].present && f[2].present);
+    /* Empty: every field at its default, none present. */
+    CHECK(READ("") == 0);
+    CHECK(is(&f[0], "") && is(&f[1], "") && f[2].value == 0 && !f[0].present && !f[2].present);
+    /* Any order; a bool is any non-zero varint, 10 bytes long at most. */
+    CHECK(READ("\x18\x80\x01\x12\x01p") == 0 && f[2].value == 1 && is(&f[1], "p"));
+    CHECK(READ("\x18\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01") == 0 && f[2].value == 1);
+    CHECK(READ("\x18\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01") == -1);
+    /* Repeated: the last occurrence wins, as protobuf's parsers have it. */
+    CHECK(READ("\x0a\x01"
+               "a\x0a\x01"
+               "b\x18\x01\x18\x00") == 0);
+    CHECK(is(&f[0], "b") && f[2].value == 0 && f[2].present);
+    /* A field the caller did not name: not ours to read. */
+    CHECK(READ("\x0a\x02"
+               "fv\x20\x01") == -1);
+    CHECK(READ("\x22\x00") == -1);
+    CHECK(READ("\xfa\xff\xff\xff\x0f\x00") == -1); /* field 2^29 - 1 */
+    /* A named field with another wire type than its declared one. */
+    CHECK(READ("\x08\x01") == -1);             /* name as a varint */
+    CHECK(READ("\x1a\x01\x01") == -1);         /* allow_cache length-delimited */
+    CHECK(READ("\x0d\x00\x00\x00\x00") == -1); /* fixed32 */
+    CHECK(READ("\x0b\x0c") == -1);             /* a group */
+    CHECK(READ("\x0a\x01"
+               "a\x08\x01") == -1); /* the second name a varint */
+    /* Malformed: truncated, past the end, field 0, overlong or long tags. */
+    CHECK(READ("\x0a") == -1);
+    CHECK(READ("\x0a\x03"
+               "fv") == -1);
+    CHECK(READ("\x0a\xff\xff\xff\xff\x0f") == -1);
+    CHECK(READ("\x18") == -1);
+    CHECK(READ("\x18\x80") == -1);
+    CHECK(READ("\x00\x00") == -1);
+    CHECK(READ("\x80\x00") == -1);                     /* field 0, overlong */
+    CHECK(READ("\x8a\x00\x00") == -1);                 /* field 1, overlong tag */
+    CHECK(READ("\x8a\x80\x80\x80\x80\x00\x00") == -1); /* a 6-byte tag */
+    /* A string that is not UTF-8: Feast's parser rejects the message. */
+    CHECK(READ("\x0a\x02\xc3\x28") == -1);
+    CHECK(READ("\x12\x02\xc0\x80") == -1);
+    CHECK(READ("\x0a\x04\xf0\x9f\x99\x82") == 0 && f[0].n == 4);
+#undef READ
+    /* A message without a project: field 0 matches nothing. */
+    pb_req_field g[2] = {{1, PB_REQ_STRING, 0, NULL, 0, 0}, {0, PB_REQ_STRING, 0, NULL, 0, 0}};
+    CHECK(pb_read_request((const uint8_t *)"\x0a\x01n", 3, g, 2) == 0 && is(&g[0], "n"));
+    CHECK(pb_read_request((const uint8_t *)"\x12\x01p", 3, g, 2) == -1);
+    CHECK(pb_read_request(NULL, 0, NULL, 0) == 0);
+}
+
 static void test_store_sqlite(void) {
     db_err err;
     pool_opts opts = {1, 0, 5.0, -1.0, 1};
@@ -277,6 +345,7 @@ static void test_driver_registry(void) {
 int main(void) {
     test_urls();
     test_pb();
+    test_pb_request();
     test_store_sqlite();
     test_driver_registry();
     return check_report("core");
