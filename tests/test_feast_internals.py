@@ -17,6 +17,7 @@ import pytest
 from feast_sqlreg import _internals
 
 START_SERVER = "feast.registry_server:start_server"
+LAST = _internals.CHECKED["feast"][-1]
 
 
 def test_internals_unchanged():
@@ -35,13 +36,20 @@ def test_installed_versions_are_checked_ones():
                         "the fingerprints above decide")
 
 
+def _new(problems, before):
+    """The problems not already reported on the installed packages (the
+    tests below show the check fails on a change whatever Feast is here)."""
+    return [p for p in problems if p not in before]
+
+
 def test_a_changed_fingerprint_fails(monkeypatch):
+    before = _internals.changes()
     table = dict(_internals.FINGERPRINTS)
-    table[START_SERVER] = {"0.67.0": "0000000000000000"}
+    table[START_SERVER] = {LAST: "0000000000000000"}
     monkeypatch.setattr(_internals, "FINGERPRINTS", table)
-    problems = _internals.changes()
+    problems = _new(_internals.changes(), before)
     assert problems == [
-        "feast.registry_server.start_server changed since feast 0.67.0: "
+        f"feast.registry_server.start_server changed since feast {LAST}: "
         "re-check feast_sqlreg.server.start_server (a fork of it)"
     ]
 
@@ -64,26 +72,27 @@ def test_a_changed_source_fails(tmp_path):
         assert mine[key] == theirs[key]
     current = dict(theirs)
     current[START_SERVER] = mine[START_SERVER]
-    assert _internals.changes(current) == [
-        "feast.registry_server.start_server changed since feast 0.67.0: "
+    assert _new(_internals.changes(current), _internals.changes(theirs)) == [
+        f"feast.registry_server.start_server changed since feast {LAST}: "
         "re-check feast_sqlreg.server.start_server (a fork of it)"
     ]
 
 
 def test_new_and_gone_definitions_fail(monkeypatch):
+    before = _internals.changes()
     table = dict(_internals.FINGERPRINTS)
     del table["feast.infra.registry.sql:SqlRegistry.apply_materialization"]
-    table["feast.registry_server:RegistryServer.GetEntity"] = {"0.67.0": "0000000000000000"}
+    table["feast.registry_server:RegistryServer.GetEntity"] = {LAST: "0000000000000000"}
     monkeypatch.setattr(_internals, "FINGERPRINTS", table)
     current = _internals.fingerprints()
     current["feast.registry_server:RegistryServer.GetEntity"] = (
         None, current["feast.registry_server:RegistryServer.GetEntity"][1])
-    problems = _internals.changes(current)
+    problems = _new(_internals.changes(current), before)
     assert problems == [
-        "feast.infra.registry.sql.SqlRegistry.apply_materialization is new since feast 0.67.0: "
+        f"feast.infra.registry.sql.SqlRegistry.apply_materialization is new since feast {LAST}: "
         "re-check feast_sqlreg.registry.NativeSqlRegistry.apply_materialization (stands in for "
         "it: parity with stock) (then add it to FINGERPRINTS)",
-        "feast.registry_server.RegistryServer.GetEntity is gone since feast 0.67.0: re-check "
+        f"feast.registry_server.RegistryServer.GetEntity is gone since feast {LAST}: re-check "
         "feast_sqlreg.server.NativeRegistryServer.GetEntity (answers as this does)",
     ]
 
@@ -92,12 +101,13 @@ def test_a_missing_private_attribute_fails(monkeypatch):
     import feast.registry_server
     from typeguard import _suppression
 
+    before = _internals.missing()
     monkeypatch.delattr(feast.registry_server, "_grpc_interceptors")
     monkeypatch.delattr(_suppression, "type_checks_suppress_lock")
     monkeypatch.setattr(_internals, "REQUIRED", _internals.REQUIRED + (
         ("feast", "feast.infra.registry.caching_registry", "CachingRegistry.self.no_such_attribute"),
     ))
-    assert _internals.missing() == [
+    assert _new(_internals.missing(), before) == [
         "feast.registry_server._grpc_interceptors is missing",
         "typeguard._suppression.type_checks_suppress_lock is missing",
         "feast.infra.registry.caching_registry.CachingRegistry.self.no_such_attribute: "
@@ -161,17 +171,26 @@ def test_internals_used_only_in_internals():
 
 
 def test_cli_prints_the_table():
+    """python -m feast_sqlreg internals: the check's outcome (exit status
+    1 and the problems when there are any) and the installed table."""
+    problems = _internals.changes() + _internals.missing()
     out = subprocess.run(
         [sys.executable, "-m", "feast_sqlreg", "internals"],
         capture_output=True, text=True, timeout=120, cwd=os.path.dirname(__file__) or ".",
     )
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "# nothing changed since the checked versions" in out.stdout
+    assert out.returncode == (1 if problems else 0), out.stdout + out.stderr
+    for problem in problems:
+        assert f"# CHANGED: {problem}" in out.stdout
+    if not problems:
+        assert "# nothing changed since the checked versions" in out.stdout
     body = out.stdout[out.stdout.index("FINGERPRINTS"):]
     namespace = {}
     exec(body, namespace)
     printed = namespace["FINGERPRINTS"]
     installed = _internals.versions()
+    assert set(printed) == set(_internals.fingerprints())
     for key, digests in _internals.FINGERPRINTS.items():
         package = key.split(":", 1)[0].split(".", 1)[0]
-        assert printed[key][installed[package]] in digests.values(), key
+        mine = printed[key][installed[package]]
+        assert (mine in digests.values()) == (not any(p.startswith(_internals.describe(key) + " ")
+                                                      for p in problems)), key
