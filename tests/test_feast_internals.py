@@ -164,8 +164,12 @@ def test_internals_used_only_in_internals():
             continue
         with open(os.path.join(folder, name), encoding="utf-8") as f:
             source = f.read()
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.NAME and token.string in _PRIVATE:
+        tokens = [t for t in tokenize.generate_tokens(io.StringIO(source).readline)
+                  if t.type in (tokenize.NAME, tokenize.OP)]
+        for i, token in enumerate(tokens):
+            # _internals.<helper> may share a name with what it wraps.
+            ours = i >= 2 and tokens[i - 1].string == "." and tokens[i - 2].string == "_internals"
+            if token.type == tokenize.NAME and token.string in _PRIVATE and not ours:
                 found.append(f"{name}:{token.start[0]}: {token.line.strip()}")
     assert not found, "Feast/typeguard internals outside feast_sqlreg/_internals.py:\n" + "\n".join(found)
 
