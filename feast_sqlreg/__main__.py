@@ -1,4 +1,7 @@
-"""python -m feast_sqlreg status: which registry Feast uses here, and why."""
+"""python -m feast_sqlreg status: which registry Feast uses here, and why.
+python -m feast_sqlreg internals: the Feast and typeguard internals
+feast_sqlreg relies on, what changed in the installed versions, and their
+fingerprint table (feast_sqlreg._internals.FINGERPRINTS) to paste back."""
 
 import argparse
 import os
@@ -92,6 +95,28 @@ def _missing_sqlite_file(url):
     return os.path.abspath(path) if path is not None and not os.path.exists(path) else None
 
 
+def internals(feast_roots) -> int:
+    """Prints what changed in the installed Feast/typeguard internals
+    feast_sqlreg relies on, then FINGERPRINTS for the installed versions and
+    for each (version, unpacked Feast wheel) given."""
+    from feast_sqlreg import _internals
+
+    installed = _internals.versions()
+    current = _internals.fingerprints()
+    print("# installed: " + ", ".join(f"{p} {v}" for p, v in installed.items()))
+    problems = _internals.changes(current) + _internals.missing()
+    for line in problems:
+        print(f"# CHANGED: {line}")
+    if not problems:
+        print("# nothing changed since the checked versions")
+    snapshots = []
+    for version, root in feast_roots:
+        snapshots.append((dict(installed, feast=version), _internals.fingerprints({"feast": root})))
+    snapshots.append((installed, current))
+    print(_internals.table(snapshots))
+    return 1 if problems else 0
+
+
 def _version():
     from feast_sqlreg import __version__
 
@@ -103,7 +128,17 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     st = sub.add_parser("status", help="say which registry Feast uses here, and why")
     st.add_argument("--chdir", "-c", default=".", help="the feature repository (default: .)")
+    it = sub.add_parser(
+        "internals",
+        help="check the Feast/typeguard internals feast_sqlreg relies on; print their fingerprints",
+    )
+    it.add_argument(
+        "--feast-root", nargs=2, action="append", default=[], metavar=("VERSION", "DIR"),
+        help="also fingerprint Feast VERSION unpacked in DIR (DIR/feast/...), e.g. a wheel",
+    )
     args = ap.parse_args(argv)
+    if args.command == "internals":
+        return internals(args.feast_root)
     return status(args.chdir)
 
 

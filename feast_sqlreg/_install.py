@@ -9,11 +9,15 @@
 - ``feast.cli.registry``: ``feast registry create-schema`` creates the
   schema with the native core (no SQLAlchemy engine), on the store
   NativeSqlRegistry would open (``open_store``).
+
+How each swap reaches into Feast is feast_sqlreg._internals'.
 """
 
 import importlib
 import logging
 import sys
+
+from feast_sqlreg import _internals
 
 logger = logging.getLogger("feast_sqlreg")
 
@@ -71,67 +75,42 @@ def loaded(owner, replacement):
 
 
 def _swap(module, native):
-    stock = module.SqlRegistry
-    module.StockSqlRegistry = stock
-    module.SqlRegistry = native
-    # Feast modules that imported the stock class by name meanwhile
-    # (feast.feature_store does, at import time) get the native one too.
-    for name, other in list(sys.modules.items()):
-        if name.startswith("feast.") and getattr(other, "SqlRegistry", None) is stock:
-            other.SqlRegistry = native
+    _internals.swap_sql_registry(module, native)
     status.update(patched=True, reason="installed by feast_sqlreg's start-up hook")
 
 
 def _swap_server(module, server):
     """start_server() builds the servicer by this module-level name; Feast
     calls start_server() by its module-level name too."""
-    module.StockRegistryServer = module.RegistryServer
-    module.RegistryServer = server
-    module.stock_start_server = module.start_server
-    module.start_server = sys.modules[server.__module__].start_server
+    _internals.swap_registry_server(module, server, sys.modules[server.__module__].start_server)
 
 
 def _patch_cli(module):
+    _internals.replace_create_schema_command(module, _create_schema)
+
+
+def _create_schema(registry_config):
+    """`feast registry create-schema` on a SQL registry (Feast's own steps
+    before this are _internals.replace_create_schema_command's): the schema
+    and the change log, with the native core (no SQLAlchemy engine)."""
     import click
 
-    command = module.registry_cmd.commands.get("create-schema")
-    if command is None:
-        return
+    from feast_sqlreg.errors import DatabaseError
 
-    @click.pass_context
-    def create_schema(ctx):
-        from feast.infra.registry.sql import SqlRegistryConfig
-        from feast.repo_config import load_repo_config
-        from feast.repo_operations import cli_check_repo
-
-        from feast_sqlreg.errors import DatabaseError
-
-        repo = ctx.obj["CHDIR"]
-        fs_yaml_file = ctx.obj["FS_YAML_FILE"]
-        cli_check_repo(repo, fs_yaml_file)
-        repo_config = load_repo_config(repo, fs_yaml_file)
-        registry_config = repo_config.registry
-        if not isinstance(registry_config, SqlRegistryConfig):
-            raise click.ClickException(
-                "This command only applies to SQL-based registries "
-                f"(registry_type='sql'). Current type: '{registry_config.registry_type}'"
-            )
-        try:
-            store = open_store(registry_config)
-            store.create_schema()
-        except DatabaseError as e:
-            # One line, named as FeatureStore would raise it, no traceback.
-            raise click.ClickException(f"{type(e).__module__}.{type(e).__name__}: {e}")
-        click.echo("SQL registry schema created successfully (feast_sqlreg).")
-        try:
-            store.install_change_log()
-            click.echo("Change log installed: cached registries see every write within a second.")
-        except DatabaseError as e:
-            click.echo(
-                f"Warning: no change log ({e}); cached registries see other processes' "
-                "writes after cache_ttl_seconds.",
-                err=True,
-            )
-        store.close()
-
-    command.callback = create_schema
+    try:
+        store = open_store(registry_config)
+        store.create_schema()
+    except DatabaseError as e:
+        # One line, named as FeatureStore would raise it, no traceback.
+        raise click.ClickException(f"{type(e).__module__}.{type(e).__name__}: {e}")
+    click.echo("SQL registry schema created successfully (feast_sqlreg).")
+    try:
+        store.install_change_log()
+        click.echo("Change log installed: cached registries see every write within a second.")
+    except DatabaseError as e:
+        click.echo(
+            f"Warning: no change log ({e}); cached registries see other processes' "
+            "writes after cache_ttl_seconds.",
+            err=True,
+        )
+    store.close()

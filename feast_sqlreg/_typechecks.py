@@ -18,12 +18,15 @@ process-wide count through ``+=``/``-=``.
 ``FEAST_SQLREG_TYPE_CHECKS=1`` in the environment keeps every check (the
 registry then reads objects as stock does). Where typeguard is missing or
 its internals are not the ones this was written against, nothing is
-changed and the checks run.
+changed and the checks run. The swap itself, and what it relies on in
+typeguard, is feast_sqlreg._internals.replace_typeguard_counter.
 """
 
 import contextlib
 import os
 import threading
+
+from feast_sqlreg import _internals
 
 _local = threading.local()
 
@@ -57,18 +60,15 @@ class _Suppressed:
 def _install() -> bool:
     if os.environ.get("FEAST_SQLREG_TYPE_CHECKS", "") not in ("", "0"):
         return False
-    try:
-        from typeguard import _suppression
-    except ImportError:
-        return False
-    with _suppression.type_checks_suppress_lock:
-        current = _suppression.type_checks_suppressed
+
+    def replace(current):
         if isinstance(current, _Suppressed):
-            return True
+            return current  # already in place
         if type(current) is not int:
-            return False
-        _suppression.type_checks_suppressed = _Suppressed(current)
-    return True
+            return None
+        return _Suppressed(current)
+
+    return _internals.replace_typeguard_counter(replace)
 
 
 #: Whether reads of stored objects skip typeguard's checks in their thread.

@@ -29,7 +29,6 @@ import weakref
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
-from feast import utils
 from feast.base_feature_view import BaseFeatureView
 from feast.data_source import DataSource
 from feast.entity import Entity
@@ -54,12 +53,10 @@ from feast.project_metadata import ProjectMetadata
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from feast.saved_dataset import SavedDataset, ValidationReference
 from feast.stream_feature_view import StreamFeatureView
-from feast.utils import _utc_now
-from feast.version_utils import generate_version_id, parse_version, version_tag
 
 from google.protobuf.message import DecodeError
 
-from feast_sqlreg import _engines, _install, _typechecks, errors
+from feast_sqlreg import _engines, _install, _internals, _typechecks, errors
 from feast_sqlreg._changes import ChangeFeed
 from feast_sqlreg._kinds import (  # noqa: F401  (the kind numbers, re-exported)
     BY_REGISTRY_FIELD,
@@ -78,6 +75,13 @@ from feast_sqlreg._kinds import (  # noqa: F401  (the kind numbers, re-exported)
     STREAM_FEATURE_VIEW,
     VALIDATION_REFERENCE,
     VIEWS,
+)
+from feast_sqlreg._internals import (
+    generate_version_id,
+    has_all_tags,
+    parse_version,
+    utc_now,
+    version_tag,
 )
 from feast_sqlreg._sqlregistry import Store
 
@@ -480,9 +484,7 @@ class NativeSqlRegistry(CachingRegistry):
     def close(self):
         """Closes every database connection of this registry (also done at
         interpreter exit). Later calls raise feast_sqlreg.errors.InterfaceError."""
-        thread = getattr(self, "registry_refresh_thread", None)
-        if thread is not None:
-            thread.cancel()
+        _internals.cancel_refresh_thread(self)
         poller = getattr(self, "_poller", None)
         if poller is not None:
             poller.stop()
@@ -519,12 +521,7 @@ class NativeSqlRegistry(CachingRegistry):
         (Feast's own function runs). The registry's start-up does the same
         check through the native store (_check_blob_columns), making no
         engine, unless this method was replaced."""
-        from feast.infra.registry import sql as stock_sql
-
-        stock = getattr(stock_sql, "StockSqlRegistry", stock_sql.SqlRegistry)
-        if registry_metadata is None:
-            registry_metadata = stock_sql.metadata
-        return stock._warn_if_narrow_blob_columns(engine, registry_metadata)
+        return _internals.stock_blob_check(engine, registry_metadata)
 
     def _check_blob_columns(self, read: bool):
         """Logs an ERROR, as stock does, when a MySQL/MariaDB registry still
@@ -599,7 +596,7 @@ class NativeSqlRegistry(CachingRegistry):
         return poller.healthy()
 
     def is_cache_valid(self) -> bool:
-        if self.feed_healthy() and self.cached_registry_proto_created is not None:
+        if self.feed_healthy() and _internals.cache_filled(self):
             return True
         return super().is_cache_valid()
 
@@ -618,7 +615,7 @@ class NativeSqlRegistry(CachingRegistry):
         """(sequence number, cached registry now) for a cache update."""
         with self._swap_lock:
             self._refresh_seq += 1
-            return self._refresh_seq, self.cached_registry_proto
+            return self._refresh_seq, _internals.cached_proto(self)
 
     def _install(self, seq: int, registry, how: str) -> None:
         """Swaps registry in unless an update begun later is already in."""
@@ -626,8 +623,7 @@ class NativeSqlRegistry(CachingRegistry):
             if seq <= self._installed_seq:
                 return
             self._installed_seq = seq
-            self.cached_registry_proto = registry
-            self.cached_registry_proto_created = _utc_now()
+            _internals.install_cached_proto(self, registry)
             self.cache_updates[how] += 1
         for listener in list(self.cache_listeners):
             listener()
@@ -677,8 +673,8 @@ class NativeSqlRegistry(CachingRegistry):
     def _written(self):
         """After a write: in sync mode the next cached read re-reads the
         registry (stock re-reads it at once, after every single write)."""
-        if self.cache_mode == "sync":
-            self.cached_registry_proto_created = None
+        if _internals.sync_cache_mode(self):
+            _internals.expire_cache(self)
 
     def _get(self, kind: int, name: str, project: str, raise_not_found=True):
         proto_class, python_class, not_found = _KINDS[kind]
@@ -762,7 +758,7 @@ class NativeSqlRegistry(CachingRegistry):
                 if use_skip_udf
                 else python_class.from_proto(proto)
             )
-            if utils.has_all_tags(obj.tags, tags):
+            if has_all_tags(obj.tags, tags):
                 objects.append(obj)
         return objects
 
@@ -811,7 +807,7 @@ class NativeSqlRegistry(CachingRegistry):
             protos = [_unstamped(kind, p) for p in self._stored_protos(kind, project)]
         if not tags:
             return list(protos)
-        return [p for p in protos if utils.has_all_tags(_carrier(kind, p).tags, tags)]
+        return [p for p in protos if has_all_tags(_carrier(kind, p).tags, tags)]
 
     def _cached_index(self):
         """(lists, by_name) over the cached registry proto, refreshed as
@@ -819,8 +815,8 @@ class NativeSqlRegistry(CachingRegistry):
         registry order, by_name maps (kind, project, name) to the first
         message of that name, as stock's cached lookups find it. Rebuilt once
         per new cached proto."""
-        self._refresh_cached_registry_if_necessary()
-        registry = self.cached_registry_proto
+        _internals.refresh_cache_if_needed(self)
+        registry = _internals.cached_proto(self)
         index = self._proto_index
         if index is None or index[0] is not registry:
             index = (registry,) + _index_registry(registry)
@@ -846,7 +842,7 @@ class NativeSqlRegistry(CachingRegistry):
         proto_class, python_class, _ = _KINDS[kind]
         name = name or getattr(obj, "name", None)
         assert name, f"name needs to be provided for {obj}"
-        now = _utc_now()
+        now = utc_now()
         stored = self._store.get(kind, project, name, True)
         existing = None
         if stored is not None:
@@ -911,7 +907,7 @@ class NativeSqlRegistry(CachingRegistry):
             kind,
             project,
             name,
-            int(_utc_now().timestamp()),
+            int(utc_now().timestamp()),
             touch_metadata=not self.purge_feast_metadata,
         )
         if deleted < 1 and not_found is not None:
@@ -921,7 +917,7 @@ class NativeSqlRegistry(CachingRegistry):
 
     def _maybe_init_project_metadata(self, project: str):
         self._store.meta_init(
-            project, PROJECT_UUID, str(uuid.uuid4()), int(_utc_now().timestamp())
+            project, PROJECT_UUID, str(uuid.uuid4()), int(utc_now().timestamp())
         )
 
     def _sync_feast_metadata_to_projects_table(self):
@@ -949,7 +945,7 @@ class NativeSqlRegistry(CachingRegistry):
         objects = []
         for proto in self._stored_protos(PROJECT, ""):
             obj = Project.from_proto(proto)
-            if utils.has_all_tags(obj.tags, tags):
+            if has_all_tags(obj.tags, tags):
                 objects.append(obj)
         return objects
 
@@ -977,7 +973,7 @@ class NativeSqlRegistry(CachingRegistry):
 
     def set_project_metadata(self, project: str, key: str, value: str):
         """Set a custom project metadata key-value pair in feast_metadata."""
-        self._store.meta_set(project, key, value, int(_utc_now().timestamp()))
+        self._store.meta_set(project, key, value, int(utc_now().timestamp()))
 
     def get_project_metadata(self, project: str, key: str) -> Optional[str]:
         """Get a custom project metadata value by key from feast_metadata."""
@@ -1152,7 +1148,7 @@ class NativeSqlRegistry(CachingRegistry):
         deleted = self._store.delete_feature_view(
             project,
             name,
-            int(_utc_now().timestamp()),
+            int(utc_now().timestamp()),
             touch_metadata=not self.purge_feast_metadata,
         )
         if deleted == 0:
@@ -1170,7 +1166,7 @@ class NativeSqlRegistry(CachingRegistry):
         no_promote: bool = False,
     ):
         feature_view.ensure_valid()
-        self._ensure_feature_view_name_is_unique(feature_view, project)
+        _internals.ensure_unique_view_name(self, feature_view, project)
         kind = view_kind(feature_view)
         is_latest, pin_version = parse_version(feature_view.version)
         if not is_latest:
@@ -1189,11 +1185,11 @@ class NativeSqlRegistry(CachingRegistry):
         # read back from their bytes.
         proto_class, fv_class, _ = _KINDS[kind]
         new_fv = fv_class.from_proto(proto_class.FromString(sent))
-        if not new_fv._schema_or_udf_changed(old_fv):
+        if not _internals.schema_or_udf_changed(new_fv, old_fv):
             return
         snapshot = self._save_next_version(feature_view, kind, project, old_bytes)
         self._store.replace_proto(
-            kind, project, feature_view.name, snapshot, int(_utc_now().timestamp())
+            kind, project, feature_view.name, snapshot, int(utc_now().timestamp())
         )
         self._written()
 
@@ -1232,7 +1228,7 @@ class NativeSqlRegistry(CachingRegistry):
         proto_class, fv_class, _ = _KINDS[kind]
         old_fv = fv_class.from_proto(proto_class.FromString(stored))
         new_fv = fv_class.from_proto(feature_view.to_proto())
-        if not new_fv._schema_or_udf_changed(old_fv):
+        if not _internals.schema_or_udf_changed(new_fv, old_fv):
             return False
         self._save_next_version(feature_view, kind, project, stored)
         return True
@@ -1294,7 +1290,7 @@ class NativeSqlRegistry(CachingRegistry):
             number,
             _VERSION_TYPE[kind],
             data,
-            int(_utc_now().timestamp()),
+            int(utc_now().timestamp()),
             generate_version_id(),
         )
 
@@ -1344,7 +1340,7 @@ class NativeSqlRegistry(CachingRegistry):
             feature_view.name,
             _epoch(start_date),
             _epoch(end_date),
-            _epoch(_utc_now()),
+            _epoch(utc_now()),
             touch_metadata=not self.purge_feast_metadata,
         )
         if not found:
@@ -1362,7 +1358,7 @@ class NativeSqlRegistry(CachingRegistry):
             project,
             feature_view.name,
             metadata_bytes,
-            int(_utc_now().timestamp()),
+            int(utc_now().timestamp()),
         )
         if not found:
             raise FeatureViewNotFoundException(feature_view.name, project=project)

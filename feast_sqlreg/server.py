@@ -35,9 +35,9 @@ from feast.permissions.security_manager import get_security_manager, is_auth_nec
 from feast.protos.feast.core.InfraObject_pb2 import Infra as InfraProto
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from feast.protos.feast.registry import RegistryServer_pb2 as pb
-from feast.registry_server import RegistryServer, apply_pagination_and_sorting
+from feast.registry_server import RegistryServer
 
-from feast_sqlreg import _install
+from feast_sqlreg import _install, _internals
 from feast_sqlreg._kinds import KINDS
 from feast_sqlreg._sqlregistry import Front
 from feast_sqlreg.registry import (
@@ -197,7 +197,7 @@ def _fast(rpc: str, fields):
 
 
 def _page(protos, request):
-    return apply_pagination_and_sorting(protos, pagination=request.pagination, sorting=None)
+    return _internals.paginate(protos, request.pagination)
 
 
 class NativeRegistryServer(RegistryServer):
@@ -474,10 +474,8 @@ def start_server(store, port: int, wait_for_termination: bool = True, tls_key_pa
     when the registry is native, without TLS and without auth (a permission
     check needs Feast's objects, so then nothing can be answered natively:
     Feast's own start_server runs as it is)."""
-    from feast import registry_server as rs
-
     if not _front_applies(store, tls_key_path, tls_cert_path):
-        return rs.stock_start_server(store, port, wait_for_termination, tls_key_path, tls_cert_path)
+        return _internals.stock_start_server(store, port, wait_for_termination, tls_key_path, tls_cert_path)
     from feast.permissions.server.utils import (
         ServerType,
         init_auth_manager,
@@ -487,16 +485,14 @@ def start_server(store, port: int, wait_for_termination: bool = True, tls_key_pa
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection
 
-    rs._sync_protected_project_tag(store)
+    _internals.sync_protected_project_tag(store)
     auth_type = str_to_auth_manager_type(store.config.auth_config.type)
     init_security_manager(auth_type=auth_type, fs=store)
     init_auth_manager(auth_type=auth_type, server_type=ServerType.GRPC,
                       auth_config=store.config.auth_config)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=10),
-                         interceptors=rs._grpc_interceptors(auth_type))
-    rs.RegistryServer_pb2_grpc.add_RegistryServerServicer_to_server(
-        rs.RegistryServer(store.registry, store=store), server
-    )
+                         interceptors=_internals.grpc_interceptors(auth_type))
+    _internals.add_registry_servicer(server, store)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
