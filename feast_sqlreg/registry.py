@@ -57,6 +57,7 @@ from feast.stream_feature_view import StreamFeatureView
 from google.protobuf.message import DecodeError
 
 from feast_sqlreg import _engines, _install, _internals, _typechecks, errors
+from feast_sqlreg._config import store_options, with_connect_args
 from feast_sqlreg._changes import ChangeFeed
 from feast_sqlreg._kinds import (  # noqa: F401  (the kind numbers, re-exported)
     BY_REGISTRY_FIELD,
@@ -84,6 +85,7 @@ from feast_sqlreg._internals import (
     version_tag,
 )
 from feast_sqlreg._sqlregistry import Store
+from feast_sqlreg._wire import registry_elements
 
 logger = logging.getLogger(__name__)
 
@@ -238,41 +240,6 @@ class _Poller:
             self._may_prune = False
 
 
-def _varint(data: bytes, i: int) -> Tuple[int, int]:
-    value = shift = 0
-    while True:
-        if i >= len(data) or shift > 63:
-            raise DecodeError("truncated varint")
-        b = data[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return value, i
-
-
-def _registry_elements(data: bytes):
-    """(field number, bytes of the whole field) of each top-level field of a
-    serialized Registry."""
-    i = 0
-    while i < len(data):
-        start = i
-        key, i = _varint(data, i)
-        wire = key & 7
-        if wire == 2:
-            length, i = _varint(data, i)
-            i += length
-        elif wire == 0:
-            _, i = _varint(data, i)
-        elif wire in (1, 5):
-            i += 8 if wire == 1 else 4
-        else:
-            raise DecodeError(f"wire type {wire} at byte {start}")
-        if i > len(data):
-            raise DecodeError(f"field at byte {start} runs past the end")
-        yield key >> 3, data[start:i]
-
-
 # Registries that close their connections when the interpreter exits.
 _open_registries: "weakref.WeakSet" = weakref.WeakSet()
 
@@ -284,13 +251,6 @@ def _close_open_registries():
 
 
 PROJECT_UUID = "project_uuid"
-
-# sqlalchemy_config_kwargs that have a meaning for the native pool.
-# Store() takes them under the same names.
-_POOL_KWARGS = {"pool_size", "max_overflow", "pool_timeout", "pool_recycle", "pool_pre_ping"}
-_warned_kwargs = set()
-_warned_lock = threading.Lock()
-
 
 def view_kind(feature_view) -> int:
     """The table kind of a feature view object (subclasses first)."""
@@ -326,73 +286,6 @@ def _epoch(dt: datetime) -> Tuple[int, int]:
     delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
     seconds = delta.days * 86400 + delta.seconds
     return seconds, delta.microseconds * 1000
-
-
-def store_options(config_kwargs: Dict[str, Any]) -> Dict[str, Any]:
-    """Store() keyword arguments from sqlalchemy_config_kwargs; warns once per
-    process about each key that has no meaning here. connect_args are
-    handled by with_connect_args."""
-    opts: Dict[str, Any] = {}
-    for key, value in (config_kwargs or {}).items():
-        if key in _POOL_KWARGS:
-            if key == "pool_recycle" and value is None:
-                continue
-            opts[key] = value
-        elif key == "connect_args" or (key == "echo" and not value):
-            continue
-        else:
-            with _warned_lock:
-                if key in _warned_kwargs:
-                    continue
-                _warned_kwargs.add(key)
-            logger.warning(
-                "feast_sqlreg ignores sqlalchemy_config_kwargs[%r]: it has no "
-                "meaning for the native registry",
-                key,
-            )
-    return opts
-
-
-def with_connect_args(url: Optional[str], connect_args: Optional[Dict[str, Any]]):
-    """The URL with SQLAlchemy's connect_args added as query options, which
-    is where the native drivers read them (libpq keywords, MySQL's charset,
-    ssl_*, timeouts; SQLite's timeout). PyMySQL's nested ssl={...} becomes
-    ssl_<key>. Options already in the URL win; unknown ones are rejected by
-    the driver with a ConfigurationError naming them."""
-    if not url or not connect_args:
-        return url
-    from urllib.parse import quote
-
-    flat: Dict[str, Any] = {}
-    for key, value in connect_args.items():
-        if isinstance(value, dict):
-            for sub, subvalue in value.items():
-                flat[f"{key}_{sub}"] = subvalue
-        else:
-            flat[key] = value
-    query = _query_of(url)
-    present = {part.split("=", 1)[0] for part in (query or "").split("&") if part}
-    extra = []
-    for key, value in flat.items():
-        if key in present:
-            continue
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        extra.append(f"{quote(str(key))}={quote(str(value), safe='')}")
-    if not extra:
-        return url
-    return url + ("?" if query is None else "&") + "&".join(extra)
-
-
-def _query_of(url: str) -> Optional[str]:
-    """The query string of a database URL, or None, split as SQLAlchemy (and
-    the C core) split it: a password may hold an unescaped '?', so the query
-    starts after the '@' that ends the credentials (the core refuses URLs
-    with a second raw '@')."""
-    rest = url.split("://", 1)[-1]
-    at = rest.rfind("@")
-    mark = rest.find("?", at + 1)
-    return None if mark < 0 else rest[mark + 1 :]
 
 
 def open_store(registry_config) -> Store:
@@ -1401,7 +1294,7 @@ class NativeSqlRegistry(CachingRegistry):
         kept = bytearray()
         broken = set()
         fields = RegistryProto.DESCRIPTOR.fields_by_number
-        for number, element in _registry_elements(data):
+        for number, element in registry_elements(data):
             try:
                 RegistryProto.FromString(element)
             except DecodeError:

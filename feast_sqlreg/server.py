@@ -38,11 +38,11 @@ from feast.protos.feast.registry import RegistryServer_pb2 as pb
 from feast.registry_server import RegistryServer
 
 from feast_sqlreg import _install, _internals
+from feast_sqlreg._config import with_connect_args
 from feast_sqlreg._kinds import KINDS
 from feast_sqlreg._sqlregistry import Front
 from feast_sqlreg.registry import (
     DATA_SOURCE,
-    with_connect_args,
     ENTITY,
     FEATURE_SERVICE,
     FEATURE_VIEW,
