@@ -17,8 +17,9 @@
 
 enum { FEATURE_VIEW_STATE_AVAILABLE_ONLINE = 4 };
 
-
-int pb_has_intervals(obj_kind kind) { return (unsigned)kind < OBJ_KINDS && kind_of(kind)->intervals; }
+int pb_has_intervals(obj_kind kind) {
+    return (unsigned)kind < OBJ_KINDS && kind_of(kind)->intervals;
+}
 
 /* pb_validate, naming the input "stored" or "new" in the message. */
 static int validate_as(obj_kind kind, const char *which, const uint8_t *p, size_t n, char *errbuf,

@@ -1139,8 +1139,9 @@ static int materialize_fn(store *st, const db_driver *d, db_conn *c, void *ctx, 
     char msg[256];
     if (pb_append_interval(m->k, stored.p, stored.n, m->start, m->end, m->now, &edited, msg,
                            sizeof(msg)) != 0) {
-        db_err_set(err, DB_ERR_DATA, 0, NULL, "%s '%.*s' in project '%.*s': %s", kind_of(m->k)->table,
-                   (int)m->name.n, m->name.p, (int)m->project.n, m->project.p, msg);
+        db_err_set(err, DB_ERR_DATA, 0, NULL, "%s '%.*s' in project '%.*s': %s",
+                   kind_of(m->k)->table, (int)m->name.n, m->name.p, (int)m->project.n, m->project.p,
+                   msg);
         goto done;
     }
     db_value p[4] = {db_blob(edited.p, edited.n), db_int(m->w->now), txt(m->name), txt(m->project)};
@@ -1326,8 +1327,7 @@ static int registry_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_
     int have_latest = 0;
     for (size_t i = 0; i < np; i++) {
         db_value proto = rowset_get(&r->projects, i, 1);
-        if (buf_ld_field(r->out, kind_of(OBJ_PROJECT)->reg_field, proto.p, proto.n) != 0)
-            goto oom;
+        if (buf_ld_field(r->out, kind_of(OBJ_PROJECT)->reg_field, proto.p, proto.n) != 0) goto oom;
         pb_ts ts;
         char msg[256];
         if (pb_project_last_updated(proto.p, proto.n, &ts, msg, sizeof(msg)) != 0) {
