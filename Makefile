@@ -14,7 +14,7 @@ APT_PACKAGES := gcc pkg-config libsqlite3-dev libprotobuf-c-dev protobuf-c-compi
 # Python packages the tests and benchmarks need besides Feast (the stock
 # registry's drivers, and Feast's gRPC extra for `feast serve_registry`).
 TEST_PACKAGES := "feast[grpcio]" pytest pytest-xdist "psycopg[binary]" pymysql
-SOURCES := $(wildcard src/*.c src/*.h src/proto/*.proto feast_sqlreg/*.py) \
+SOURCES := $(wildcard src/*/*.c src/*/*.h src/pb/*.proto feast_sqlreg/*.py) \
            feast_sqlreg_hook.py feast_sqlreg.pth setup.py pyproject.toml
 
 .PHONY: all deps install demo test ctest bench databases clean
@@ -63,7 +63,7 @@ test: install databases ctest
 # *_module.c), so the PostgreSQL and MySQL drivers are linked in and a
 # program registers those it uses (db_register_driver), as the backend
 # modules do under Python.
-CORE_SOURCES := $(filter-out src/module.c src/registry.c src/front_py.c src/%_module.c,$(wildcard src/*.c))
+CORE_SOURCES := $(filter-out src/python/%,$(wildcard src/*/*.c))
 CLIBS := sqlite3 libprotobuf-c libpq libmariadb libnghttp2
 CTESTS := $(patsubst tests/c/%.c,build/ctest/%,$(wildcard tests/c/test_*.c))
 CTEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -DFEAST_SQLREG_HAVE_PG -DFEAST_SQLREG_HAVE_MYSQL \
@@ -71,7 +71,7 @@ CTEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -DFEAST_SQLREG_HAVE_PG -DFEAS
   -Wall -Wextra -Wshadow -Werror -Isrc -Ibuild/ctest
 ctest: deps
 	mkdir -p build/ctest
-	protoc-c --proto_path=src/proto --c_out=build/ctest feast_subset.proto
+	protoc-c --proto_path=src/pb --c_out=build/ctest feast_subset.proto
 	@set -e; for t in $(CTESTS); do \
 	  gcc $(CTEST_CFLAGS) $$(pkg-config --cflags $(CLIBS)) tests/c/$$(basename $$t).c \
 	    $(CORE_SOURCES) build/ctest/feast_subset.pb-c.c -o $$t $$(pkg-config --libs $(CLIBS)) -pthread; \
@@ -116,8 +116,8 @@ clean:
 # build/fuzz/artifacts/). PROTOBUF_C_SRC=<protobuf-c source tree> compiles
 # protobuf-c's runtime in, instrumented too, so UB inside it shows.
 FUZZ_TARGETS := validate merge append project front
-FUZZ_FRONT_SOURCES := src/front.c src/store.c src/pool.c src/db.c src/db_sqlite.c src/db_util.c \
-  src/url.c
+FUZZ_FRONT_SOURCES := src/front/front.c src/store/store.c src/db/pool.c src/db/db.c src/db/db_sqlite.c \
+  src/db/db_util.c src/db/url.c
 FUZZ_SECONDS ?= 60
 FUZZ_SAN := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(FUZZ_SAN) -Wall -Wextra -Wshadow -Werror \
@@ -128,7 +128,7 @@ fuzz: deps
 	  echo "installing Debian packages: clang libclang-rt-14-dev"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-14-dev; }
 	mkdir -p build/fuzz
-	protoc-c --proto_path=src/proto --c_out=build/fuzz feast_subset.proto
+	protoc-c --proto_path=src/pb --c_out=build/fuzz feast_subset.proto
 	@set -e; \
 	if [ -n "$(PROTOBUF_C_SRC)" ]; then \
 	  clang $(FUZZ_SAN) -fsanitize=fuzzer-no-link -w -I$(PROTOBUF_C_SRC) \
@@ -139,7 +139,7 @@ fuzz: deps
 	  extra=; [ $$t != front ] || \
 	    extra="$(FUZZ_FRONT_SOURCES) $$(pkg-config --cflags --libs sqlite3 libnghttp2) -pthread"; \
 	  echo "clang -fsanitize=fuzzer,address,undefined ... -o build/fuzz/fuzz_$$t"; \
-	  clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $$pbc tests/fuzz/fuzz_$$t.c src/pb.c src/kinds.c src/buf.c \
+	  clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $$pbc tests/fuzz/fuzz_$$t.c src/pb/pb.c src/common/kinds.c src/common/buf.c \
 	    build/fuzz/feast_subset.pb-c.c $$extra -o build/fuzz/fuzz_$$t $$pbl; \
 	done
 

@@ -3,7 +3,7 @@ module per optional backend (_backend_pg, _backend_mysql).
 
 Libraries are found with pkg-config (override with the environment variables
 FEAST_SQLREG_CFLAGS / FEAST_SQLREG_LDFLAGS); the protobuf-c sources are
-generated from src/proto/*.proto with protoc-c at build time, so the sdist
+generated from src/pb/*.proto with protoc-c at build time, so the sdist
 carries only what we wrote. A .pth file is installed next to the package:
 it registers the import hook that makes `registry_type: sql` use the native
 registry (see feast_sqlreg_hook.py).
@@ -64,19 +64,19 @@ def required(names, apt):
 # (db.c holds the driver registry, reached through the core's _C_API
 # capsule).
 CORE_SOURCES = [
-    "module.c",
-    "registry.c",
-    "store.c",
-    "kinds.c",
-    "pb.c",
-    "buf.c",
-    "db.c",
-    "db_util.c",
-    "db_sqlite.c",
-    "pool.c",
-    "url.c",
-    "front.c",
-    "front_py.c",
+    "python/module.c",
+    "python/store_type.c",
+    "store/store.c",
+    "common/kinds.c",
+    "pb/pb.c",
+    "common/buf.c",
+    "db/db.c",
+    "db/db_util.c",
+    "db/db_sqlite.c",
+    "db/pool.c",
+    "db/url.c",
+    "front/front.c",
+    "python/front_type.c",
 ]
 cflags, libs = [], []
 for names, apt in [
@@ -101,17 +101,17 @@ env_libs = shlex.split(os.environ.get("FEAST_SQLREG_LDFLAGS", ""))
 # and the "no backend" message), without importing it.
 backends = []  # (module name, sources, cflags, libs)
 for module, sources, names, macro in [
-    ("_backend_pg", ["pg_module.c", "db_pg.c"], ["libpq"], "FEAST_SQLREG_HAVE_PG"),
+    ("_backend_pg", ["python/pg_module.c", "db/db_pg.c"], ["libpq"], "FEAST_SQLREG_HAVE_PG"),
     # MariaDB Connector/C (Debian's libmysqlclient); Oracle's client library
     # is not built against: its code paths have never run here.
-    ("_backend_mysql", ["mysql_module.c", "db_mysql.c"], ["libmariadb"],
+    ("_backend_mysql", ["python/mysql_module.c", "db/db_mysql.c"], ["libmariadb"],
      "FEAST_SQLREG_HAVE_MYSQL"),
 ]:
     if all((ROOT / SRC / s).exists() for s in sources):
         found = library(names)
         if found is None:
             raise SystemExit(f"{sources[-1]} needs one of {names} via pkg-config")
-        backends.append((module, sources + ["db_util.c", "url.c"], found[0], found[1]))
+        backends.append((module, sources + ["db/db_util.c", "db/url.c"], found[0], found[1]))
         core_macros.append((macro, "1"))
 
 WARNINGS = [
@@ -136,7 +136,7 @@ class BuildExt(build_ext):
             raise SystemExit(
                 "feast_sqlreg needs protoc-c to build: apt-get install protobuf-c-compiler"
             )
-        for proto in sorted((ROOT / SRC / "proto").glob("*.proto")):
+        for proto in sorted((ROOT / SRC / "pb").glob("*.proto")):
             subprocess.run(
                 [protoc, f"--proto_path={proto.parent}", f"--c_out={gen}", proto.name],
                 check=True,
@@ -173,7 +173,7 @@ def extension(name, sources, macros, cflags, libs):
         # Every header: a module whose sources did not change but whose
         # headers did (say DB_DRIVER_ABI in db.h) is rebuilt, not left to
         # refuse to load at run time.
-        depends=sorted(str(h.relative_to(ROOT)) for h in (ROOT / SRC).glob("*.h")),
+        depends=sorted(str(h.relative_to(ROOT)) for h in (ROOT / SRC).rglob("*.h")),
         define_macros=macros,
         extra_compile_args=WARNINGS + cflags + env_cflags,
         extra_link_args=libs + env_libs + ["-pthread"],

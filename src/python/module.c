@@ -1,5 +1,5 @@
 /* module.c - the _sqlregistry module: multi-phase init, state, exceptions. */
-#include "module.h"
+#include "python/module.h"
 
 #include <sqlite3.h>
 #include <string.h>
@@ -111,7 +111,7 @@ int sqlreg_load_backend(const char *path) {
     return -1;
 }
 
-/* KINDS: the table of kinds (kinds.h), one dict per kind in obj_kind
+/* KINDS: the table of kinds (common/kinds.h), one dict per kind in obj_kind
  * order, for the Python package to build its maps from. */
 static PyObject *kinds_table(void) {
     PyObject *all = PyTuple_New(OBJ_KINDS);

@@ -4,7 +4,7 @@
  * extension modules of their own (feast_sqlreg._backend_pg and
  * _backend_mysql), so that importing the core maps neither client library:
  * each registers its driver here when it is imported (through the core's
- * _C_API capsule, module.c), which the core does the first time a URL of
+ * _C_API capsule, python/module.c), which the core does the first time a URL of
  * that kind is opened. The C test programs, which link every driver in,
  * register the ones they use directly.
  *
@@ -14,7 +14,7 @@
  * slot, once set, never changes (drivers are static tables of modules that
  * are never unloaded).
  */
-#include "db.h"
+#include "db/db.h"
 
 #include <stdatomic.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * cache, change-log triggers. Stateless, so the backend modules
  * (_backend_pg, _backend_mysql) compile their own copies next to the core's;
  * global state of the backend interface (the driver registry) is in db.c. */
-#include "db.h"
+#include "db/db.h"
 
 #include <stdarg.h>
 #include <stdio.h>

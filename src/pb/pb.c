@@ -5,7 +5,7 @@
  * then put the original pointers back before protobuf_c_message_free_unpacked
  * so it frees exactly what unpack allocated.
  */
-#include "pb.h"
+#include "pb/pb.h"
 
 #include <limits.h>
 #include <stdarg.h>

@@ -30,7 +30,7 @@
  * No message here ever quotes the user name, the password, the host, the
  * database or a query value: only which part was wrong (and a query key).
  */
-#include "url.h"
+#include "db/url.h"
 
 #include <stdarg.h>
 #include <stdio.h>

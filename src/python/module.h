@@ -1,13 +1,14 @@
-/* module.h - state shared by the Python-facing C files (module.c, registry.c,
- * front_py.c): the only C files that include Python.h. */
+/* module.h - state shared by the Python-facing C files (module.c,
+ * store_type.c, front_type.c): src/python/ holds the only C files that
+ * include Python.h. */
 #ifndef FEAST_SQLREG_MODULE_H
 #define FEAST_SQLREG_MODULE_H
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include "db.h"
-#include "store.h"
+#include "db/db.h"
+#include "store/store.h"
 
 typedef struct {
     PyTypeObject *StoreType;
@@ -42,7 +43,7 @@ void sqlreg_store_release(PyObject *obj);
 
 /* Adds the Store type to the module; 0 or -1 with an exception set. */
 int registry_setup_types(PyObject *module, module_state *ms);
-/* Adds the Front type (front_py.c); 0 or -1 with an exception set. */
+/* Adds the Front type (front_type.c); 0 or -1 with an exception set. */
 int front_setup_types(PyObject *module);
 
 #endif

@@ -1,5 +1,5 @@
 /* kinds.c - the table of kinds (kinds.h) as an array. */
-#include "kinds.h"
+#include "common/kinds.h"
 
 #define FEAST_SQLREG_KIND_ROW(id, noun, table, name_col, proto_col, reg_field, reg_name,           \
                               user_meta, project_no, in_spec, layout, intervals, compared, view,   \

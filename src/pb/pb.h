@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
+#include "common/buf.h"
 
-#include "kinds.h" /* obj_kind */
+#include "common/kinds.h" /* obj_kind */
 
 typedef struct {
     int64_t seconds;

@@ -28,7 +28,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "db.h"
+#include "db/db.h"
 
 #define STMT_CACHE   256 /* more than the store's distinct statements */
 #define STACK_PARAMS 16

@@ -10,7 +10,7 @@
  * closed connections cross over in both directions.
  */
 #define _GNU_SOURCE /* accept4 */
-#include "front.h"
+#include "front/front.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,9 +28,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "nghttp2_compat.h"
-#include "pb.h"
+#include "common/buf.h"
+#include "front/nghttp2_compat.h"
+#include "pb/pb.h"
 
 /* ---- the answer table ----------------------------------------------------- */
 
@@ -474,7 +474,7 @@ static int respond(conn *c, strm *s, int has_body) {
 /* ---- answering from the table --------------------------------------------- */
 
 /* name, project and allow_cache of a Get request message for method m,
- * read by pb.c's wire reader with the fields the caller named; -1 when it
+ * read by pb/pb.c's wire reader with the fields the caller named; -1 when it
  * is not one this code can read with certainty (then the backend
  * answers). */
 static int parse_get(const front *f, int m, const uint8_t *p, size_t n, const uint8_t **name,

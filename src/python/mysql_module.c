@@ -1,7 +1,7 @@
 /* mysql_module.c - feast_sqlreg._backend_mysql: the MySQL / MariaDB driver
- * (db_mysql.c, MariaDB Connector/C), registered with the core when imported
+ * (db/db_mysql.c, MariaDB Connector/C), registered with the core when imported
  * (backend_module.h). */
-#include "backend_module.h"
+#include "python/backend_module.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "store/store.h"
 
 /* Answers, keyed by (method, project, name): method is an index into the
  * front's method paths; the value is the serialized response message. */

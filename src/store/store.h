@@ -12,10 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "db.h"
-#include "pb.h"
-#include "pool.h"
+#include "common/buf.h"
+#include "db/db.h"
+#include "db/pool.h"
+#include "pb/pb.h"
 
 /* A string with its length (Python strings may hold NUL). */
 typedef struct {

@@ -27,7 +27,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "db.h"
+#include "db/db.h"
 
 /* MariaDB Connector/C and MySQL before 8.0 spell the client library's
  * booleans my_bool; MySQL 8.0 removed it for bool. */

@@ -1,6 +1,6 @@
-/* pg_module.c - feast_sqlreg._backend_pg: the PostgreSQL driver (db_pg.c,
+/* pg_module.c - feast_sqlreg._backend_pg: the PostgreSQL driver (db/db_pg.c,
  * libpq), registered with the core when imported (backend_module.h). */
-#include "backend_module.h"
+#include "python/backend_module.h"
 
 static int pg_module_exec(PyObject *module) {
     (void)module;

@@ -5,15 +5,15 @@
  * own so that importing the core maps neither libpq nor the MariaDB client
  * library: the core imports one the first time a URL of its kind is opened
  * (module.c, sqlreg_load_backend). Each compiles its driver and the
- * stateless helpers it calls (db_util.c, url.c); the driver registry is the
- * core's alone (db.c), reached through the capsule the core exports. */
+ * stateless helpers it calls (db/db_util.c, db/url.c); the driver registry
+ * is the core's alone (db/db.c), reached through the capsule the core exports. */
 #ifndef FEAST_SQLREG_BACKEND_MODULE_H
 #define FEAST_SQLREG_BACKEND_MODULE_H
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include "db.h"
+#include "db/db.h"
 
 /* Registers drv with the core (importing it if need be). 0, or -1 with an
  * exception set: ImportError when the core is of another build. */

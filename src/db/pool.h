@@ -13,7 +13,7 @@
 #ifndef FEAST_SQLREG_POOL_H
 #define FEAST_SQLREG_POOL_H
 
-#include "db.h"
+#include "db/db.h"
 
 typedef struct pool pool;
 

@@ -1,5 +1,5 @@
 /* pool.c - see pool.h. */
-#include "pool.h"
+#include "db/pool.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -4,7 +4,7 @@
  * one file, db_<name>.c, which fills a db_driver table; db.c keeps the
  * registry of drivers (the PostgreSQL and MySQL ones are loaded on demand),
  * db_util.c the helpers they share. Everything above this
- * interface (pool.c, store.c) is dialect-neutral C that never sees a client
+ * interface (pool.c, src/store/) is dialect-neutral C that never sees a client
  * library type. Nothing here knows Python exists.
  *
  * SQL text is written with '?' placeholders; a driver that needs another
@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "url.h"
+#include "db/url.h"
 
 typedef enum { DB_UNKNOWN = 0, DB_SQLITE = 1, DB_POSTGRES = 2, DB_MYSQL = 3 } db_dialect;
 
@@ -117,7 +117,7 @@ void db_stmt_cache_forget(db_stmt_cache *c, void *stmt);
 void db_stmt_cache_clear(db_stmt_cache *c);
 
 /* How a dialect spells what plain SQL cannot say the same way everywhere.
- * store.c builds its statements from these and never tests the dialect. */
+ * src/store/ builds its statements from these and never tests the dialect. */
 typedef struct {
     /* Appended to a SELECT to lock the rows it reads until commit; "" where
      * the write transaction already holds the lock (SQLite). */
@@ -202,7 +202,7 @@ typedef struct {
 } db_driver;
 
 /* The drivers. db_sqlite.c is compiled into the core; db_pg.c and db_mysql.c
- * into the backend modules (pg_module.c, mysql_module.c), or linked into C
+ * into the backend modules (python/pg_module.c, python/mysql_module.c), or linked into C
  * test programs, which register them with db_register_driver. */
 extern const db_driver db_sqlite_driver;
 extern const db_driver db_pg_driver;

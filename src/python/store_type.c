@@ -1,5 +1,5 @@
-/* registry.c - the Store type: Python arguments in, store.c calls with the
- * GIL released, Python objects and exceptions out.
+/* store_type.c - the Store type: Python arguments in, store_* calls (src/store/)
+ * with the GIL released, Python objects and exceptions out.
  *
  * Every method follows one shape: parse arguments (borrowed pointers into
  * the argument objects, which stay alive for the call), release the GIL
@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "module.h"
-#include "store.h"
+#include "python/module.h"
+#include "store/store.h"
 
 typedef struct {
     PyObject_HEAD store *st; /* NULL once closed */

@@ -1,8 +1,9 @@
-/* front_py.c - the Python face of front.c: feast_sqlreg._sqlregistry.Front.
+/* front_type.c - the Python face of front/front.c: the Front type
+ * (feast_sqlreg._sqlregistry.Front).
  *
  * Front(port, backend_port, methods, kinds, path=None, workers=4,
  * store=None, request_fields=None) starts the native gRPC front (see
- * front.h), reading method i's requests with the field numbers
+ * front/front.h), reading method i's requests with the field numbers
  * request_fields[i], (name, project, allow_cache), 0 for a field the
  * message lacks (None: (1, 2, 3) for every method), answering
  * uncached Gets from the database at path (a store of its own, `workers`
@@ -12,8 +13,8 @@
  * answers, built here from Python objects with the GIL held and swapped in whole; stop() (or
  * deallocation) stops its threads.
  */
-#include "front.h"
-#include "module.h"
+#include "front/front.h"
+#include "python/module.h"
 
 typedef struct {
     PyObject_HEAD front *f;

@@ -1,5 +1,5 @@
 /* store.c - see store.h. */
-#include "store.h"
+#include "store/store.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -503,7 +503,7 @@ static int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
         db_err rb;
         int broken = is_broken(err) || (txn && d->rollback(c, &rb) != 0);
         pool_checkin(p, c, broken);
-        /* A connection reused without its ping (pool.c: back for under a
+        /* A connection reused without its ping (db/pool.c: back for under a
          * second) that turned out closed, at once rather than after a
          * stall: what the ping would have caught. Retried once, pinging,
          * where nothing can have been applied: a read, or a BEGIN. */

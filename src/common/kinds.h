@@ -2,12 +2,12 @@
  *
  * Every kind of object the registry stores is one row here, and every
  * place that treats kinds differently reads this table: the obj_kind enum
- * (pb.h), the tables the store reads and writes (store.c), how pb.c stamps a
- * project and keeps timestamps, and, through the extension's KINDS
- * attribute (module.c), the Python package's maps: Feast's classes, proto
+ * (below), the tables the store reads and writes (src/store/), how pb/pb.c
+ * stamps a project and keeps timestamps, and, through the extension's KINDS
+ * attribute (python/module.c), the Python package's maps: Feast's classes, proto
  * classes and exceptions, the registry server's Get/List RPCs
  * (feast_sqlreg/_kinds.py). Adding a kind Feast adds is adding a row (and
- * its table to the schema in store.c when it has a new shape).
+ * its table to the schema in src/store/ when it has a new shape).
  *
  * Columns of FEAST_SQLREG_KINDS(X), one X(...) per kind, in obj_kind order:
  *   id          the obj_kind name without OBJ_ (also the Python constant)
@@ -20,7 +20,7 @@
  *   user_meta   1 when the table has a user_metadata column
  *   project_no  field number of the object's project string (0: not stamped)
  *   in_spec     1 when that field is in spec (field 1), 0 at top level
- *   layout      how pb.c reads its meta: SPEC_META, FEATURE_VIEW,
+ *   layout      how pb/pb.c reads its meta: SPEC_META, FEATURE_VIEW,
  *               DATA_SOURCE, or OPAQUE (passed through whole)
  *   intervals   1 when the object keeps materialization intervals
  *   compared    1 when a re-apply of an unchanged object is skipped (stock
@@ -106,7 +106,7 @@
 typedef enum { FEAST_SQLREG_KINDS(FEAST_SQLREG_KIND_ENUM) OBJ_KINDS } obj_kind;
 #undef FEAST_SQLREG_KIND_ENUM
 
-/* How pb.c reads a kind's meta (the layout column). */
+/* How pb/pb.c reads a kind's meta (the layout column). */
 typedef enum { KIND_SPEC_META, KIND_FEATURE_VIEW, KIND_DATA_SOURCE, KIND_OPAQUE } kind_layout;
 
 /* One row of the table, as C reads it. */
