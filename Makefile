@@ -116,7 +116,7 @@ clean:
 # build/fuzz/artifacts/). PROTOBUF_C_SRC=<protobuf-c source tree> compiles
 # protobuf-c's runtime in, instrumented too, so UB inside it shows.
 FUZZ_TARGETS := validate merge append project front
-FUZZ_FRONT_SOURCES := src/front/front.c src/store/store.c src/db/pool.c src/db/db.c src/db/db_sqlite.c \
+FUZZ_FRONT_SOURCES := src/front/front.c $(wildcard src/store/*.c) src/db/pool.c src/db/db.c src/db/db_sqlite.c \
   src/db/db_util.c src/db/url.c
 FUZZ_SECONDS ?= 60
 FUZZ_SAN := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

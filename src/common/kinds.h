@@ -7,7 +7,7 @@
  * attribute (python/module.c), the Python package's maps: Feast's classes, proto
  * classes and exceptions, the registry server's Get/List RPCs
  * (feast_sqlreg/_kinds.py). Adding a kind Feast adds is adding a row (and
- * its table to the schema in src/store/ when it has a new shape).
+ * its table to the schema in src/store/schema.c when it has a new shape).
  *
  * Columns of FEAST_SQLREG_KINDS(X), one X(...) per kind, in obj_kind order:
  *   id          the obj_kind name without OBJ_ (also the Python constant)

@@ -117,7 +117,7 @@ void db_stmt_cache_forget(db_stmt_cache *c, void *stmt);
 void db_stmt_cache_clear(db_stmt_cache *c);
 
 /* How a dialect spells what plain SQL cannot say the same way everywhere.
- * src/store/ builds its statements from these and never tests the dialect. */
+ * src/store/store.c builds its statements from these and never tests the dialect. */
 typedef struct {
     /* Appended to a SELECT to lock the rows it reads until commit; "" where
      * the write transaction already holds the lock (SQLite). */
