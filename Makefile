@@ -74,7 +74,8 @@ test: install databases ctest
 # C file of src/SOURCES outside src/python/ (the Python-facing layer), so
 # the PostgreSQL and MySQL drivers are linked in and a program registers
 # those it uses (db_register_driver), as the backend modules do under
-# Python.
+# Python. First, scripts/check_layout.sh: no include goes up a layer, and
+# src/SOURCES lists every source under src/.
 CTEST_SOURCES := $(filter-out src/python/%,$(filter %.c,$(ALL_SOURCES)))
 CLIBS := sqlite3 libprotobuf-c libpq libmariadb libnghttp2
 CTESTS := $(patsubst tests/c/%.c,build/ctest/%,$(wildcard tests/c/test_*.c))
@@ -82,6 +83,7 @@ CTEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -DFEAST_SQLREG_HAVE_PG -DFEAS
   -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
   -Wall -Wextra -Wshadow -Werror -Isrc -Ibuild/ctest
 ctest: deps
+	scripts/check_layout.sh
 	mkdir -p build/ctest
 	$(call protoc,build/ctest)
 	@set -e; for t in $(CTESTS); do \
