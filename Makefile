@@ -14,7 +14,19 @@ APT_PACKAGES := gcc pkg-config libsqlite3-dev libprotobuf-c-dev protobuf-c-compi
 # Python packages the tests and benchmarks need besides Feast (the stock
 # registry's drivers, and Feast's gRPC extra for `feast serve_registry`).
 TEST_PACKAGES := "feast[grpcio]" pytest pytest-xdist "psycopg[binary]" pymysql
-SOURCES := $(wildcard src/*.c src/*.h src/proto/*.proto feast_sqlreg/*.py) \
+# src/SOURCES is the one list of the extension modules' sources (its
+# header says the format); $(call src_of,MODULE) gives MODULE's files there,
+# as paths from here, in the list's order.
+src_of = $(addprefix src/,$(shell sed -n 's/^$(1):[[:space:]]*//p' src/SOURCES))
+MODULES := $(sort $(shell sed -n 's/^\([A-Za-z0-9_]*\):.*/\1/p' src/SOURCES))
+ALL_SOURCES := $(sort $(foreach m,$(MODULES),$(call src_of,$(m))))
+CORE_C := $(filter %.c,$(call src_of,_sqlregistry))
+# The .proto files, and the command that compiles them into directory $(1);
+# $(call proto_c,DIR): the C files that makes.
+PROTOS := $(filter %.proto,$(ALL_SOURCES))
+protoc = protoc-c $(addprefix --proto_path=,$(sort $(dir $(PROTOS)))) --c_out=$(1) $(notdir $(PROTOS))
+proto_c = $(patsubst %.proto,$(1)/%.pb-c.c,$(notdir $(PROTOS)))
+SOURCES := $(ALL_SOURCES) src/SOURCES $(wildcard src/*/*.h feast_sqlreg/*.py) \
            feast_sqlreg_hook.py feast_sqlreg.pth setup.py pyproject.toml
 
 .PHONY: all deps install demo test ctest bench databases clean
@@ -58,23 +70,25 @@ test: install databases ctest
 # The C layers below Python (url, pb, pool, store on SQLite) under
 # AddressSanitizer (leaks included) and UndefinedBehaviorSanitizer, with no
 # Python involved. Every tests/c/test_*.c is a program of its own (each ends
-# with a "N passed, N failed" line), linked against the same core objects:
-# every C file but the Python-facing ones (module.c, registry.c, front_py.c,
-# *_module.c), so the PostgreSQL and MySQL drivers are linked in and a
-# program registers those it uses (db_register_driver), as the backend
-# modules do under Python.
-CORE_SOURCES := $(filter-out src/module.c src/registry.c src/front_py.c src/%_module.c,$(wildcard src/*.c))
+# with a "N passed, N failed" line), linked against the same objects: every
+# C file of src/SOURCES outside src/python/ (the Python-facing layer), so
+# the PostgreSQL and MySQL drivers are linked in and a program registers
+# those it uses (db_register_driver), as the backend modules do under
+# Python. First, scripts/check_layout.sh: no include goes up a layer, and
+# src/SOURCES lists every source under src/.
+CTEST_SOURCES := $(filter-out src/python/%,$(filter %.c,$(ALL_SOURCES)))
 CLIBS := sqlite3 libprotobuf-c libpq libmariadb libnghttp2
 CTESTS := $(patsubst tests/c/%.c,build/ctest/%,$(wildcard tests/c/test_*.c))
 CTEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -DFEAST_SQLREG_HAVE_PG -DFEAST_SQLREG_HAVE_MYSQL \
   -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
   -Wall -Wextra -Wshadow -Werror -Isrc -Ibuild/ctest
 ctest: deps
+	scripts/check_layout.sh
 	mkdir -p build/ctest
-	protoc-c --proto_path=src/proto --c_out=build/ctest feast_subset.proto
+	$(call protoc,build/ctest)
 	@set -e; for t in $(CTESTS); do \
 	  gcc $(CTEST_CFLAGS) $$(pkg-config --cflags $(CLIBS)) tests/c/$$(basename $$t).c \
-	    $(CORE_SOURCES) build/ctest/feast_subset.pb-c.c -o $$t $$(pkg-config --libs $(CLIBS)) -pthread; \
+	    $(CTEST_SOURCES) $(call proto_c,build/ctest) -o $$t $$(pkg-config --libs $(CLIBS)) -pthread; \
 	  echo "== $$t"; $$t; \
 	done
 
@@ -104,20 +118,22 @@ soak: install databases
 clean:
 	rm -rf build dist *.egg-info .stamp-deps $(VENV)/.stamp-install
 
-# libFuzzer targets, one per pb.c function that parses stored bytes
+# libFuzzer targets, one per src/pb/pb.c function that parses stored bytes
 # (tests/fuzz/fuzz_*.c; their invariants live in tests/fuzz/fuzz_checks.h),
 # and one over the front's request path, client bytes through nghttp2 to an
-# answer (fuzz_front.c, tests/fuzz/front_checks.h; it links the core the
-# front needs and libnghttp2), built with clang under AddressSanitizer and
-# UndefinedBehaviorSanitizer.
+# answer (fuzz_front.c, tests/fuzz/front_checks.h; it links the layers the
+# front stands on and libnghttp2), built with clang under AddressSanitizer
+# and UndefinedBehaviorSanitizer. Every target takes the core's files of
+# src/common/ and src/pb/ from src/SOURCES; fuzz_front also those of
+# src/db/, src/store/ and src/front/ (so SQLite's driver only).
 # `make fuzz-run FUZZ_SECONDS=60` splits the time across the targets, over a
 # copy of tests/fuzz/corpus in build/ (the source tree is never written),
 # prints each target's executions and fails on any crash (inputs kept in
 # build/fuzz/artifacts/). PROTOBUF_C_SRC=<protobuf-c source tree> compiles
 # protobuf-c's runtime in, instrumented too, so UB inside it shows.
 FUZZ_TARGETS := validate merge append project front
-FUZZ_FRONT_SOURCES := src/front.c src/store.c src/pool.c src/db.c src/db_sqlite.c src/db_util.c \
-  src/url.c
+FUZZ_PB_SOURCES := $(filter src/common/% src/pb/%,$(CORE_C))
+FUZZ_FRONT_SOURCES := $(filter src/db/% src/store/% src/front/%,$(CORE_C))
 FUZZ_SECONDS ?= 60
 FUZZ_SAN := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(FUZZ_SAN) -Wall -Wextra -Wshadow -Werror \
@@ -128,7 +144,7 @@ fuzz: deps
 	  echo "installing Debian packages: clang libclang-rt-14-dev"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-14-dev; }
 	mkdir -p build/fuzz
-	protoc-c --proto_path=src/proto --c_out=build/fuzz feast_subset.proto
+	$(call protoc,build/fuzz)
 	@set -e; \
 	if [ -n "$(PROTOBUF_C_SRC)" ]; then \
 	  clang $(FUZZ_SAN) -fsanitize=fuzzer-no-link -w -I$(PROTOBUF_C_SRC) \
@@ -139,8 +155,8 @@ fuzz: deps
 	  extra=; [ $$t != front ] || \
 	    extra="$(FUZZ_FRONT_SOURCES) $$(pkg-config --cflags --libs sqlite3 libnghttp2) -pthread"; \
 	  echo "clang -fsanitize=fuzzer,address,undefined ... -o build/fuzz/fuzz_$$t"; \
-	  clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $$pbc tests/fuzz/fuzz_$$t.c src/pb.c src/kinds.c src/buf.c \
-	    build/fuzz/feast_subset.pb-c.c $$extra -o build/fuzz/fuzz_$$t $$pbl; \
+	  clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $$pbc tests/fuzz/fuzz_$$t.c $(FUZZ_PB_SOURCES) \
+	    $(call proto_c,build/fuzz) $$extra -o build/fuzz/fuzz_$$t $$pbl; \
 	done
 
 fuzz-run: fuzz

@@ -3,8 +3,9 @@ module per optional backend (_backend_pg, _backend_mysql).
 
 Libraries are found with pkg-config (override with the environment variables
 FEAST_SQLREG_CFLAGS / FEAST_SQLREG_LDFLAGS); the protobuf-c sources are
-generated from src/proto/*.proto with protoc-c at build time, so the sdist
-carries only what we wrote. A .pth file is installed next to the package:
+generated from the .proto files src/SOURCES lists, with protoc-c at build
+time, so the sdist carries only what we wrote. src/SOURCES is the one list
+of each module's sources. A .pth file is installed next to the package:
 it registers the import hook that makes `registry_type: sql` use the native
 registry (see feast_sqlreg_hook.py).
 """
@@ -55,29 +56,23 @@ def required(names, apt):
     return found
 
 
-# The core: everything but the PostgreSQL and MySQL drivers, which are
-# extension modules of their own (_backend_pg, _backend_mysql) so that
-# `import feast_sqlreg._sqlregistry` maps neither client library; the core
-# imports one the first time a URL of its kind is opened. A backend module
-# compiles its driver, its Python face and the stateless helpers the driver
-# calls (db_util.c, url.c); never a file with state the core also uses
-# (db.c holds the driver registry, reached through the core's _C_API
-# capsule).
-CORE_SOURCES = [
-    "module.c",
-    "registry.c",
-    "store.c",
-    "kinds.c",
-    "pb.c",
-    "buf.c",
-    "db.c",
-    "db_util.c",
-    "db_sqlite.c",
-    "pool.c",
-    "url.c",
-    "front.c",
-    "front_py.c",
-]
+def read_sources(path):
+    """{module: [paths under src/]} from src/SOURCES, the one list of
+    sources (its header says the format), in the list's order."""
+    modules = {}
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        module, sep, files = line.partition(":")
+        if not sep or not module.strip():
+            raise SystemExit(f"{path}: not a 'module: files' line: {line!r}")
+        modules.setdefault(module.strip(), []).extend(files.split())
+    return modules
+
+
+SOURCES = read_sources(ROOT / SRC / "SOURCES")
+# The .proto files of each module, which BuildExt compiles into it.
+PROTOS = {m: [s for s in srcs if s.endswith(".proto")] for m, srcs in SOURCES.items()}
 cflags, libs = [], []
 for names, apt in [
     (["sqlite3"], "libsqlite3-dev"),
@@ -100,18 +95,18 @@ env_libs = shlex.split(os.environ.get("FEAST_SQLREG_LDFLAGS", ""))
 # The core's macro says the build has the module (its `backends` constant,
 # and the "no backend" message), without importing it.
 backends = []  # (module name, sources, cflags, libs)
-for module, sources, names, macro in [
-    ("_backend_pg", ["pg_module.c", "db_pg.c"], ["libpq"], "FEAST_SQLREG_HAVE_PG"),
+for module, names, macro in [
+    ("_backend_pg", ["libpq"], "FEAST_SQLREG_HAVE_PG"),
     # MariaDB Connector/C (Debian's libmysqlclient); Oracle's client library
     # is not built against: its code paths have never run here.
-    ("_backend_mysql", ["mysql_module.c", "db_mysql.c"], ["libmariadb"],
-     "FEAST_SQLREG_HAVE_MYSQL"),
+    ("_backend_mysql", ["libmariadb"], "FEAST_SQLREG_HAVE_MYSQL"),
 ]:
-    if all((ROOT / SRC / s).exists() for s in sources):
+    sources = SOURCES.get(module, [])
+    if sources and all((ROOT / SRC / s).exists() for s in sources):
         found = library(names)
         if found is None:
-            raise SystemExit(f"{sources[-1]} needs one of {names} via pkg-config")
-        backends.append((module, sources + ["db_util.c", "url.c"], found[0], found[1]))
+            raise SystemExit(f"{sources[0]} needs one of {names} via pkg-config")
+        backends.append((module, sources, found[0], found[1]))
         core_macros.append((macro, "1"))
 
 WARNINGS = [
@@ -136,16 +131,17 @@ class BuildExt(build_ext):
             raise SystemExit(
                 "feast_sqlreg needs protoc-c to build: apt-get install protobuf-c-compiler"
             )
-        for proto in sorted((ROOT / SRC / "proto").glob("*.proto")):
-            subprocess.run(
-                [protoc, f"--proto_path={proto.parent}", f"--c_out={gen}", proto.name],
-                check=True,
-                cwd=proto.parent,
-            )
         for ext in self.extensions:
-            if ext.name == f"feast_sqlreg.{CORE}":  # the backends parse no protobuf
+            protos = [ROOT / SRC / s for s in PROTOS.get(ext.name.rsplit(".", 1)[1], [])]
+            for proto in protos:
+                subprocess.run(
+                    [protoc, f"--proto_path={proto.parent}", f"--c_out={gen}", proto.name],
+                    check=True,
+                    cwd=proto.parent,
+                )
+            if protos:  # the core's; the backends parse no protobuf
                 ext.include_dirs.append(str(gen))
-                ext.sources += [str(p) for p in sorted(gen.glob("*.pb-c.c"))]
+                ext.sources += [str(gen / f"{p.stem}.pb-c.c") for p in protos]
             # A build of another ABI left in build/lib (say a .cpython-311
             # file from before the abi3 one) would go into the wheel too,
             # and be imported first.
@@ -168,12 +164,12 @@ class BuildPy(build_py):
 def extension(name, sources, macros, cflags, libs):
     return Extension(
         f"feast_sqlreg.{name}",
-        sources=[f"{SRC}/{s}" for s in sources],
+        sources=[f"{SRC}/{s}" for s in sources if s.endswith(".c")],
         include_dirs=[SRC],
         # Every header: a module whose sources did not change but whose
         # headers did (say DB_DRIVER_ABI in db.h) is rebuilt, not left to
         # refuse to load at run time.
-        depends=sorted(str(h.relative_to(ROOT)) for h in (ROOT / SRC).glob("*.h")),
+        depends=sorted(str(h.relative_to(ROOT)) for h in (ROOT / SRC).rglob("*.h")),
         define_macros=macros,
         extra_compile_args=WARNINGS + cflags + env_cflags,
         extra_link_args=libs + env_libs + ["-pthread"],
@@ -182,7 +178,7 @@ def extension(name, sources, macros, cflags, libs):
 
 
 setup(
-    ext_modules=[extension(CORE, CORE_SOURCES, core_macros, cflags, libs)]
+    ext_modules=[extension(CORE, SOURCES[CORE], core_macros, cflags, libs)]
     + [extension(m, srcs, macros, c, l) for m, srcs, c, l in backends],
     cmdclass={"build_ext": BuildExt, "build_py": BuildPy},
     options={"bdist_wheel": {"py_limited_api": "cp310"}},

@@ -9,7 +9,7 @@
 # Connector/C's authentication plugins, which the library loads at run time
 # from a directory of its own (caching_sha2_password is MySQL 8's default):
 # feast_sqlreg/_mariadb_plugin/, where the MySQL backend module
-# (_backend_mysql, mysql_module.c) points the library when it is imported.
+# (_backend_mysql, src/python/mysql_module.c) points the library when it is imported.
 # `auditwheel repair` then copies every shared library the three extensions
 # (the core, _backend_pg, _backend_mysql) and the plugins need, each
 # module's own (the core loads neither libpq nor libmariadb), other than the manylinux set (libc, libm, libpthread,

@@ -28,7 +28,7 @@ from feast.protos.feast.core.ValidationProfile_pb2 import (  # noqa: E402
 )
 from feast.protos.feast.registry import RegistryServer_pb2 as pb  # noqa: E402
 
-# src/pb.h obj_kind
+# src/common/kinds.h obj_kind
 KINDS = [
     "project",
     "entity",

@@ -1,4 +1,4 @@
-"""The native gRPC front of `feast serve_registry` (src/front.c,
+"""The native gRPC front of `feast serve_registry` (src/front/front.c,
 feast_sqlreg.server.start_server), over the wire with a real gRPC client:
 cached Gets answered natively are byte for byte what Feast's grpcio server
 answers, everything else is relayed unchanged (errors, lists, health,

@@ -1,4 +1,4 @@
-"""The one table of kinds (src/kinds.h) against the installed Feast.
+"""The one table of kinds (src/common/kinds.h) against the installed Feast.
 
 Each row's facts are checked where Feast keeps them: the table and its
 columns in Feast's SQLAlchemy schema, the Registry field (number and
@@ -53,7 +53,7 @@ def test_row_matches_feast(row):
 
 def test_every_registry_object_field_has_a_kind():
     """A repeated field Feast adds to Registry (a new kind of object) fails
-    here until src/kinds.h has its row."""
+    here until src/common/kinds.h has its row."""
     # Neither is stored in a table of its own by Feast's SqlRegistry:
     # project metadata lives in feast_metadata, feature tables are Feast 0.9's.
     not_objects = {"project_metadata", "feature_tables"}

@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "db.h"
+#include "db/db.h"
+#include "db/url.h"
 #include "feast_subset.pb-c.h"
-#include "pb.h"
-#include "store.h"
-#include "url.h"
+#include "pb/pb.h"
+#include "store/store.h"
 
 #include "check.h"
 

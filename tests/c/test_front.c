@@ -1,4 +1,4 @@
-/* test_front.c - the native gRPC front (src/front.c) under the sanitizers,
+/* test_front.c - the native gRPC front (src/front/front.c) under the sanitizers,
  * with no Python: its answer table, and real HTTP/2 calls through two
  * fronts chained (A relays what it cannot answer to B, B to a port where
  * nothing listens), spoken by an nghttp2 client here. */
@@ -14,8 +14,8 @@
 
 #include "../fuzz/front_checks.h"
 #include "check.h"
-#include "front.h"
-#include "nghttp2_compat.h"
+#include "front/front.h"
+#include "front/nghttp2_compat.h"
 
 static const char *METHODS[] = {"/t.S/GetA", "/t.S/GetB"};
 static const obj_kind KINDS[] = {OBJ_ENTITY, OBJ_FEATURE_VIEW};

@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "pool.h"
-#include "url.h"
+#include "db/pool.h"
+#include "db/url.h"
 
 static char dbpath[64];
 

@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "db.h"
-#include "url.h"
+#include "db/db.h"
+#include "db/url.h"
 
 #include "check.h"
 

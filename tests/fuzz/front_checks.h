@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "front.h"
+#include "front/front.h"
 
 /* The methods the corpus calls: Feast's Get paths, with Feast's field
  * numbers, and one with others (a message with no project). */

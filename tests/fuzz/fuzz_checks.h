@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "feast_subset.pb-c.h"
-#include "pb.h"
+#include "pb/pb.h"
 
 enum { FUZZ_TS_BYTES = 12, FUZZ_APPEND_HEADER = 1 + 3 * FUZZ_TS_BYTES };
 

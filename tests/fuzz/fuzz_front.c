@@ -1,5 +1,5 @@
 /* fuzz_front.c - libFuzzer target for the front's request path
- * (src/front.c through front_feed): bytes from a client, through nghttp2,
+ * (src/front/front.c through front_feed): bytes from a client, through nghttp2,
  * to an answer from the table or a reset; the invariants are fuzz_front()
  * in front_checks.h, replayed without libFuzzer by tests/c/test_front.c. */
 #include <stdlib.h>

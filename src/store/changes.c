@@ -1,0 +1,64 @@
+/* changes.c - the change log: feast_sqlreg_changes and the triggers that
+ * fill it, read and pruned (see store.h). */
+#include "store/store_internal.h"
+
+#include <string.h>
+
+/* The key column a table's change log rows name its objects by: the first
+ * column that is not project_id (projects: project_id itself). */
+static const char *change_key(const tabledef *t) {
+    if (strcmp(t->table, "projects") == 0) return "project_id";
+    return strcmp(t->cols[0].name, "project_id") == 0 ? t->cols[1].name : t->cols[0].name;
+}
+
+/* Creates the change log table and whatever trigger (and function) of
+ * each registry table is missing; what exists is left alone, so a registry
+ * that starts again takes no table lock. */
+static int change_log_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
+    (void)ctx;
+    const db_sql_dialect *dl = st->dialect;
+    rowset have = {0};
+    int rv = exec(d, c, dl->tables_query, NULL, 0, &have, NULL, err);
+    if (rv == 0 && !has_name(&have, "feast_sqlreg_changes")) /* as create_schema_fn: no idle DDL */
+        rv = exec(d, c, dl->changes_table, NULL, 0, NULL, NULL, err);
+    rowset_free(&have);
+    if (rv != 0 || exec(d, c, dl->triggers_query, NULL, 0, &have, NULL, err) != 0) {
+        rowset_free(&have);
+        return -1;
+    }
+    char name[128], sql[2048];
+    for (size_t t = 0; t < NSCHEMA && rv == 0; t++)
+        for (int i = 0; rv == 0 && dl->change_trigger(i, SCHEMA[t].table, change_key(&SCHEMA[t]),
+                                                      name, sizeof(name), sql, sizeof(sql));
+             i++)
+            if (!has_name(&have, name)) rv = exec(d, c, sql, NULL, 0, NULL, NULL, err);
+    rowset_free(&have);
+    return rv;
+}
+
+int store_install_change_log(store *st, db_err *err) {
+    return run(st, st->dialect->ddl_in_transaction ? WRITE_TXN : PRIMARY_READ, change_log_fn, NULL,
+               err);
+}
+
+int store_changes(store *st, int64_t after, int64_t limit, rowset *out, db_err *err) {
+    query_ctx q = {"SELECT id, table_name, project_id, object_name FROM feast_sqlreg_changes "
+                   "WHERE id > ? ORDER BY id LIMIT ?",
+                   {db_int(after), db_int(limit)},
+                   2,
+                   out};
+    return query(st, 0, &q, err);
+}
+
+int store_changes_head(store *st, rowset *out, db_err *err) {
+    query_ctx q = {"SELECT COALESCE(MAX(id), 0) FROM feast_sqlreg_changes", {{0}}, 0, out};
+    return query(st, 0, &q, err);
+}
+
+int store_prune_changes(store *st, int64_t before, int64_t *deleted, db_err *err) {
+    write_one_ctx w = {
+        "DELETE FROM feast_sqlreg_changes WHERE changed_at < ?", {db_int(before)}, 1, 0};
+    int rv = run(st, WRITE_TXN, write_one_fn, &w, err);
+    *deleted = w.affected;
+    return rv;
+}
