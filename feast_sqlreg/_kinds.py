@@ -1,11 +1,11 @@
-"""The kinds of registry object, from the one table in src/kinds.h.
+"""The kinds of registry object, from the one table in src/common/kinds.h.
 
 The C core is compiled from that table and hands it over as
 ``_sqlregistry.KINDS``; everything the Python package knows per kind is
 read from here: the kind numbers (PROJECT, ENTITY, ... as module
 constants), Feast's classes, proto classes and not-found exceptions, the
 Registry proto's fields, the registry server's Get and List RPCs. To add a
-kind, add its row to src/kinds.h.
+kind, add its row to src/common/kinds.h.
 
 Import Feast before this module (feast_sqlreg.registry and .server do):
 Feast's import runs the start-up hook, which imports feast_sqlreg.registry,
@@ -52,12 +52,12 @@ def _kind(row: Dict[str, Any]) -> Kind:
     if field is None:
         raise RuntimeError(
             f"feast_sqlreg: feast.core.Registry has no field {row['reg_name']!r} "
-            f"for {row['noun']}s; src/kinds.h was written for another Feast"
+            f"for {row['noun']}s; src/common/kinds.h was written for another Feast"
         )
     if field.number != row["reg_field"]:
         raise RuntimeError(
             f"feast_sqlreg: feast.core.Registry.{field.name} is field {field.number}, "
-            f"src/kinds.h says {row['reg_field']}"
+            f"src/common/kinds.h says {row['reg_field']}"
         )
     return Kind(
         id=row["id"],
@@ -100,7 +100,7 @@ for _k in KINDS:
 del _k
 _missing = [n for n in __annotations__ if n not in globals()]
 if _missing:
-    raise RuntimeError(f"feast_sqlreg: src/kinds.h lost the kinds {_missing}")
+    raise RuntimeError(f"feast_sqlreg: src/common/kinds.h lost the kinds {_missing}")
 
 #: The feature view kinds (those with an AnyFeatureView field).
 VIEWS: Tuple[int, ...] = tuple(k.id for k in KINDS if k.view)

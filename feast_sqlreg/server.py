@@ -17,7 +17,7 @@ The fast path is taken only where it cannot change an answer:
   against the request message's descriptor; a field it does not name (a
   filter Feast added, a sort order) sends the call to Feast's own method.
   So a request rule never has to be copied from Feast by hand: what is
-  not declared is not answered here. The native front (src/front.c) gets
+  not declared is not answered here. The native front (src/front/front.c) gets
   its field numbers from the same declarations (FAST_FIELDS).
 Every other call, and every write, is the stock method. The start-up hook
 puts this class in place of feast.registry_server.RegistryServer.
@@ -338,7 +338,7 @@ del _rpc, _kind, _spec
 #
 # grpcio's Python server spends about 0.37 ms of CPU on every call here, even
 # an empty one: more than everything else a cached Get costs. So start_server
-# puts a native front (src/front.c) on the server's port. It answers cached
+# puts a native front (src/front/front.c) on the server's port. It answers cached
 # Get calls from a table that _Answers keeps equal to what NativeRegistryServer
 # would answer from the cached registry, and relays every other call, frame
 # by frame, to Feast's own grpcio server (interceptors, health, reflection

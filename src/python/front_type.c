@@ -293,7 +293,7 @@ static PyType_Spec Front_spec = {
     .slots = Front_slots,
 };
 
-int front_setup_types(PyObject *module) {
+int front_type_setup(PyObject *module) {
     PyObject *type = PyType_FromModuleAndSpec(module, &Front_spec, NULL);
     if (!type) return -1;
     int rv = PyModule_AddObject(module, "Front", type);

@@ -139,8 +139,8 @@ static PyObject *kinds_table(void) {
 static int module_exec(PyObject *module) {
     module_state *ms = get_state(module);
     if (load_exceptions(ms) != 0) return -1;
-    if (registry_setup_types(module, ms) != 0) return -1;
-    if (front_setup_types(module) != 0) return -1;
+    if (store_type_setup(module, ms) != 0) return -1;
+    if (front_type_setup(module) != 0) return -1;
     /* What the build has (setup.py defines the macros for the backend
      * modules it builds), loaded or not: importing them to find out would
      * cost what loading them on demand saves. */

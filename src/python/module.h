@@ -42,8 +42,8 @@ store *sqlreg_store_borrow(module_state *ms, PyObject *obj);
 void sqlreg_store_release(PyObject *obj);
 
 /* Adds the Store type to the module; 0 or -1 with an exception set. */
-int registry_setup_types(PyObject *module, module_state *ms);
+int store_type_setup(PyObject *module, module_state *ms);
 /* Adds the Front type (front_type.c); 0 or -1 with an exception set. */
-int front_setup_types(PyObject *module);
+int front_type_setup(PyObject *module);
 
 #endif

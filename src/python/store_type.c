@@ -840,7 +840,7 @@ static PyType_Spec Store_spec = {
     .slots = Store_slots,
 };
 
-int registry_setup_types(PyObject *module, module_state *ms) {
+int store_type_setup(PyObject *module, module_state *ms) {
     ms->StoreType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Store_spec, NULL);
     if (!ms->StoreType) return -1;
     return PyModule_AddObjectRef(module, "Store", (PyObject *)ms->StoreType);
