@@ -91,7 +91,9 @@ logger = logging.getLogger(__name__)
 
 # Object kinds and what is known of each: the one table in src/common/kinds.h
 # (feast_sqlreg._kinds), under the names this module has always used.
-_KINDS: Dict[int, Tuple[Any, Any, Any]] = {k.id: (k.py_proto, k.py_class, k.not_found) for k in KINDS}
+_KINDS: Dict[int, Tuple[Any, Any, Any]] = {
+    k.id: (k.py_proto, k.py_class, k.not_found) for k in KINDS
+}
 # Kinds whose re-apply is skipped when nothing changed (stock compares these
 # with the stored object; validation references and infra are always written).
 _COMPARED = {k.id for k in KINDS if k.compared}

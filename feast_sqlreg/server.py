@@ -37,27 +37,10 @@ from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from feast.protos.feast.registry import RegistryServer_pb2 as pb
 from feast.registry_server import RegistryServer
 
-from feast_sqlreg import _install, _internals
+from feast_sqlreg import _install, _internals, _kinds
 from feast_sqlreg._config import with_connect_args
-from feast_sqlreg._kinds import KINDS
 from feast_sqlreg._sqlregistry import Front
-from feast_sqlreg.registry import (
-    DATA_SOURCE,
-    ENTITY,
-    FEATURE_SERVICE,
-    FEATURE_VIEW,
-    INFRA,
-    LABEL_VIEW,
-    ON_DEMAND_FEATURE_VIEW,
-    PERMISSION,
-    PROJECT,
-    SAVED_DATASET,
-    STREAM_FEATURE_VIEW,
-    VALIDATION_REFERENCE,
-    NativeSqlRegistry,
-    _carrier,
-    _unstamped,
-)
+from feast_sqlreg.registry import NativeSqlRegistry, _carrier, _unstamped
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +70,7 @@ def _gets():
     kinds table and the descriptors: the RPC returns the kind's proto and
     takes a name and a project (GetProject and GetInfra do not)."""
     gets = {}
-    for k in KINDS:
+    for k in _kinds.KINDS:
         method = SERVICE_DESCRIPTOR.methods_by_name.get(k.get_rpc)
         if (
             method is not None
@@ -103,7 +86,7 @@ def _lists():
     class, its repeated field: the kind's Registry field name). Those with
     a project to list (ListProjects has its own handler)."""
     lists = {}
-    for k in KINDS:
+    for k in _kinds.KINDS:
         method = SERVICE_DESCRIPTOR.methods_by_name.get(k.list_rpc)
         if method is not None and set(LIST_FIELDS) <= set(method.input_type.fields_by_name):
             response = getattr(pb, method.output_type.name)
@@ -115,28 +98,41 @@ _GETS = _gets()
 _LISTS = _lists()
 
 # AnyFeatureView's field for each view kind.
-_ANY_FIELD = {k.id: k.view for k in KINDS if k.view}
+_ANY_FIELD = {k.id: k.view for k in _kinds.KINDS if k.view}
 
 # The order stock looks a view name up in: the cached registry proto
 # (proto_registry_utils.get_any_feature_view), the database (SqlRegistry).
-_ANY_ORDER_CACHED = (FEATURE_VIEW, STREAM_FEATURE_VIEW, ON_DEMAND_FEATURE_VIEW, LABEL_VIEW)
-_ANY_ORDER_STORED = (FEATURE_VIEW, ON_DEMAND_FEATURE_VIEW, STREAM_FEATURE_VIEW, LABEL_VIEW)
+_ANY_ORDER_CACHED = (
+    _kinds.FEATURE_VIEW,
+    _kinds.STREAM_FEATURE_VIEW,
+    _kinds.ON_DEMAND_FEATURE_VIEW,
+    _kinds.LABEL_VIEW,
+)
+_ANY_ORDER_STORED = (
+    _kinds.FEATURE_VIEW,
+    _kinds.ON_DEMAND_FEATURE_VIEW,
+    _kinds.STREAM_FEATURE_VIEW,
+    _kinds.LABEL_VIEW,
+)
 
 # ListAllFeatureViews: these kinds, in this order (label views left out).
-_ALL_VIEWS = (FEATURE_VIEW, STREAM_FEATURE_VIEW, ON_DEMAND_FEATURE_VIEW)
+_ALL_VIEWS = (_kinds.FEATURE_VIEW, _kinds.STREAM_FEATURE_VIEW, _kinds.ON_DEMAND_FEATURE_VIEW)
 
 # The Proto RPC's registry: field, kind, in stock's order within a project.
-_PROTO_FIELDS = (
-    ("entities", ENTITY),
-    ("data_sources", DATA_SOURCE),
-    ("feature_views", FEATURE_VIEW),
-    ("stream_feature_views", STREAM_FEATURE_VIEW),
-    ("on_demand_feature_views", ON_DEMAND_FEATURE_VIEW),
-    ("label_views", LABEL_VIEW),
-    ("feature_services", FEATURE_SERVICE),
-    ("saved_datasets", SAVED_DATASET),
-    ("validation_references", VALIDATION_REFERENCE),
-    ("permissions", PERMISSION),
+_PROTO_FIELDS = tuple(
+    (_kinds.KINDS[kind].reg_field, kind)
+    for kind in (
+        _kinds.ENTITY,
+        _kinds.DATA_SOURCE,
+        _kinds.FEATURE_VIEW,
+        _kinds.STREAM_FEATURE_VIEW,
+        _kinds.ON_DEMAND_FEATURE_VIEW,
+        _kinds.LABEL_VIEW,
+        _kinds.FEATURE_SERVICE,
+        _kinds.SAVED_DATASET,
+        _kinds.VALIDATION_REFERENCE,
+        _kinds.PERMISSION,
+    )
 )
 
 
@@ -237,14 +233,14 @@ def _list_all_feature_views(server, reg, request):
 
 @_fast("GetProject", {"name": True, "allow_cache": True})
 def _get_project(server, reg, request):
-    return reg.get_proto(PROJECT, request.name, request.name, request.allow_cache)
+    return reg.get_proto(_kinds.PROJECT, request.name, request.name, request.allow_cache)
 
 
 @_fast("ListProjects", {k: v for k, v in LIST_FIELDS.items() if k != "project"})
 def _list_projects(server, reg, request):
     projects = [
         p
-        for p in reg.list_protos(PROJECT, "", request.allow_cache, dict(request.tags))
+        for p in reg.list_protos(_kinds.PROJECT, "", request.allow_cache, dict(request.tags))
         if p.spec.tags.get(PROTECTED_PROJECT_TAG) != "true"
     ]
     page, meta = _page(projects, request)
@@ -254,7 +250,7 @@ def _list_projects(server, reg, request):
 @_fast("GetInfra", {"project": True, "allow_cache": True})
 def _get_infra(server, reg, request):
     # Stock reads infra from the database whatever allow_cache says.
-    infra = reg.find_proto(INFRA, "infra_obj", request.project)
+    infra = reg.find_proto(_kinds.INFRA, "infra_obj", request.project)
     return InfraProto() if infra is None else infra
 
 
