@@ -12,9 +12,26 @@ has not seen below the largest one it has (holes) and keeps asking from the
 oldest hole on, until the hole fills or is older than HOLE_SECONDS (a
 rolled-back write leaves a hole that never fills; registry transactions
 commit within milliseconds of writing their change rows).
+
+Poller is the thread that follows one registry's feed and hands what
+changed to the registry (NativeSqlRegistry._on_changes).
 """
 
+import logging
+import os
+import threading
 import time
+import weakref
+
+from feast_sqlreg import errors
+
+logger = logging.getLogger("feast_sqlreg.registry")
+
+# Seconds between two looks at the change log; 0 turns change detection off.
+POLL_SECONDS = float(os.environ.get("FEAST_SQLREG_POLL_SECONDS", "0.5") or 0)
+# Change log rows older than this are deleted (by registries that may write).
+PRUNE_AFTER_SECONDS = 3600
+PRUNE_EVERY_SECONDS = 60
 
 # Rows asked for per look; a backlog this large is read as "re-read all".
 LIMIT = 10000
@@ -69,3 +86,65 @@ class ChangeFeed:
         self._seen.clear()
         self._holes.clear()
         return None
+
+
+class Poller:
+    """The thread that follows one registry's change feed. It holds the
+    registry weakly: a registry nobody uses any more is collected, and the
+    thread ends."""
+
+    def __init__(self, registry):
+        self.pid = os.getpid()
+        self._registry = weakref.ref(registry)
+        self._feed = registry._feed
+        self._stopping = threading.Event()
+        self._last_ok = time.monotonic()
+        self._failing = False
+        self._may_prune = True
+        self._pruned_at = 0.0
+        self._thread = threading.Thread(
+            target=self._run, name="feast_sqlreg-changes", daemon=True
+        )
+        self._thread.start()
+
+    def healthy(self) -> bool:
+        return time.monotonic() - self._last_ok < max(3 * POLL_SECONDS, 2.0)
+
+    def stop(self):
+        self._stopping.set()
+
+    def _run(self):
+        while not self._stopping.wait(POLL_SECONDS):
+            registry = self._registry()
+            if registry is None or registry._store.closed:
+                return
+            try:
+                changed = self._feed.poll()
+                if changed is None or changed:
+                    registry._on_changes(changed)
+                self._last_ok = time.monotonic()
+                if self._failing:
+                    logger.info("feast_sqlreg: change detection on %s is back", registry._store.url)
+                    self._failing = False
+                self._prune(registry)
+            except Exception as e:
+                if not self._failing:
+                    logger.warning(
+                        "feast_sqlreg: change detection on %s failed (%s); the cache "
+                        "follows cache_ttl_seconds until it works again",
+                        registry._store.url,
+                        e,
+                    )
+                    self._failing = True
+            del registry
+
+    def _prune(self, registry):
+        now = time.monotonic()
+        if not self._may_prune or now - self._pruned_at < PRUNE_EVERY_SECONDS:
+            return
+        self._pruned_at = now
+        try:
+            registry._store.prune_changes(int(time.time()) - PRUNE_AFTER_SECONDS)
+        except errors.DatabaseError as e:  # a read-only user, say
+            logger.debug("feast_sqlreg: not pruning the change log: %s", e)
+            self._may_prune = False

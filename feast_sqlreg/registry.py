@@ -23,7 +23,6 @@ import atexit
 import logging
 import os
 import threading
-import time
 import uuid
 import weakref
 from datetime import datetime, timezone
@@ -56,7 +55,7 @@ from feast.stream_feature_view import StreamFeatureView
 
 from google.protobuf.message import DecodeError
 
-from feast_sqlreg import _engines, _install, _internals, _typechecks, errors
+from feast_sqlreg import _changes, _engines, _install, _internals, _typechecks, errors
 from feast_sqlreg._config import store_options, with_connect_args
 from feast_sqlreg._changes import ChangeFeed
 from feast_sqlreg._kinds import (  # noqa: F401  (the kind numbers, re-exported)
@@ -169,79 +168,10 @@ _PATCHABLE = set(_KIND_FIELD) - {PROJECT}
 _NOT_IN_REGISTRY = {"feast_metadata", "feature_view_version_history"}
 PATCH_LIMIT = 50
 
-# Seconds between two looks at the change log; 0 turns change detection off.
-POLL_SECONDS = float(os.environ.get("FEAST_SQLREG_POLL_SECONDS", "0.5") or 0)
 # Read-your-writes when read_path is a replica (PostgreSQL hot standby): how
 # long a read waits for the replica to replay this process's writes before
 # it reads the primary instead; below 0, reads never wait (nor fall back).
 REPLICA_WAIT_SECONDS = float(os.environ.get("FEAST_SQLREG_REPLICA_WAIT", "1.0") or 0)
-# Change log rows older than this are deleted (by registries that may write).
-PRUNE_AFTER_SECONDS = 3600
-PRUNE_EVERY_SECONDS = 60
-
-
-class _Poller:
-    """The thread that follows one registry's change feed. It holds the
-    registry weakly: a registry nobody uses any more is collected, and the
-    thread ends."""
-
-    def __init__(self, registry):
-        self.pid = os.getpid()
-        self._registry = weakref.ref(registry)
-        self._feed = registry._feed
-        self._stopping = threading.Event()
-        self._last_ok = time.monotonic()
-        self._failing = False
-        self._may_prune = True
-        self._pruned_at = 0.0
-        self._thread = threading.Thread(
-            target=self._run, name="feast_sqlreg-changes", daemon=True
-        )
-        self._thread.start()
-
-    def healthy(self) -> bool:
-        return time.monotonic() - self._last_ok < max(3 * POLL_SECONDS, 2.0)
-
-    def stop(self):
-        self._stopping.set()
-
-    def _run(self):
-        while not self._stopping.wait(POLL_SECONDS):
-            registry = self._registry()
-            if registry is None or registry._store.closed:
-                return
-            try:
-                changed = self._feed.poll()
-                if changed is None or changed:
-                    registry._on_changes(changed)
-                self._last_ok = time.monotonic()
-                if self._failing:
-                    logger.info("feast_sqlreg: change detection on %s is back", registry._store.url)
-                    self._failing = False
-                self._prune(registry)
-            except Exception as e:
-                if not self._failing:
-                    logger.warning(
-                        "feast_sqlreg: change detection on %s failed (%s); the cache "
-                        "follows cache_ttl_seconds until it works again",
-                        registry._store.url,
-                        e,
-                    )
-                    self._failing = True
-            del registry
-
-    def _prune(self, registry):
-        now = time.monotonic()
-        if not self._may_prune or now - self._pruned_at < PRUNE_EVERY_SECONDS:
-            return
-        self._pruned_at = now
-        try:
-            registry._store.prune_changes(int(time.time()) - PRUNE_AFTER_SECONDS)
-        except errors.DatabaseError as e:  # a read-only user, say
-            logger.debug("feast_sqlreg: not pruning the change log: %s", e)
-            self._may_prune = False
-
-
 # Registries that close their connections when the interpreter exits.
 _open_registries: "weakref.WeakSet" = weakref.WeakSet()
 
@@ -446,14 +376,14 @@ class NativeSqlRegistry(CachingRegistry):
     # ---- freshness: change detection ---------------------------------------
     #
     # A cached registry follows the database's change log (_changes.py) from
-    # a background thread: a look every POLL_SECONDS is one query; when
+    # a background thread: a look every _changes.POLL_SECONDS is one query; when
     # something changed, the registry is re-read there and swapped in whole.
     # While the feed is healthy the cache never expires, whatever
     # cache_ttl_seconds says, and no request waits on a refresh; when it is
     # not (no change log, errors), cache_ttl_seconds rules as in stock.
 
     def _open_change_feed(self, install: bool):
-        if POLL_SECONDS <= 0:
+        if _changes.POLL_SECONDS <= 0:
             return None
         if install:
             try:
@@ -478,7 +408,7 @@ class NativeSqlRegistry(CachingRegistry):
 
     def _start_poller(self):
         if self._feed is not None:
-            self._poller = _Poller(self)
+            self._poller = _changes.Poller(self)
 
     def feed_healthy(self) -> bool:
         """True while change detection keeps this registry's cache fresh."""
@@ -486,7 +416,7 @@ class NativeSqlRegistry(CachingRegistry):
         if poller is None:
             return False
         if poller.pid != os.getpid():  # a forked child: its own thread
-            self._poller = _Poller(self)
+            self._poller = _changes.Poller(self)
             return False
         return poller.healthy()
 

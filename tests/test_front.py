@@ -18,6 +18,7 @@ from feast.types import Float32
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+import feast_sqlreg._changes as _changes
 import feast_sqlreg.registry as native_registry
 import feast_sqlreg.server as native_server
 import objects as o
@@ -292,7 +293,7 @@ def test_without_change_detection_nothing_is_answered_natively(make_registry, tm
                                                               monkeypatch):
     """Then a cached read may have to refresh first (cache_ttl_seconds):
     only Feast's server can do that, so the front relays every call."""
-    monkeypatch.setattr(native_registry, "POLL_SECONDS", 0)
+    monkeypatch.setattr(_changes, "POLL_SECONDS", 0)
     writer = make_registry("native")
     populate(writer)
     (tmp_path / "feature_store.yaml").write_text(

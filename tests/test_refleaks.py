@@ -37,7 +37,7 @@ def test_the_measure_sees_a_leak_of_one_small_object_per_call():
 def test_store_methods_do_not_leak(make_registry, monkeypatch):
     # No change poller: its cache updates (after each write here) would be
     # counted as this thread's growth.
-    monkeypatch.setattr("feast_sqlreg.registry.POLL_SECONDS", 0)
+    monkeypatch.setattr("feast_sqlreg._changes.POLL_SECONDS", 0)
     reg = make_registry("native")
     assert reg._poller is None
     fv = o.feature_view()
