@@ -20,6 +20,18 @@ from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from feast_sqlreg._sqlregistry import KINDS as _ROWS
 
 
+def is_repeated(field) -> bool:
+    """Whether a protobuf field descriptor is a repeated field, on every
+    protobuf Feast installs: ``is_repeated`` from 5.29 on (newer releases
+    drop ``label``), ``label`` before."""
+    repeated = getattr(field, "is_repeated", None)
+    if repeated is None:
+        from google.protobuf.descriptor import FieldDescriptor
+
+        repeated = field.label == FieldDescriptor.LABEL_REPEATED
+    return bool(repeated)
+
+
 def _resolve(path: str):
     """"module:Name" -> the object; "" -> None."""
     if not path:
@@ -65,7 +77,7 @@ def _kind(row: Dict[str, Any]) -> Kind:
         noun=row["noun"],
         table=row["table"],
         reg_field=row["reg_name"],
-        repeated=field.is_repeated,
+        repeated=is_repeated(field),
         user_meta=row["user_meta"],
         intervals=row["intervals"],
         compared=row["compared"],

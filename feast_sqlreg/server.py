@@ -457,10 +457,8 @@ def _request_fields(rpc):
                         ("project", FieldDescriptor.TYPE_STRING),
                         ("allow_cache", FieldDescriptor.TYPE_BOOL)):
         f = fields.get(name) if declared.get(name) is True else None
-        repeated = getattr(f, "is_repeated", None)
-        if f is not None and repeated is None:  # protobuf before 5.29
-            repeated = f.label == FieldDescriptor.LABEL_REPEATED
-        numbers.append(f.number if f is not None and f.type == type_ and not repeated else 0)
+        usable = f is not None and f.type == type_ and not _kinds.is_repeated(f)
+        numbers.append(f.number if usable else 0)
     return tuple(numbers)
 
 
