@@ -12,8 +12,9 @@ APT_PACKAGES := gcc pkg-config libsqlite3-dev libprotobuf-c-dev protobuf-c-compi
                 libpq-dev libmariadb-dev libnghttp2-dev postgresql mariadb-server \
                 pgbouncer
 # Python packages the tests and benchmarks need besides Feast (the stock
-# registry's drivers, and Feast's gRPC extra for `feast serve_registry`).
-TEST_PACKAGES := "feast[grpcio]" pytest pytest-xdist "psycopg[binary]" pymysql
+# registry's drivers, Feast's gRPC extra for `feast serve_registry`, and
+# cryptography, which PyJWT needs for the RS256 tokens of OIDC auth).
+TEST_PACKAGES := "feast[grpcio]" pytest pytest-xdist "psycopg[binary]" pymysql cryptography
 # src/SOURCES is the one list of the extension modules' sources (its
 # header says the format); $(call src_of,MODULE) gives MODULE's files there,
 # as paths from here, in the list's order.
@@ -99,13 +100,17 @@ bench: install databases
 # native (benchmarks/fleet.py); writes the "## Fleet" section of RESULTS.md.
 # fleet-pgbouncer: the same through PgBouncer in transaction mode;
 # fleet-standby: the replicas reading from the hot standby (read_path).
-.PHONY: fleet fleet-pgbouncer fleet-standby
+# fleet-secure: with TLS, then TLS and OIDC auth (a local provider).
+.PHONY: fleet fleet-pgbouncer fleet-standby fleet-secure
 fleet: install databases
 	$(PY) benchmarks/fleet.py
 fleet-pgbouncer: install databases
 	$(PY) benchmarks/fleet.py --pgbouncer
 fleet-standby: install databases
 	$(PY) benchmarks/fleet.py --standby
+fleet-secure: install databases
+	$(PY) benchmarks/fleet.py --tls
+	$(PY) benchmarks/fleet.py --tls --oidc
 
 # Long run through NativeSqlRegistry watching RSS for leaks (benchmarks/soak.py);
 # fails if memory grows past its bound. Not part of `make test`.

@@ -22,6 +22,15 @@ section "## Fleet, through PgBouncer".
 --standby: the replicas read from the hot standby scripts/databases.sh runs
 (port 5433; read_path), and write to the primary; section "## Fleet,
 reading a hot standby".
+
+--tls: the replicas serve TLS (`feast serve_registry --key --cert`, a
+self-signed certificate made for the run) and the clients connect with it;
+section "## Fleet, TLS". --tls --oidc: and `auth: type: oidc` against a
+local OpenID Connect provider (tests/oidc.py: discovery and JWK set over
+HTTP, RS256 tokens, each client with a token of its own, a Permission
+granting DESCRIBE to their role); section "## Fleet, TLS + OIDC", with the
+time a changed permission takes to be enforced on every replica. `make
+fleet-secure` runs both.
 """
 
 import argparse
@@ -73,6 +82,29 @@ POPULATE = textwrap.dedent(
         fv = o.feature_view(name=f"fv_{{i:04d}}", ent=ent, source=src,
                             schema=[Field(name=f"f{{j}}", dtype=Float32) for j in range(8)])
         reg.apply_feature_view(fv, {project!r})
+    if {permissions!r}:
+        from feast.permissions.action import AuthzedAction
+        from feast.permissions.permission import Permission
+        from feast.permissions.policy import RoleBasedPolicy
+        from feast.project import Project
+        from feast import Entity
+        for name, types, roles in [("readers", [], ["reader"]), ("probe", [Entity], ["prober"])]:
+            reg.apply_permission(Permission(name=name, types=types or None,
+                                            actions=[AuthzedAction.DESCRIBE],
+                                            policy=RoleBasedPolicy(roles=roles)), {project!r})
+    """
+)
+
+# The probe permission, flipped by the writer (see permission_visibility).
+PROBE_PERMISSION = textwrap.dedent(
+    """
+    from feast.permissions.action import AuthzedAction
+    from feast.permissions.permission import Permission
+    from feast.permissions.policy import RoleBasedPolicy
+    from feast import Entity
+    def probe(roles):
+        return Permission(name="probe", types=[Entity], actions=[AuthzedAction.DESCRIBE],
+                          policy=RoleBasedPolicy(roles=roles))
     """
 )
 
@@ -84,8 +116,13 @@ WRITE = textwrap.dedent(
     import objects as o
     reg = SqlRegistry(SqlRegistryConfig(registry_type="sql", path={url!r},
                                         sqlalchemy_config_kwargs={kwargs!r}), {project!r}, None)
+    {probe}
     for line in sys.stdin:
-        reg.apply_entity(o.entity(line.strip()), {project!r})
+        word, arg = line.split()
+        if word == "entity":
+            reg.apply_entity(o.entity(arg), {project!r})
+        else:  # "probe": who the probe permission grants DESCRIBE now
+            reg.apply_permission(probe([arg]), {project!r})
         print("ok", flush=True)
     """
 )
@@ -110,10 +147,60 @@ def env_for(mode):
     return env
 
 
+def make_certificate(workdir):
+    """A self-signed certificate for localhost and its key: (cert, key) paths."""
+    cert, key = Path(workdir) / "server.crt", Path(workdir) / "server.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+class Security:
+    """What --tls and --oidc add: certificate files for the replicas and
+    credentials for the clients; the OIDC provider and the clients' tokens."""
+
+    def __init__(self, workdir, tls, oidc):
+        self.tls = tls
+        self.idp = None
+        self.cert = self.key = None
+        if tls:
+            self.cert, self.key = make_certificate(workdir)
+        if oidc:
+            from oidc import Provider
+
+            self.idp = Provider().__enter__()
+
+    def serve_args(self):
+        return ["--key", str(self.key), "--cert", str(self.cert)] if self.tls else []
+
+    def channel(self, port):
+        if not self.tls:
+            return grpc.insecure_channel(f"127.0.0.1:{port}")
+        creds = grpc.ssl_channel_credentials(root_certificates=self.cert.read_bytes())
+        return grpc.secure_channel(f"localhost:{port}", creds)
+
+    def auth_yaml(self):
+        return self.idp.auth_yaml() if self.idp else ""
+
+    def metadata(self, user, roles):
+        """Call metadata for a user with roles (a token each)."""
+        if not self.idp:
+            return ()
+        return (("authorization", "Bearer " + self.idp.token(user, roles=roles, lifetime=3600)),)
+
+    def close(self):
+        if self.idp:
+            self.idp.__exit__(None, None, None)
+
+
 class Fleet:
     """N `feast serve_registry` replicas of one repository."""
 
-    def __init__(self, mode, url, replicas, ttl, workdir, no_prepare=False, read_path=None):
+    def __init__(self, mode, url, replicas, ttl, workdir, no_prepare=False, read_path=None,
+                 security=None):
         self.repo = Path(workdir) / mode
         self.repo.mkdir()
         pooler = ("  sqlalchemy_config_kwargs:\n    connect_args:\n      prepare_threshold: null\n"
@@ -124,13 +211,14 @@ class Fleet:
             + (f"  read_path: {read_path}\n" if read_path else "")
             + pooler +
             f"online_store:\n  type: sqlite\n  path: {self.repo}/online.db\n"
-            "entity_key_serialization_version: 3\n"
+            "entity_key_serialization_version: 3\n" + security.auth_yaml()
         )
+        self.security = security
         self.ports = [free_port() for _ in range(replicas)]
         feast = str(Path(sys.executable).parent / "feast")
         self.procs = [
             subprocess.Popen(
-                [feast, "serve_registry", "--port", str(port)],
+                [feast, "serve_registry", "--port", str(port), *security.serve_args()],
                 cwd=self.repo,
                 env=env_for(mode),
                 stdout=subprocess.DEVNULL,
@@ -139,13 +227,18 @@ class Fleet:
             )
             for port in self.ports
         ]
-        self.channels = [grpc.insecure_channel(f"127.0.0.1:{p}") for p in self.ports]
+        self.channels = [security.channel(p) for p in self.ports]
         self.stubs = [pb_grpc.RegistryServerStub(c) for c in self.channels]
         for ch in self.channels:
             grpc.channel_ready_future(ch).result(timeout=120)
+        #: Each client's call metadata (its own token with --oidc), and the
+        #: probe user's (see permission_visibility).
+        self.metadata = [security.metadata(f"client{c}", ["reader"]) for c in range(64)]
+        self.probe = security.metadata("probe", ["prober"])
         # Warm every replica's cache before measuring.
         for stub in self.stubs:
-            stub.ListFeatureViews(pb.ListFeatureViewsRequest(project=PROJECT, allow_cache=True))
+            stub.ListFeatureViews(pb.ListFeatureViewsRequest(project=PROJECT, allow_cache=True),
+                                  metadata=self.metadata[0])
 
     def cpu(self):
         return sum(cpu_seconds(p.pid) for p in self.procs)
@@ -163,17 +256,19 @@ class Fleet:
 
 
 SCENARIOS = {
-    "Get, cached": lambda s, i: s.GetFeatureView(
-        pb.GetFeatureViewRequest(name=f"fv_{i % 200:04d}", project=PROJECT, allow_cache=True)
+    "Get, cached": lambda s, i, m: s.GetFeatureView(
+        pb.GetFeatureViewRequest(name=f"fv_{i % 200:04d}", project=PROJECT, allow_cache=True),
+        metadata=m,
     ),
-    "List, cached": lambda s, i: s.ListFeatureViews(
-        pb.ListFeatureViewsRequest(project=PROJECT, allow_cache=True)
+    "List, cached": lambda s, i, m: s.ListFeatureViews(
+        pb.ListFeatureViewsRequest(project=PROJECT, allow_cache=True), metadata=m
     ),
-    "Get, uncached": lambda s, i: s.GetFeatureView(
-        pb.GetFeatureViewRequest(name=f"fv_{i % 200:04d}", project=PROJECT, allow_cache=False)
+    "Get, uncached": lambda s, i, m: s.GetFeatureView(
+        pb.GetFeatureViewRequest(name=f"fv_{i % 200:04d}", project=PROJECT, allow_cache=False),
+        metadata=m,
     ),
-    "List, uncached": lambda s, i: s.ListFeatureViews(
-        pb.ListFeatureViewsRequest(project=PROJECT, allow_cache=False)
+    "List, uncached": lambda s, i, m: s.ListFeatureViews(
+        pb.ListFeatureViewsRequest(project=PROJECT, allow_cache=False), metadata=m
     ),
 }
 
@@ -188,7 +283,7 @@ def load(fleet, call, clients, seconds):
         while time.monotonic() < stop:
             stub = fleet.stubs[i % len(fleet.stubs)]
             t0 = time.perf_counter()
-            call(stub, i)
+            call(stub, i, fleet.metadata[c])
             latencies[c].append(time.perf_counter() - t0)
             i += clients
 
@@ -209,7 +304,7 @@ def visibility(fleet, writer, rounds=5):
     lags = []
     for _ in range(rounds):
         name = f"probe_{uuid.uuid4().hex[:8]}"
-        writer.stdin.write(name + "\n")
+        writer.stdin.write(f"entity {name}\n")
         writer.stdin.flush()
         assert writer.stdout.readline().startswith("ok")
         t0 = time.monotonic()
@@ -218,7 +313,8 @@ def visibility(fleet, writer, rounds=5):
             for r in list(pending):
                 try:
                     fleet.stubs[r].GetEntity(
-                        pb.GetEntityRequest(name=name, project=PROJECT, allow_cache=True)
+                        pb.GetEntityRequest(name=name, project=PROJECT, allow_cache=True),
+                        metadata=fleet.metadata[0],
                     )
                     pending.discard(r)
                 except grpc.RpcError:
@@ -228,13 +324,45 @@ def visibility(fleet, writer, rounds=5):
     return lags
 
 
-def run_mode(mode, url, args, workdir):
+def permission_visibility(fleet, writer, rounds=6):
+    """Seconds from a changed permission's commit until every replica
+    enforces it: the probe permission alternately revoked (granted to
+    another role) and granted again; each replica is asked a cached
+    GetEntity with the probe user's token until all give the new decision
+    (None: not within VISIBLE_WITHIN)."""
+    lags = []
+    for r in range(rounds):
+        grant = r % 2 == 1
+        writer.stdin.write(f"probe {'prober' if grant else 'nobody'}\n")
+        writer.stdin.flush()
+        assert writer.stdout.readline().startswith("ok")
+        t0 = time.monotonic()
+        pending = set(range(len(fleet.stubs)))
+        while pending and time.monotonic() - t0 < VISIBLE_WITHIN:
+            for i in list(pending):
+                try:
+                    fleet.stubs[i].GetEntity(
+                        pb.GetEntityRequest(name="driver", project=PROJECT, allow_cache=True),
+                        metadata=fleet.probe)
+                    allowed = True
+                except grpc.RpcError as e:
+                    if e.code() != grpc.StatusCode.PERMISSION_DENIED:
+                        raise
+                    allowed = False
+                if allowed == grant:
+                    pending.discard(i)
+            time.sleep(0.005)
+        lags.append(None if pending else time.monotonic() - t0)
+    return lags
+
+
+def run_mode(mode, url, args, workdir, security):
     if args.pgbouncer:
         url = url.replace(":5432/", f":{PGBOUNCER_PORT}/")
     kwargs = {"connect_args": {"prepare_threshold": None}} if args.pgbouncer else {}
     read_path = url.replace(":5432/", f":{STANDBY_PORT}/") if args.standby else None
     fleet = Fleet(mode, url, args.replicas, args.ttl, workdir, no_prepare=args.pgbouncer,
-                  read_path=read_path)
+                  read_path=read_path, security=security)
     results = {}
     try:
         for scenario, call in SCENARIOS.items():
@@ -248,12 +376,17 @@ def run_mode(mode, url, args, workdir):
             r = results[scenario]
             print(f"{mode:6} {scenario:15} {r['rps']:8.1f} req/s  p50 {r['p50']:7.2f} ms  "
                   f"p99 {r['p99']:7.2f} ms  replica CPU {r['cpu_ms']:7.3f} ms/req", flush=True)
-        code = WRITE.format(tests=str(ROOT / "tests"), url=url, project=PROJECT, kwargs=kwargs)
+        code = WRITE.format(tests=str(ROOT / "tests"), url=url, project=PROJECT, kwargs=kwargs,
+                            probe=PROBE_PERMISSION)
         writer = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True, env=env_for(mode),
                                   cwd=workdir)
         try:
             results["visible"] = visibility(fleet, writer)
+            if security.idp:
+                results["enforced"] = permission_visibility(fleet, writer)
+                print(f"{mode:6} changed permission enforced on every replica after: "
+                      + ", ".join(fmt_lag(x) for x in results["enforced"]), flush=True)
         finally:
             writer.stdin.close()
             writer.wait(30)
@@ -287,10 +420,21 @@ def drop_database(name):
 
 def write_results(args, stock, native):
     title = ("## Fleet, through PgBouncer" if args.pgbouncer
-             else "## Fleet, reading a hot standby" if args.standby else "## Fleet")
+             else "## Fleet, reading a hot standby" if args.standby
+             else "## Fleet, TLS + OIDC" if args.oidc
+             else "## Fleet, TLS" if args.tls else "## Fleet")
     pooler = (" The replicas and the writer reach PostgreSQL through PgBouncer 1.18 in "
               "transaction mode (default_pool_size 4), prepare_threshold: null for both."
               if args.pgbouncer else "")
+    if args.tls:
+        pooler += (" Both serve TLS with the same self-signed RSA-2048 certificate "
+                   "(`feast serve_registry --key --cert`); the clients keep their connections.")
+    if args.oidc:
+        pooler += (" `auth: type: oidc` against a local OpenID Connect provider (discovery and "
+                   "JWK set over HTTP, RS256 tokens checked by Feast's OidcTokenParser), each "
+                   "client with a token of its own; the registry holds 2 permissions (DESCRIBE "
+                   "on everything for role reader, which the clients have; a probe permission "
+                   "on entities).")
     if args.standby:
         pooler += (" The replicas read from a streaming hot standby (read_path, port "
                    f"{STANDBY_PORT}) and write to the primary; the writer writes to the primary.")
@@ -324,6 +468,14 @@ def write_results(args, stock, native):
         + "; native " + ", ".join(fmt_lag(x) for x in native["visible"]) + ".",
         "",
     ]
+    if "enforced" in native:
+        lines += [
+            "A changed permission (the probe permission revoked, then granted again, by "
+            "another process) enforced on every replica's cached Get after: stock "
+            + ", ".join(fmt_lag(x) for x in stock["enforced"]) + "; native "
+            + ", ".join(fmt_lag(x) for x in native["enforced"]) + ".",
+            "",
+        ]
     path = ROOT / "benchmarks" / "RESULTS.md"
     old = path.read_text() if path.exists() else ""
     section = "\n".join(lines)
@@ -347,11 +499,18 @@ def main():
                     help="replicas and writer through PgBouncer (transaction mode)")
     ap.add_argument("--standby", action="store_true",
                     help="replicas read from the hot standby (read_path)")
+    ap.add_argument("--tls", action="store_true", help="replicas serve TLS (--key/--cert)")
+    ap.add_argument("--oidc", action="store_true",
+                    help="and auth: type: oidc against a local provider (needs --tls)")
     args = ap.parse_args()
+    if args.oidc and not args.tls:
+        ap.error("--oidc is measured with --tls (the secure fleet)")
     name, url = create_database()
     workdir = tempfile.mkdtemp(prefix="fsr-fleet-")
+    security = Security(workdir, args.tls, args.oidc)
     try:
-        code = POPULATE.format(tests=str(ROOT / "tests"), url=url, project=PROJECT, views=args.views)
+        code = POPULATE.format(tests=str(ROOT / "tests"), url=url, project=PROJECT, views=args.views,
+                               permissions=args.oidc)
         # -c children run in workdir: the source tree would shadow the
         # installed package (it has no built extension).
         subprocess.run([sys.executable, "-c", code], check=True, env=env_for("stock"), cwd=workdir)
@@ -359,9 +518,10 @@ def main():
         subprocess.run([sys.executable, "-c", f"from feast_sqlreg._sqlregistry import Store; "
                         f"s = Store({url!r}); s.create_schema(); s.install_change_log()"],
                        check=True, cwd=workdir)
-        stock = run_mode("stock", url, args, workdir)
-        native = run_mode("native", url, args, workdir)
+        stock = run_mode("stock", url, args, workdir, security)
+        native = run_mode("native", url, args, workdir, security)
     finally:
+        security.close()
         drop_database(name)
         shutil.rmtree(workdir, ignore_errors=True)
     if not args.no_write:

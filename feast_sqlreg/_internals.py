@@ -209,16 +209,28 @@ def grpc_interceptors(auth_type):
     return rs._grpc_interceptors(auth_type)
 
 
-def add_registry_servicer(server, store) -> None:
+def add_registry_servicer(server, store):
     """Adds the registry servicer to a grpc server as Feast's start_server
     does: ``RegistryServer_pb2_grpc.add_RegistryServerServicer_to_server(
     RegistryServer(store.registry, store=store), server)``, with the class
-    feast.registry_server holds now (NativeRegistryServer once swapped)."""
+    feast.registry_server holds now (NativeRegistryServer once swapped).
+    Returns the servicer."""
     from feast import registry_server as rs
 
-    rs.RegistryServer_pb2_grpc.add_RegistryServerServicer_to_server(
-        rs.RegistryServer(store.registry, store=store), server
-    )
+    servicer = rs.RegistryServer(store.registry, store=store)
+    rs.RegistryServer_pb2_grpc.add_RegistryServerServicer_to_server(servicer, server)
+    return servicer
+
+
+# ---- feast.permissions: the security manager, the auth interceptor ----------
+
+
+def permissions_project(sm) -> str:
+    """The project whose permissions ``SecurityManager.permissions`` reads
+    for the current call: the request's project as the auth interceptor set
+    it (``_current_project``, private), or the server's own (``_project``,
+    private) when the request has none."""
+    return sm._current_project.get() or sm._project
 
 
 def paginate(items, pagination):
@@ -335,6 +347,21 @@ _TARGETS: tuple[tuple[str, str, str, str], ...] = (
        f"{_SERVER}.NativeRegistryServer.{m} (answers as this does)") for m in SERVER_OVERRIDES),
     ("feast", "feast.infra.registry.proto_registry_utils", "get_any_feature_view",
      f"{_SERVER} _ANY_ORDER_CACHED (the cached lookup order)"),
+    # auth: the interceptor we fork, the security manager's state we read,
+    # the checks the server's guarded answers make as these do
+    ("feast", "feast.permissions.server.grpc", "AuthInterceptor.intercept_service",
+     "feast_sqlreg._auth.CachingAuthInterceptor (a fork of it)"),
+    ("feast", "feast.permissions.security_manager", "SecurityManager.permissions",
+     "feast_sqlreg._internals.permissions_project (the project it reads)"),
+    ("feast", "feast.permissions.security_manager", "SecurityManager.assert_permissions",
+     f"{_SERVER} guarded answers (decide as this does)"),
+    ("feast", "feast.permissions.security_manager", "permitted_resources",
+     f"{_SERVER} guarded lists (filter as this does)"),
+    ("feast", "feast.permissions.security_manager", "is_auth_necessary",
+     f"{_SERVER}._fast (when a check is needed)"),
+    ("feast", "feast.permissions.auth.oidc_token_parser",
+     "OidcTokenParser.user_details_from_access_token",
+     "feast_sqlreg._auth.Identities (what an identity depends on: the token alone)"),
     # the command line
     ("feast", "feast.cli.registry", "registry_create_schema",
      "feast_sqlreg._internals.replace_create_schema_command (a copy of its steps)"),
@@ -377,6 +404,8 @@ REQUIRED: tuple[tuple[str, str, str], ...] = (
     ("feast", "feast.registry_server", "_grpc_interceptors"),
     ("feast", "feast.registry_server", "apply_pagination_and_sorting"),
     ("feast", "feast.registry_server", "RegistryServer_pb2_grpc"),
+    ("feast", "feast.permissions.security_manager", "SecurityManager.self._current_project"),
+    ("feast", "feast.permissions.security_manager", "SecurityManager.self._project"),
     ("feast", "feast.cli.registry", "registry_cmd"),
     ("feast", "feast.repo_operations", "cli_check_repo"),
     ("feast", "feast.repo_config", "load_repo_config"),

@@ -9,9 +9,12 @@ list_protos): the same responses, field for field, without the object
 round trip.
 
 The fast path is taken only where it cannot change an answer:
-- the registry is a NativeSqlRegistry, and no permission check is needed
-  (no security manager, or the intra-communication user): a check needs the
-  object, so with auth configured every call goes the stock way;
+- the registry is a NativeSqlRegistry. With auth configured, the Gets and
+  Lists check permissions on the stored messages (feast_sqlreg._permissions,
+  Feast's decisions without Feast's objects) with the permissions of the
+  cached registry, while change detection keeps it fresh; with a stale
+  cache, Feast's own method answers (it reads the permissions from the
+  database);
 - every field set in the request is one the fast handler implements. Each
   handler declares its fields (``@_fast(rpc, fields)``), checked at import
   against the request message's descriptor; a field it does not name (a
@@ -26,18 +29,21 @@ puts this class in place of feast.registry_server.RegistryServer.
 import logging
 import os
 import threading
+import time
 from concurrent import futures
 
 import grpc
 from feast.constants import PROTECTED_PROJECT_TAG
-from feast.errors import FeatureViewNotFoundException
+from feast.errors import FeastPermissionError, FeatureViewNotFoundException
+from feast.permissions.action import AuthzedAction
+from feast.permissions.user import User
 from feast.permissions.security_manager import get_security_manager, is_auth_necessary
 from feast.protos.feast.core.InfraObject_pb2 import Infra as InfraProto
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from feast.protos.feast.registry import RegistryServer_pb2 as pb
 from feast.registry_server import RegistryServer
 
-from feast_sqlreg import _install, _internals, _kinds
+from feast_sqlreg import _auth, _install, _internals, _kinds, _permissions
 from feast_sqlreg._config import with_connect_args
 from feast_sqlreg._sqlregistry import Front
 from feast_sqlreg.registry import NativeSqlRegistry, _carrier, _unstamped
@@ -166,10 +172,21 @@ def _declare(rpc: str, fields) -> None:
     FAST_FIELDS[rpc] = dict(fields)
 
 
-def _fast(rpc: str, fields):
+def _fresh(reg) -> bool:
+    """Whether change detection keeps reg's cached registry fresh (then
+    permissions are read from it, as they are stored within about half a
+    second)."""
+    return reg.feed_healthy() and reg.is_cache_valid()
+
+
+def _fast(rpc: str, fields, guarded=None):
     """Makes answer(server, reg, request) the fast path of rpc: it runs with
     the native registry when answerable(request, fields) and no permission
-    check is needed; otherwise Feast's own method answers."""
+    check is needed. When one is (auth configured), guarded(server, reg,
+    request, context, sm) answers, checking permissions on the stored
+    messages as Feast's method would, while the cached registry is fresh;
+    otherwise (no guarded answer, or a stale cache) Feast's own method
+    answers."""
     _declare(rpc, fields)
 
     def register(answer):
@@ -178,10 +195,13 @@ def _fast(rpc: str, fields):
 
         def handler(self, request, context):
             reg = self._native
-            if reg is None or not answerable(request, fields_) or is_auth_necessary(
-                get_security_manager()
-            ):
+            if reg is None or not answerable(request, fields_):
                 return stock(self, request, context)
+            sm = get_security_manager()
+            if is_auth_necessary(sm):
+                if guarded is None or not _fresh(reg):
+                    return stock(self, request, context)
+                return guarded(self, reg, request, context, sm)
             return answer(self, reg, request)
 
         handler.__name__ = handler.__qualname__ = rpc
@@ -196,6 +216,63 @@ def _page(protos, request):
     return _internals.paginate(protos, request.pagination)
 
 
+# ---- permission checks on stored messages ------------------------------------
+#
+# With auth configured, Feast's methods build the object a call is about,
+# then SecurityManager.assert_permissions lists the project's permissions
+# from the database (list_permissions, allow_cache=False) and builds every
+# one of them, on every call. The guarded answers below make the same
+# decision (feast_sqlreg._permissions, checked against Feast's enforcer
+# case by case in tests/test_permissions.py) on the stored messages, with
+# the permissions of the cached registry while change detection keeps it
+# fresh (a permission written anywhere is seen within about half a
+# second); with a stale cache, Feast's own method answers.
+
+_DESCRIBE = [AuthzedAction.DESCRIBE]
+
+
+def _user(sm):
+    user = sm.current_user
+    return user if user is not None else User("", [])
+
+
+def _check(server, reg, sm, resources, filter_only=False):
+    """Feast's decision on DESCRIBE of resources [(kind, message)] for the
+    current user: the indices of the permitted ones (filter_only), or
+    FeastPermissionError as Feast raises it."""
+    compiled = server._compiled_permissions(reg, _internals.permissions_project(sm))
+    return _permissions.enforce(
+        compiled, _user(sm), [_permissions.resource(k, m) for k, m in resources], _DESCRIBE,
+        filter_only,
+    )
+
+
+def _permitted(server, reg, sm, kind, messages):
+    """The messages the current user may see, as permitted_resources keeps
+    them."""
+    kept = _check(server, reg, sm, [(kind, m) for m in messages], filter_only=True)
+    return [messages[i] for i in kept]
+
+
+def _guarded_get(kind, rpc):
+    """A Get answered as Feast's method answers it with auth: the object
+    (Feast's not-found error when there is none), then the check. The
+    decision for a cached Get is handed to the native front, which answers
+    the caller's next such call itself (see _learn)."""
+
+    def guarded(server, reg, request, context, sm):
+        generation = server._front_generation()
+        project = request.name if kind == _kinds.PROJECT else request.project
+        message = reg.get_proto(kind, request.name, project, request.allow_cache)
+        try:
+            _check(server, reg, sm, [(kind, message)])
+        finally:  # allowed or denied: the front learns it
+            server._learn(reg, sm, rpc, kind, request, context, generation)
+        return message
+
+    return guarded
+
+
 class NativeRegistryServer(RegistryServer):
     """feast.registry_server.RegistryServer, answering reads from stored
     protos when its registry is a NativeSqlRegistry (see the module)."""
@@ -203,48 +280,146 @@ class NativeRegistryServer(RegistryServer):
     def __init__(self, registry, store=None) -> None:
         super().__init__(registry, store=store)
         self._native = registry if isinstance(registry, NativeSqlRegistry) else None
+        #: The native front in front of this server, when it learns auth
+        #: decisions (start_server sets it).
+        self.front = None
+        self._permission_memo = (None, {})
         if self._native is not None:
             logger.info("feast_sqlreg: the registry server answers reads from stored protos")
 
+    def _compiled_permissions(self, reg, project: str):
+        """The project's permissions in the cached registry, compiled once
+        per cached registry."""
+        lists, _ = reg._cached_index()
+        memo_lists, compiled = self._permission_memo
+        if memo_lists is not lists:
+            compiled = {}
+            self._permission_memo = (lists, compiled)
+        found = compiled.get(project)
+        if found is None:
+            found = _permissions.compile_permissions(
+                list(lists.get((_kinds.PERMISSION, project), ()))
+            )
+            compiled[project] = found
+        return found
 
-@_fast("GetAnyFeatureView", GET_FIELDS)
-def _get_any_feature_view(server, reg, request):
+    def _front_generation(self):
+        front = self.front
+        return None if front is None else front.generation()
+
+    def _learn(self, reg, sm, rpc, kind, request, context, generation) -> None:
+        """Tells the front the current caller's decisions on every object
+        of kind in the request's project (the one asked for among them),
+        for the same authorization header, while the caller's identity may
+        be reused (_auth.identity_until): the caller's next cached Get of
+        any of them is answered by the front. Only cached Gets the front
+        answers; decided on the registry the front's table generation
+        shows or a newer one."""
+        method = _FRONT_METHOD_OF_RPC.get(rpc)
+        if method is None or generation is None or not request.allow_cache:
+            return
+        until = _auth.identity_until.get()
+        if until <= time.time():
+            return
+        values = [v for k, v in context.invocation_metadata() if k == "authorization"]
+        if len(values) != 1 or not isinstance(values[0], str):
+            return
+        lists, _ = reg._cached_index()
+        compiled = self._compiled_permissions(reg, _internals.permissions_project(sm))
+        user, project, entries, seen = _user(sm), request.project, [], set()
+        for message in lists.get((kind, project), ()):
+            name = _carrier(kind, message).name
+            if name in seen:  # the front's table holds the first of a name
+                continue
+            seen.add(name)
+            try:
+                _permissions.enforce(compiled, user, [_permissions.resource(kind, message)],
+                                     _DESCRIBE, False)
+                entries.append((method, project, name, 0, ""))
+            except FeastPermissionError as e:
+                entries.append((method, project, name, e.grpc_status_code().value[0],
+                                e.to_error_detail()))
+        self.front.learn(generation, values[0], until, entries)
+
+
+def _any_view(reg, request):
+    """(kind, message) of the view GetAnyFeatureView finds, in stock's order."""
     order = _ANY_ORDER_CACHED if request.allow_cache else _ANY_ORDER_STORED
     for kind in order:
         message = reg.find_proto(kind, request.name, request.project, request.allow_cache)
         if message is not None:
-            return pb.GetAnyFeatureViewResponse(
-                any_feature_view=pb.AnyFeatureView(**{_ANY_FIELD[kind]: message})
-            )
+            return kind, message
     raise FeatureViewNotFoundException(request.name, request.project)
 
 
-@_fast("ListAllFeatureViews", LIST_FIELDS)
-def _list_all_feature_views(server, reg, request):
+def _any_view_response(kind, message):
+    return pb.GetAnyFeatureViewResponse(
+        any_feature_view=pb.AnyFeatureView(**{_ANY_FIELD[kind]: message}))
+
+
+def _guarded_any_view(server, reg, request, context, sm):
+    kind, message = _any_view(reg, request)
+    _check(server, reg, sm, [(kind, message)])
+    return _any_view_response(kind, message)
+
+
+@_fast("GetAnyFeatureView", GET_FIELDS, _guarded_any_view)
+def _get_any_feature_view(server, reg, request):
+    return _any_view_response(*_any_view(reg, request))
+
+
+def _all_views(reg, request):
     tags = dict(request.tags)
-    views = [
-        pb.AnyFeatureView(**{_ANY_FIELD[kind]: message})
+    return [
+        (kind, message)
         for kind in _ALL_VIEWS
         for message in reg.list_protos(kind, request.project, request.allow_cache, tags)
     ]
-    page, meta = _page(views, request)
+
+
+def _all_views_response(views, request):
+    page, meta = _page([pb.AnyFeatureView(**{_ANY_FIELD[k]: m}) for k, m in views], request)
     return pb.ListAllFeatureViewsResponse(feature_views=page, pagination=meta)
 
 
-@_fast("GetProject", {"name": True, "allow_cache": True})
+def _guarded_all_views(server, reg, request, context, sm):
+    views = _all_views(reg, request)
+    kept = _check(server, reg, sm, views, filter_only=True)
+    return _all_views_response([views[i] for i in kept], request)
+
+
+@_fast("ListAllFeatureViews", LIST_FIELDS, _guarded_all_views)
+def _list_all_feature_views(server, reg, request):
+    return _all_views_response(_all_views(reg, request), request)
+
+
+@_fast("GetProject", {"name": True, "allow_cache": True},
+       _guarded_get(_kinds.PROJECT, "GetProject"))
 def _get_project(server, reg, request):
     return reg.get_proto(_kinds.PROJECT, request.name, request.name, request.allow_cache)
 
 
-@_fast("ListProjects", {k: v for k, v in LIST_FIELDS.items() if k != "project"})
-def _list_projects(server, reg, request):
-    projects = [
-        p
-        for p in reg.list_protos(_kinds.PROJECT, "", request.allow_cache, dict(request.tags))
-        if p.spec.tags.get(PROTECTED_PROJECT_TAG) != "true"
-    ]
+def _visible(projects):
+    return [p for p in projects if p.spec.tags.get(PROTECTED_PROJECT_TAG) != "true"]
+
+
+def _projects_response(projects, request):
     page, meta = _page(projects, request)
     return pb.ListProjectsResponse(projects=page, pagination=meta)
+
+
+def _guarded_projects(server, reg, request, context, sm):
+    # Stock checks permissions first, then leaves protected projects out.
+    projects = reg.list_protos(_kinds.PROJECT, "", request.allow_cache, dict(request.tags))
+    permitted = _permitted(server, reg, sm, _kinds.PROJECT, projects)
+    return _projects_response(_visible(permitted), request)
+
+
+@_fast("ListProjects", {k: v for k, v in LIST_FIELDS.items() if k != "project"},
+       _guarded_projects)
+def _list_projects(server, reg, request):
+    projects = reg.list_protos(_kinds.PROJECT, "", request.allow_cache, dict(request.tags))
+    return _projects_response(_visible(projects), request)
 
 
 @_fast("GetInfra", {"project": True, "allow_cache": True})
@@ -293,7 +468,7 @@ def _proto(server, reg, request):
 
 
 def _get(rpc, kind):
-    @_fast(rpc, GET_FIELDS)
+    @_fast(rpc, GET_FIELDS, _guarded_get(kind, rpc))
     def get(server, reg, request):
         return reg.get_proto(kind, request.name, request.project, request.allow_cache)
 
@@ -312,16 +487,26 @@ _LIST_FILTERS = {"ListFeatureServices": {"feature_view": _uses_view}}
 def _list(rpc, kind, response, field):
     filters = _LIST_FILTERS.get(rpc, {})
 
-    @_fast(rpc, {**LIST_FIELDS, **{name: True for name in filters}})
-    def list_(server, reg, request):
+    def listed(reg, request):
         protos = reg.list_protos(kind, request.project, request.allow_cache, dict(request.tags))
         for name, make_test in filters.items():
             value = getattr(request, name)
             if value:
                 keep = make_test(value)
                 protos = [p for p in protos if keep(p)]
+        return protos
+
+    def respond(protos, request):
         page, meta = _page(protos, request)
         return response(**{field: page, "pagination": meta})
+
+    def guarded(server, reg, request, context, sm):
+        # Stock filters first, then checks permissions, then pages.
+        return respond(_permitted(server, reg, sm, kind, listed(reg, request)), request)
+
+    @_fast(rpc, {**LIST_FIELDS, **{name: True for name in filters}}, guarded)
+    def list_(server, reg, request):
+        return respond(listed(reg, request), request)
 
 
 for _rpc, _kind in _GETS.items():
@@ -342,6 +527,7 @@ del _rpc, _kind, _spec
 
 _FRONT_RPCS = list(_GETS)
 _FRONT_METHOD = {kind: i for i, kind in enumerate(_GETS.values())}
+_FRONT_METHOD_OF_RPC = {rpc: i for i, rpc in enumerate(_FRONT_RPCS)}
 # FEAST_SQLREG_FRONT=0 serves through grpcio alone. Uncached Gets are read
 # by FRONT_WORKERS threads of the front, each with a connection of its own.
 FRONT = os.environ.get("FEAST_SQLREG_FRONT", "1") != "0"
@@ -411,10 +597,12 @@ class FrontedServer:
     """What start_server returns when it does not wait: Feast's grpcio
     server (every attribute) behind the native front; stop() stops both."""
 
-    def __init__(self, server, front, answers):
+    def __init__(self, server, front, answers, identities=None):
         self._server = server
         self.front = front
         self._answers = answers
+        #: The callers' identities (feast_sqlreg._auth.Identities), with auth.
+        self.identities = identities
         self.port = front.port
 
     def stop(self, grace=None):
@@ -430,13 +618,10 @@ class FrontedServer:
 
 
 def _front_applies(store, tls_key_path, tls_cert_path) -> bool:
-    from feast.permissions.server.utils import AuthManagerType, str_to_auth_manager_type
-
     return (
         FRONT
         and isinstance(store.registry, NativeSqlRegistry)
         and not (tls_key_path and tls_cert_path)
-        and str_to_auth_manager_type(store.config.auth_config.type) == AuthManagerType.NONE
     )
 
 
@@ -465,12 +650,14 @@ def _request_fields(rpc):
 def start_server(store, port: int, wait_for_termination: bool = True, tls_key_path: str = "",
                  tls_cert_path: str = ""):
     """feast.registry_server.start_server, with the native front on port
-    when the registry is native, without TLS and without auth (a permission
-    check needs Feast's objects, so then nothing can be answered natively:
-    Feast's own start_server runs as it is)."""
+    when the registry is native (otherwise Feast's own start_server runs as
+    it is). With auth, the callers' identities are cached per token
+    (feast_sqlreg._auth) and the front answers a cached Get once it has
+    learned the decision for that caller and object (NativeRegistryServer._learn)."""
     if not _front_applies(store, tls_key_path, tls_cert_path):
         return _internals.stock_start_server(store, port, wait_for_termination, tls_key_path, tls_cert_path)
     from feast.permissions.server.utils import (
+        AuthManagerType,
         ServerType,
         init_auth_manager,
         init_security_manager,
@@ -484,9 +671,9 @@ def start_server(store, port: int, wait_for_termination: bool = True, tls_key_pa
     init_security_manager(auth_type=auth_type, fs=store)
     init_auth_manager(auth_type=auth_type, server_type=ServerType.GRPC,
                       auth_config=store.config.auth_config)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=10),
-                         interceptors=_internals.grpc_interceptors(auth_type))
-    _internals.add_registry_servicer(server, store)
+    interceptors, identities = _auth.interceptors(auth_type, store.config.auth_config)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=10), interceptors=interceptors)
+    servicer = _internals.add_registry_servicer(server, store)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -516,8 +703,14 @@ def start_server(store, port: int, wait_for_termination: bool = True, tls_key_pa
     except Exception:
         server.stop(None)
         raise
+    if auth_type != AuthManagerType.NONE:
+        # Cached Gets are answered by the front only once their decision is
+        # learned (NativeRegistryServer._learn); everything else goes to
+        # grpcio, whose interceptors authenticate every call.
+        front.set_auth(True)
+        servicer.front = front
     answers = _Answers(store.registry, front)
-    fronted = FrontedServer(server, front, answers)
+    fronted = FrontedServer(server, front, answers, identities)
     logger.info("feast_sqlreg: registry server on port %d (native front; grpcio on 127.0.0.1:%d)",
                 front.port, backend_port)
     if not wait_for_termination:

@@ -26,6 +26,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -81,8 +82,10 @@ static answer *find_slot(const front_answers *a, uint64_t h, int method, const c
     }
 }
 
-int front_answers_add(front_answers *a, int method, const char *project, size_t pn,
-                      const char *name, size_t nn, const void *msg, size_t mn) {
+/* Adds a key's value; one already there is kept, or with replace,
+ * replaced. */
+static int answers_put(front_answers *a, int method, const char *project, size_t pn,
+                       const char *name, size_t nn, const void *msg, size_t mn, int replace) {
     if ((a->n + 1) * 2 > a->cap) {
         front_answers grown = {0, a->cap * 2, calloc(a->cap * 2, sizeof(answer))};
         if (!grown.slots) return -1;
@@ -95,15 +98,23 @@ int front_answers_add(front_answers *a, int method, const char *project, size_t 
     }
     uint64_t h = key_hash(method, project, pn, name, nn);
     answer *s = find_slot(a, h, method, project, pn, name, nn);
-    if (s->mem) return 0;
+    if (s->mem && !replace) return 0;
     uint8_t *mem = malloc(pn + nn + mn + 1);
     if (!mem) return -1;
     memcpy(mem, project, pn);
     memcpy(mem + pn, name, nn);
     if (mn) memcpy(mem + pn + nn, msg, mn);
+    if (s->mem)
+        free(s->mem);
+    else
+        a->n++;
     *s = (answer){h, method, pn, nn, mn, mem};
-    a->n++;
     return 0;
+}
+
+int front_answers_add(front_answers *a, int method, const char *project, size_t pn,
+                      const char *name, size_t nn, const void *msg, size_t mn) {
+    return answers_put(a, method, project, pn, name, nn, msg, mn, 0);
 }
 
 const uint8_t *front_answers_get(const front_answers *a, int method, const char *project, size_t pn,
@@ -216,12 +227,19 @@ struct front {
     int stopping;
     uint64_t next_conn_id;
     ep_tag d_tag;
-    pthread_mutex_t lock; /* answers */
+    pthread_mutex_t lock; /* answers, decisions, generation */
     front_answers *answers;
+    /* Learned auth: tokens, keyed (0, authorization header value, ""),
+     * values: id (uint64), until (double); decisions, keyed (method, token
+     * id then project, name), values: status (int32), message. */
+    front_answers *tokens, *decisions;
+    uint64_t generation, next_token;
+    buf key; /* a decision's key, composed by the loop's thread */
+    _Atomic int auth;
     ep_tag l_tag, w_tag;
     conn *conns;
     conn *closed; /* freed after the events that may still name them */
-    _Atomic uint64_t answered, fetched, relayed, connections;
+    _Atomic uint64_t answered, denied, fetched, relayed, connections;
     _Atomic int64_t held; /* bytes in the streams' buffers */
 };
 
@@ -505,6 +523,44 @@ static int send_answer(conn *c, strm *s, _Atomic uint64_t *counter) {
     return respond(c, s, 1);
 }
 
+static const uint8_t GRPC_MESSAGE[] = "grpc-message";
+
+/* Refuses stream s as a learned decision v (status, message) says:
+ * a trailers-only response, as a gRPC server answers a call it aborts;
+ * grpc-message percent-encoded as gRPC's wire format wants (every byte
+ * outside 0x20..0x7e, and '%'). Called under f->lock (v is the table's). */
+static int send_denial(conn *c, strm *s, const uint8_t *v, size_t vn) {
+    int32_t status;
+    memcpy(&status, v, 4);
+    const uint8_t *m = v + 4;
+    size_t mn = vn - 4;
+    char code[12];
+    int cn = snprintf(code, sizeof(code), "%d", (int)status);
+    buf enc = {0};
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < mn; i++) {
+        uint8_t ch = m[i];
+        if (ch >= 0x20 && ch <= 0x7e && ch != '%') {
+            if (buf_put(&enc, &ch, 1) != 0) goto fail;
+        } else {
+            uint8_t esc[3] = {'%', (uint8_t)hex[ch >> 4], (uint8_t)hex[ch & 15]};
+            if (buf_put(&enc, esc, 3) != 0) goto fail;
+        }
+    }
+    if (headers_add(&s->resp_h, STATUS_200, 7, OK_200, 3) != 0 ||
+        headers_add(&s->resp_h, CT, 12, GRPC, 16) != 0 ||
+        headers_add(&s->resp_h, GRPC_STATUS, 11, (const uint8_t *)code, (size_t)cn) != 0 ||
+        (mn && headers_add(&s->resp_h, GRPC_MESSAGE, 12, enc.p, enc.n) != 0))
+        goto fail;
+    buf_free(&enc);
+    s->resp_ended = 1;
+    atomic_fetch_add(&c->f->denied, 1);
+    return respond(c, s, 0);
+fail:
+    buf_free(&enc);
+    return -1;
+}
+
 /* Resets stream s after a failure here: refused when the call never reached
  * the backend (a client may retry it), an internal error when it did. */
 static void reset_failed(conn *c, strm *s) {
@@ -536,8 +592,48 @@ static int fetch(conn *c, strm *s, const uint8_t *proj, size_t pn, const uint8_t
     return 2;
 }
 
+/* The value of stream s's one authorization header, or NULL when it has
+ * none or more than one. */
+static const header *authorization(const strm *s) {
+    const header *found = NULL;
+    for (size_t i = 0; i < s->req_h.n; i++)
+        if (s->req_h.v[i].nlen == 13 && memcmp(s->req_h.v[i].name, "authorization", 13) == 0) {
+            if (found) return NULL;
+            found = &s->req_h.v[i];
+        }
+    return found;
+}
+
+static double unix_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The decision value for (method, auth, project, name), under f->lock; NULL
+ * when none was learned or the header's have expired. */
+static const uint8_t *decision(front *f, int method, const header *auth, const uint8_t *proj,
+                               size_t pn, const uint8_t *name, size_t nn, size_t *vn) {
+    if (!f->tokens || !f->decisions) return NULL;
+    size_t tn = 0;
+    const uint8_t *t =
+        front_answers_get(f->tokens, 0, (const char *)auth->value, auth->vlen, "", 0, &tn);
+    double until;
+    if (!t || tn != 8 + sizeof(double)) return NULL;
+    memcpy(&until, t + 8, sizeof(until));
+    if (!(unix_now() < until)) return NULL;
+    f->key.n = 0;
+    if (buf_put(&f->key, t, 8) != 0 || buf_put(&f->key, proj, pn) != 0) return NULL;
+    const uint8_t *v = front_answers_get(f->decisions, method, (const char *)f->key.p, f->key.n,
+                                         (const char *)name, nn, vn);
+    return v && *vn >= 4 ? v : NULL;
+}
+
+static int send_denial(conn *c, strm *s, const uint8_t *v, size_t vn);
+
 /* 1 when the table answered stream s (its request complete), 2 when a
- * worker will, 0 when the backend must, -1 on failure. */
+ * worker will, 0 when the backend must, -1 on failure. With auth, only
+ * cached Gets whose decision is known are answered (or refused). */
 static int try_answer(conn *c, strm *s) {
     front *f = c->f;
     if (s->req.n < 5 || s->req.p[0] != 0) return 0; /* compressed, or no message */
@@ -549,19 +645,38 @@ static int try_answer(conn *c, strm *s) {
     int allow_cache;
     if (parse_get(f, s->method, s->req.p + 5, len, &name, &nn, &proj, &pn, &allow_cache) != 0)
         return 0;
-    if (!allow_cache) return fetch(c, s, proj, pn, name, nn);
+    const header *auth = NULL;
+    if (atomic_load(&f->auth)) {
+        if (!allow_cache || !(auth = authorization(s))) return 0;
+    } else if (!allow_cache) {
+        return fetch(c, s, proj, pn, name, nn);
+    }
     int found = 0;
+    const uint8_t *verdict = NULL;
+    size_t vn = 0;
     pthread_mutex_lock(&f->lock);
     size_t mn = 0;
     const uint8_t *msg = f->answers ? front_answers_get(f->answers, s->method, (const char *)proj,
                                                         pn, (const char *)name, nn, &mn)
                                     : NULL;
+    if (msg && auth) {
+        verdict = decision(f, s->method, auth, proj, pn, name, nn, &vn);
+        int32_t status = 0;
+        if (verdict) memcpy(&status, verdict, 4);
+        if (!verdict) {
+            msg = NULL;
+        } else if (status != 0) {
+            found = send_denial(c, s, verdict, vn) == 0 ? 3 : -1;
+            msg = NULL;
+        }
+    }
     if (msg) {
         uint8_t prefix[5] = {0, (uint8_t)(mn >> 24), (uint8_t)(mn >> 16), (uint8_t)(mn >> 8),
                              (uint8_t)mn};
         found = hold(f, &s->resp, prefix, 5) == 0 && hold(f, &s->resp, msg, mn) == 0 ? 1 : -1;
     }
     pthread_mutex_unlock(&f->lock);
+    if (found == 3) return 1;
     if (found <= 0) return found;
     return send_answer(c, s, &f->answered) == 0 ? 1 : -1;
 }
@@ -1086,6 +1201,9 @@ static void free_front(front *f) {
     free(f->fields);
     free(f->workers);
     front_answers_free(f->answers);
+    front_answers_free(f->tokens);
+    front_answers_free(f->decisions);
+    buf_free(&f->key);
     if (f->own_store) store_close(f->st);
     pthread_mutex_destroy(&f->lock);
     pthread_mutex_destroy(&f->jobs_lock);
@@ -1185,14 +1303,90 @@ int front_port(const front *f) {
 
 void front_set_answers(front *f, front_answers *a) {
     pthread_mutex_lock(&f->lock);
-    front_answers *old = f->answers;
+    front_answers *old = f->answers, *tokens = f->tokens, *decided = f->decisions;
     f->answers = a;
+    f->tokens = f->decisions = NULL;
+    f->generation++;
     pthread_mutex_unlock(&f->lock);
     front_answers_free(old);
+    front_answers_free(tokens);
+    front_answers_free(decided);
+}
+
+void front_set_auth(front *f, int on) {
+    atomic_store(&f->auth, on ? 1 : 0);
+}
+
+uint64_t front_generation(front *f) {
+    pthread_mutex_lock(&f->lock);
+    uint64_t g = f->generation;
+    pthread_mutex_unlock(&f->lock);
+    return g;
+}
+
+/* The id of authorization header auth in f->tokens, its until set; 0 when
+ * out of memory. Under f->lock. */
+static uint64_t token_id(front *f, const char *auth, size_t an, double until) {
+    size_t tn = 0;
+    const uint8_t *t = f->tokens ? front_answers_get(f->tokens, 0, auth, an, "", 0, &tn) : NULL;
+    uint8_t value[8 + sizeof(double)];
+    uint64_t id;
+    if (t && tn == sizeof(value)) {
+        memcpy(&id, t, 8);
+    } else {
+        if (!f->tokens && !(f->tokens = front_answers_new(16))) return 0;
+        id = ++f->next_token;
+    }
+    memcpy(value, &id, 8);
+    memcpy(value + 8, &until, sizeof(until));
+    return answers_put(f->tokens, 0, auth, an, "", 0, value, sizeof(value), 1) == 0 ? id : 0;
+}
+
+int front_learn(front *f, uint64_t generation, const char *auth, size_t an, double until,
+                const front_decision *d, size_t n) {
+    if (!(until > unix_now())) return 0;
+    buf key = {0}, value = {0};
+    int rv = 1;
+    front_answers *tokens = NULL, *decided = NULL;
+    pthread_mutex_lock(&f->lock);
+    if (generation != f->generation) {
+        rv = 0;
+        goto done;
+    }
+    if (front_answers_count(f->tokens) >= FRONT_TOKENS_MAX ||
+        front_answers_count(f->decisions) + n > FRONT_DECISIONS_MAX) {
+        tokens = f->tokens, decided = f->decisions; /* freed after the lock */
+        f->tokens = f->decisions = NULL;
+    }
+    uint64_t id = token_id(f, auth, an, until);
+    if (!id || (!f->decisions && !(f->decisions = front_answers_new(n)))) {
+        rv = -1;
+        goto done;
+    }
+    for (size_t i = 0; i < n && rv == 1; i++) {
+        int32_t st = d[i].status;
+        key.n = value.n = 0;
+        if (buf_put(&key, &id, 8) != 0 || buf_put(&key, d[i].project, d[i].pn) != 0 ||
+            buf_put(&value, &st, 4) != 0 || buf_put(&value, d[i].message, d[i].mn) != 0 ||
+            answers_put(f->decisions, d[i].method, (const char *)key.p, key.n, d[i].name,
+                        d[i].nn, value.p, value.n, 1) != 0)
+            rv = -1;
+    }
+done:
+    pthread_mutex_unlock(&f->lock);
+    front_answers_free(tokens);
+    front_answers_free(decided);
+    buf_free(&key);
+    buf_free(&value);
+    return rv;
 }
 
 void front_stats_get(front *f, front_stats *out) {
     out->answered = atomic_load(&f->answered);
+    out->denied = atomic_load(&f->denied);
+    pthread_mutex_lock(&f->lock);
+    out->decisions = front_answers_count(f->decisions);
+    pthread_mutex_unlock(&f->lock);
     out->fetched = atomic_load(&f->fetched);
     out->relayed = atomic_load(&f->relayed);
     out->connections = atomic_load(&f->connections);

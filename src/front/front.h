@@ -28,6 +28,8 @@
 
 #include "store/store.h"
 
+typedef struct front front;
+
 /* Answers, keyed by (method, project, name): method is an index into the
  * front's method paths; the value is the serialized response message. */
 typedef struct front_answers front_answers;
@@ -49,8 +51,6 @@ void front_answers_free(front_answers *a);
 typedef struct {
     uint32_t name, project, allow_cache;
 } front_fields;
-
-typedef struct front front;
 /* Starts the front on [::]:port (0.0.0.0 without IPv6; port 0: any free
  * port) relaying to 127.0.0.1:backend_port. methods[i] is the :path of
  * answerable method i, a unary method whose request message has the
@@ -67,8 +67,42 @@ int front_port(const front *f);
 /* Replaces the table (the front owns a from now on); NULL: answer nothing,
  * relay every call. */
 void front_set_answers(front *f, front_answers *a);
+/* Auth (a registry server with `auth:` configured). With auth on, a
+ * cached Get is answered here only when the front has learned the decision
+ * for its exact `authorization` header value, method, project and name:
+ * the caller (Python) decides a call the front relayed, with Feast's auth
+ * manager and permissions, and tells the front with front_learn (for that
+ * call's object and, as it likes, others); the next such call is answered
+ * (allowed) or refused (denied, with the status and message Feast's server
+ * gives) here. Decisions belong to one answer table: front_set_answers
+ * forgets them all (a changed permission or object is decided again); a
+ * header's decisions are forgotten at the time learned with them (the
+ * identity's expiry). A request with no, or more than one, authorization
+ * header, and every uncached Get, is relayed. At most FRONT_TOKENS_MAX
+ * header values and FRONT_DECISIONS_MAX decisions are kept (past either,
+ * all are forgotten). */
+enum { FRONT_TOKENS_MAX = 4096, FRONT_DECISIONS_MAX = 1 << 18 };
+void front_set_auth(front *f, int on);
+/* Counts answer tables: front_learn takes the generation the caller read
+ * before it decided, and drops decisions made for an older table. */
+uint64_t front_generation(front *f);
+typedef struct {
+    int method;
+    const char *project, *name, *message;
+    size_t pn, nn, mn;
+    int status; /* 0: answer; another gRPC status: refuse with message */
+} front_decision;
+/* Learns n decisions for calls with authorization header value auth,
+ * until Unix time until (later calls for that header take the new until).
+ * 1 learned, 0 dropped (another generation, or until passed), -1 out of
+ * memory. */
+int front_learn(front *f, uint64_t generation, const char *auth, size_t an, double until,
+                const front_decision *d, size_t n);
+
 typedef struct {
     uint64_t answered; /* from the table */
+    uint64_t denied;   /* refused by a learned decision */
+    uint64_t decisions; /* learned decisions held now */
     uint64_t fetched;  /* from the database */
     uint64_t relayed, connections;
     int64_t held; /* bytes waiting in the front's buffers, now */

@@ -236,13 +236,82 @@ static PyObject *Front_set_answers(FrontObject *self, PyObject *entries) {
     Py_RETURN_NONE;
 }
 
+static PyObject *Front_set_auth(FrontObject *self, PyObject *on) {
+    front *f = live(self);
+    int truth = f ? PyObject_IsTrue(on) : -1;
+    if (truth < 0) return NULL;
+    front_set_auth(f, truth);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Front_generation(FrontObject *self, PyObject *noargs) {
+    (void)noargs;
+    front *f = live(self);
+    return f ? PyLong_FromUnsignedLongLong((unsigned long long)front_generation(f)) : NULL;
+}
+
+static PyObject *Front_learn(FrontObject *self, PyObject *args) {
+    front *f = live(self);
+    if (!f) return NULL;
+    unsigned long long generation;
+    const char *auth;
+    Py_ssize_t an;
+    double until;
+    PyObject *entries;
+    if (!PyArg_ParseTuple(args, "Ks#dO:learn", &generation, &auth, &an, &until, &entries))
+        return NULL;
+    PyObject *seq = PySequence_Fast(entries, "learn: entries is a list of "
+                                             "(method, project, name, status, message) tuples");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Size(seq), got = 0;
+    front_decision *d = n < 0 ? NULL : PyMem_Calloc((size_t)(n > 0 ? n : 1), sizeof(*d));
+    /* The entries, held while their strings are borrowed. */
+    PyObject **items = n < 0 ? NULL : PyMem_Calloc((size_t)(n > 0 ? n : 1), sizeof(PyObject *));
+    int rv = -2;
+    if (!d || !items) {
+        if (n >= 0) PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = items[got++] = PySequence_GetItem(seq, i);
+        Py_ssize_t pn, nn, mn;
+        if (!item || !PyTuple_Check(item) ||
+            !PyArg_ParseTuple(item, "is#s#is#:learn", &d[i].method, &d[i].project, &pn,
+                              &d[i].name, &nn, &d[i].status, &d[i].message, &mn)) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_TypeError, "learn: entries[%zd] is not a tuple", i);
+            goto fail;
+        }
+        if (d[i].method < 0 || d[i].status < 0 || d[i].status > 16) {
+            PyErr_Format(PyExc_ValueError,
+                         "learn: entries[%zd]: method %d or gRPC status %d out of range", i,
+                         d[i].method, d[i].status);
+            goto fail;
+        }
+        d[i].pn = (size_t)pn, d[i].nn = (size_t)nn, d[i].mn = (size_t)mn;
+    }
+    /* The strings are the tuples' own; the front copies them. */
+    rv = front_learn(f, (uint64_t)generation, auth, (size_t)an, until, d, (size_t)n);
+fail:
+    for (Py_ssize_t i = 0; i < got; i++)
+        Py_XDECREF(items[i]);
+    PyMem_Free(items);
+    PyMem_Free(d);
+    Py_DECREF(seq);
+    if (rv == -2) return NULL;
+    if (rv < 0) return PyErr_NoMemory();
+    return PyBool_FromLong(rv);
+}
+
 static PyObject *Front_stats(FrontObject *self, PyObject *noargs) {
     (void)noargs;
     front *f = live(self);
     if (!f) return NULL;
     front_stats s;
     front_stats_get(f, &s);
-    return Py_BuildValue("{sKsKsKsKsL}", "answered", (unsigned long long)s.answered, "fetched",
+    return Py_BuildValue("{sKsKsKsKsKsKsL}", "answered", (unsigned long long)s.answered,
+                         "denied", (unsigned long long)s.denied, "decisions",
+                         (unsigned long long)s.decisions, "fetched",
                          (unsigned long long)s.fetched, "relayed", (unsigned long long)s.relayed,
                          "connections", (unsigned long long)s.connections, "held",
                          (long long)s.held);
@@ -265,8 +334,20 @@ static PyMethodDef Front_methods[] = {
      "set_answers(entries) -> None: the cached answers, [(method index, project, name, "
      "serialized response)], swapped in whole; None answers nothing."},
     {"stats", (PyCFunction)Front_stats, METH_NOARGS,
-     "stats() -> {answered, fetched, relayed, connections, held}: calls so far; bytes "
+     "stats() -> {answered, denied, decisions, fetched, relayed, connections, held}: calls "
+     "so far, decisions learned now; bytes "
      "waiting in the front's buffers now."},
+    {"set_auth", (PyCFunction)Front_set_auth, METH_O,
+     "set_auth(on) -> None: with auth on, cached Gets are answered only for a learned "
+     "decision (see learn); everything else is relayed."},
+    {"generation", (PyCFunction)Front_generation, METH_NOARGS,
+     "generation() -> int: the number of answer tables so far; read it before deciding."},
+    {"learn", (PyCFunction)Front_learn, METH_VARARGS,
+     "learn(generation, authorization, until, entries) -> bool: decisions for calls with "
+     "that authorization header value, until Unix time until; entries: [(method, project, "
+     "name, status, message)]: status 0 answers such calls, another gRPC status refuses "
+     "them with message. False when dropped (the table changed since generation, or "
+     "until is past)."},
     {"stop", (PyCFunction)Front_stop, METH_NOARGS, "stop() -> None: closes every connection."},
     {NULL, NULL, 0, NULL},
 };
