@@ -58,6 +58,11 @@ _FEAST_FUNCTIONS = {
     "generate_version_id": ("feast.version_utils", "generate_version_id"),
     "parse_version": ("feast.version_utils", "parse_version"),
     "version_tag": ("feast.version_utils", "version_tag"),
+    # feast.permissions.permission._normalize_name_patterns and
+    # _normalize_tags (private): how Permission strips its name patterns and
+    # (required) tags; feast_sqlreg._permissions reads stored ones the same way.
+    "normalize_name_patterns": ("feast.permissions.permission", "_normalize_name_patterns"),
+    "normalize_tags": ("feast.permissions.permission", "_normalize_tags"),
 }
 
 
@@ -281,6 +286,50 @@ def replace_create_schema_command(module, run) -> bool:
     return True
 
 
+# ---- feast.permissions, feast.data_source: permission decisions ------------
+#
+# feast_sqlreg._permissions decides as feast.permissions.enforcer.enforce_policy
+# does, on stored messages; it needs the classes from_proto would build.
+
+
+def permission_type_class(value: int):
+    """The class ``Permission.from_proto`` makes of a stored
+    ``PermissionSpec.Type`` value: ``get_type_class_from_permission_type(
+    _PERMISSION_TYPES[PermissionSpec.Type.Name(value)])`` (the private
+    table ``feast.permissions.permission._PERMISSION_TYPES``; the function is
+    undocumented), raising what that raises (ValueError for a number the
+    enum has no name for)."""
+    from feast.permissions import permission
+    from feast.protos.feast.core.Permission_pb2 import PermissionSpec
+
+    return permission.get_type_class_from_permission_type(
+        permission._PERMISSION_TYPES[PermissionSpec.Type.Name(value)]
+    )
+
+
+def data_source_class(message):
+    """The class ``DataSource.from_proto`` builds for a stored DataSource
+    message, without building it: the class its type names in the private
+    ``feast.data_source._DATA_SOURCE_OPTIONS``, or for a CUSTOM_SOURCE its
+    ``data_source_class_type``, imported by ``feast.repo_config.
+    get_data_source_class_from_type`` (undocumented). Raises what
+    from_proto raises before it builds: ValueError("Could not identify the
+    source type being added.") for a type outside the table, Feast's import
+    errors for a class it cannot import."""
+    from feast import data_source
+    from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
+    from feast.repo_config import get_data_source_class_from_type
+
+    options = data_source._DATA_SOURCE_OPTIONS
+    source_type = message.type
+    custom = DataSourceProto.SourceType.CUSTOM_SOURCE
+    if not source_type or source_type not in list(options.keys()) + [custom]:
+        raise ValueError("Could not identify the source type being added.")
+    if source_type == custom:
+        return get_data_source_class_from_type(message.data_source_class_type)
+    return get_data_source_class_from_type(options[source_type])
+
+
 # ---- typeguard._suppression ---------------------------------------------------
 
 
@@ -333,6 +382,57 @@ SERVER_OVERRIDES = (
     "ListValidationReferences", "ListPermissions",
 )
 
+_PERMISSIONS = "feast_sqlreg._permissions"
+
+#: What feast_sqlreg._permissions reproduces of Feast's permission checks.
+_PERMISSION_RULES = (
+    ("feast.permissions.enforcer", "enforce_policy"),
+    ("feast.permissions.matcher", "is_a_feast_object"),
+    ("feast.permissions.matcher", "resource_match_config"),
+    ("feast.permissions.matcher", "_resource_name_matches_name_patterns"),
+    ("feast.permissions.matcher", "actions_match_config"),
+    ("feast.permissions.decision", "DecisionEvaluator"),
+    ("feast.permissions.policy", "Policy.from_proto"),
+    ("feast.permissions.policy", "RoleBasedPolicy"),
+    ("feast.permissions.policy", "GroupBasedPolicy"),
+    ("feast.permissions.policy", "NamespaceBasedPolicy"),
+    ("feast.permissions.policy", "CombinedGroupNamespacePolicy"),
+    ("feast.permissions.policy", "AllowAll"),
+    ("feast.permissions.policy", "empty_policy"),
+    ("feast.permissions.user", "User"),
+    ("feast.permissions.action", "AuthzedAction"),
+    ("feast.permissions.permission", "Permission.__init__"),
+    ("feast.permissions.permission", "Permission.from_proto"),
+    ("feast.permissions.permission", "Permission.match_resource"),
+    ("feast.permissions.permission", "Permission.match_actions"),
+    ("feast.permissions.permission", "Permission.required_tags"),
+    ("feast.permissions.permission", "_normalize_name_patterns"),
+    ("feast.permissions.permission", "_normalize_tags"),
+    ("feast.permissions.permission", "get_type_class_from_permission_type"),
+    ("feast.permissions.permission", "_PERMISSION_TYPES"),
+    ("feast.feast_object", "FeastObject"),
+    ("feast.feast_object", "ALL_RESOURCE_TYPES"),
+    ("feast.errors", "FeastPermissionError"),
+)
+
+#: The from_proto of each kind's class: which class it builds, and its name.
+_FROM_PROTO = (
+    ("feast.project", "Project.from_proto"),
+    ("feast.entity", "Entity.from_proto"),
+    ("feast.data_source", "DataSource.from_proto"),
+    ("feast.data_source", "_DATA_SOURCE_OPTIONS"),
+    ("feast.repo_config", "get_data_source_class_from_type"),
+    ("feast.feature_view", "FeatureView.from_proto"),
+    ("feast.feature_view", "FeatureView._from_proto_internal"),
+    ("feast.stream_feature_view", "StreamFeatureView.from_proto"),
+    ("feast.on_demand_feature_view", "OnDemandFeatureView.from_proto"),
+    ("feast.labeling.label_view", "LabelView.from_proto"),
+    ("feast.feature_service", "FeatureService.from_proto"),
+    ("feast.saved_dataset", "SavedDataset.from_proto"),
+    ("feast.saved_dataset", "ValidationReference.from_proto"),
+    ("feast.infra.infra_object", "Infra"),
+)
+
 _TARGETS: tuple[tuple[str, str, str, str], ...] = (
     # the registry server
     ("feast", "feast.registry_server", "start_server",
@@ -375,6 +475,11 @@ _TARGETS: tuple[tuple[str, str, str, str], ...] = (
     ("feast", "feast.infra.registry.base_registry",
      "BaseRegistry._ensure_feature_view_name_is_unique",
      f"{_REGISTRY}.apply_feature_view (calls it)"),
+    # permission decisions on stored messages
+    *(("feast", module, qualname, f"{_PERMISSIONS} (decides as this does)")
+      for module, qualname in _PERMISSION_RULES),
+    *(("feast", module, qualname, f"{_PERMISSIONS}.resource (the class and name this builds)")
+      for module, qualname in _FROM_PROTO),
     # typeguard
     ("typeguard", "typeguard._suppression", "suppress_type_checks",
      "feast_sqlreg._typechecks (its counter stands in for the one this changes)"),
@@ -425,6 +530,12 @@ REQUIRED: tuple[tuple[str, str, str], ...] = (
     ("feast", "feast.infra.registry.caching_registry", "CachingRegistry.self.cache_mode"),
     ("feast", "feast.infra.registry.caching_registry",
      "CachingRegistry.self.registry_refresh_thread"),
+    ("feast", "feast.permissions.permission", "_PERMISSION_TYPES"),
+    ("feast", "feast.permissions.permission", "_normalize_name_patterns"),
+    ("feast", "feast.permissions.permission", "_normalize_tags"),
+    ("feast", "feast.permissions.permission", "get_type_class_from_permission_type"),
+    ("feast", "feast.data_source", "_DATA_SOURCE_OPTIONS"),
+    ("feast", "feast.repo_config", "get_data_source_class_from_type"),
     ("typeguard", "typeguard._suppression", "type_checks_suppressed"),
     ("typeguard", "typeguard._suppression", "type_checks_suppress_lock"),
 )
@@ -673,6 +784,16 @@ def table(snapshots) -> str:
 #: the test names.
 FINGERPRINTS: dict[str, dict[str, str | None]] = {
     'feast.cli.registry:registry_create_schema': {'0.67.0': '7869b9940dd6f91f'},
+    'feast.data_source:DataSource.from_proto': {'0.67.0': 'a716a37626f2d313'},
+    'feast.data_source:_DATA_SOURCE_OPTIONS': {'0.67.0': '98e5e0c076cbd16f'},
+    'feast.entity:Entity.from_proto': {'0.67.0': 'd9af661fd50e99a0'},
+    'feast.errors:FeastPermissionError': {'0.67.0': 'a53dd7fab7931776'},
+    'feast.feast_object:ALL_RESOURCE_TYPES': {'0.67.0': '2682981b2480668a'},
+    'feast.feast_object:FeastObject': {'0.67.0': '6eba2656d5667b5f'},
+    'feast.feature_service:FeatureService.from_proto': {'0.67.0': '00d86747cb9678cc'},
+    'feast.feature_view:FeatureView._from_proto_internal': {'0.67.0': '3f94b28cc6c90e40'},
+    'feast.feature_view:FeatureView.from_proto': {'0.67.0': '590b6e5e6c2433fe'},
+    'feast.infra.infra_object:Infra': {'0.67.0': 'ded0047578c41239'},
     'feast.infra.registry.base_registry:BaseRegistry._ensure_feature_view_name_is_unique': {'0.67.0': 'aec8205151c04aa4'},
     'feast.infra.registry.caching_registry:CachingRegistry.__init__': {'0.67.0': 'ffd51990aa3fbd37'},
     'feast.infra.registry.caching_registry:CachingRegistry._exit_handler': {'0.67.0': '9bd259f455d5affd'},
@@ -808,6 +929,33 @@ FINGERPRINTS: dict[str, dict[str, str | None]] = {
     'feast.infra.registry.sql:SqlRegistry.teardown': {'0.67.0': '0b710c0f5e5f7f4e'},
     'feast.infra.registry.sql:SqlRegistry.update_infra': {'0.67.0': 'bd5dea1308ba3dce'},
     'feast.infra.registry.sql:SqlRegistryConfig': {'0.67.0': '7ac3474a6df25df1'},
+    'feast.labeling.label_view:LabelView.from_proto': {'0.67.0': '2d613dc6793a959b'},
+    'feast.on_demand_feature_view:OnDemandFeatureView.from_proto': {'0.67.0': 'b6a846e1bbe05a64'},
+    'feast.permissions.action:AuthzedAction': {'0.67.0': '50e037fda0d1c2e2'},
+    'feast.permissions.decision:DecisionEvaluator': {'0.67.0': '13936b8b06655550'},
+    'feast.permissions.enforcer:enforce_policy': {'0.67.0': '6a9d91faa44b55f9'},
+    'feast.permissions.matcher:_resource_name_matches_name_patterns': {'0.67.0': 'e5b2d84caa93b04a'},
+    'feast.permissions.matcher:actions_match_config': {'0.67.0': 'd3e6c54803a1bbe4'},
+    'feast.permissions.matcher:is_a_feast_object': {'0.67.0': 'cc153b95ac2ba10f'},
+    'feast.permissions.matcher:resource_match_config': {'0.67.0': '3330d81a5074f027'},
+    'feast.permissions.permission:Permission.__init__': {'0.67.0': 'cbab2706cc62b16a'},
+    'feast.permissions.permission:Permission.from_proto': {'0.67.0': 'b18c70511b8be9e0'},
+    'feast.permissions.permission:Permission.match_actions': {'0.67.0': '4b033d533fa42c2e'},
+    'feast.permissions.permission:Permission.match_resource': {'0.67.0': 'a94e93cf96f4a97c'},
+    'feast.permissions.permission:Permission.required_tags': {'0.67.0': '327292d462b7d24b'},
+    'feast.permissions.permission:_PERMISSION_TYPES': {'0.67.0': '80d2aebcb637312a'},
+    'feast.permissions.permission:_normalize_name_patterns': {'0.67.0': '1cc8e8862e13c85f'},
+    'feast.permissions.permission:_normalize_tags': {'0.67.0': 'cf65e509a1f3c582'},
+    'feast.permissions.permission:get_type_class_from_permission_type': {'0.67.0': '50022a8b60907e62'},
+    'feast.permissions.policy:AllowAll': {'0.67.0': 'cba4c6af1638c2f6'},
+    'feast.permissions.policy:CombinedGroupNamespacePolicy': {'0.67.0': '140a1f6957c14878'},
+    'feast.permissions.policy:GroupBasedPolicy': {'0.67.0': '029c7a10c4126452'},
+    'feast.permissions.policy:NamespaceBasedPolicy': {'0.67.0': '53344eff420dd176'},
+    'feast.permissions.policy:Policy.from_proto': {'0.67.0': '978c193bd5707d4b'},
+    'feast.permissions.policy:RoleBasedPolicy': {'0.67.0': '6517269bf4297736'},
+    'feast.permissions.policy:empty_policy': {'0.67.0': '67256d8cd72bdb80'},
+    'feast.permissions.user:User': {'0.67.0': '1d496e470fadc11d'},
+    'feast.project:Project.from_proto': {'0.67.0': 'bd8af1bc4eb28465'},
     'feast.registry_server:RegistryServer.GetAnyFeatureView': {'0.67.0': '5730b6eb922d9a5f'},
     'feast.registry_server:RegistryServer.GetDataSource': {'0.67.0': '48bb73d5060675d8'},
     'feast.registry_server:RegistryServer.GetEntity': {'0.67.0': '23ea4b67a29e3556'},
@@ -841,6 +989,10 @@ FINGERPRINTS: dict[str, dict[str, str | None]] = {
     'feast.registry_server:apply_pagination_and_sorting': {'0.67.0': '23dba13b22c3317f'},
     'feast.registry_server:start_server': {'0.67.0': 'f6196584dbc81a15'},
     'feast.repo_config:RegistryConfig': {'0.67.0': 'bf7bc2e0d08373f1'},
+    'feast.repo_config:get_data_source_class_from_type': {'0.67.0': '992c670212b4efa8'},
+    'feast.saved_dataset:SavedDataset.from_proto': {'0.67.0': '854fb49eccd27364'},
+    'feast.saved_dataset:ValidationReference.from_proto': {'0.67.0': 'd91cde0a3b825efb'},
+    'feast.stream_feature_view:StreamFeatureView.from_proto': {'0.67.0': '198ca16bb19d7cd3'},
     'typeguard._suppression:suppress_type_checks': {'4.6.1': '6b1f8dee6a7efeaf'},
     'typeguard:uses:type_checks_suppressed': {'4.6.1': 'ccd5da9bcbe52b64'},
 }

@@ -146,6 +146,8 @@ _PRIVATE = {
     "_sync_protected_project_tag", "_grpc_interceptors", "stock_start_server",
     "RegistryServer_pb2_grpc", "apply_pagination_and_sorting", "registry_cmd", "cli_check_repo",
     "StockSqlRegistry", "StockRegistryServer",
+    "_PERMISSION_TYPES", "_DATA_SOURCE_OPTIONS", "_normalize_tags", "_normalize_name_patterns",
+    "get_type_class_from_permission_type", "get_data_source_class_from_type",
 }
 
 
