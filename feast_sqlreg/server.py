@@ -339,6 +339,8 @@ class NativeRegistryServer(RegistryServer):
             except FeastPermissionError as e:
                 entries.append((method, project, name, e.grpc_status_code().value[0],
                                 e.to_error_detail()))
+            except Exception:  # e.g. a stored permission Feast cannot read:
+                return  # nothing learned; each call is decided here, as stock does
         self.front.learn(generation, values[0], until, entries)
 
 

@@ -356,3 +356,22 @@ def test_service_account_tokens_are_not_cached(secured):
     assert server.identities.parsed - parsed == 3
     assert len(server.identities) == 0 or all(
         t != token for t in server.identities._known)
+
+
+def test_a_permission_feast_cannot_read_fails_every_check_as_in_feast(secured):
+    """Permission's default policy, AllowAll, is stored as an empty policy,
+    which Permission.from_proto refuses: with one in the project, stock's
+    every permission check raises. So does the native server's, with the
+    same status and details, and the front learns nothing for it."""
+    _, tokens, native, reference, server, writer = secured
+    writer.apply_permission(Permission(name="open", types=[Entity]), "proj")
+    fields = dict(name="driver", project="proj", allow_cache=True)
+    wait_for(lambda: native("GetEntity", tokens["g1"], **fields)[0] != "ok", within=2.0)
+    for rpc, f in [("GetEntity", fields), ("ListEntities", dict(project="proj", allow_cache=True)),
+                   ("GetFeatureView", dict(name="driver_hourly_stats", project="proj",
+                                           allow_cache=True))]:
+        want = reference(rpc, tokens["admin"], **f)
+        assert want[0] != "ok" and "policy" in want[1], want
+        for _ in range(2):
+            assert native(rpc, tokens["admin"], **f) == want
+    assert server.front.stats()["decisions"] == 0
