@@ -299,34 +299,44 @@ static void watch(front *f, side *sd, ep_tag *tag, int out) {
     sd->want_out = out;
 }
 
+/* Up to OUT_BATCH bytes of what nghttp2 has to send are gathered before a
+ * write: one send() for a small answer's HEADERS, DATA and trailers, not
+ * one per frame. */
+enum { OUT_BATCH = 16384 };
+
 /* Writes what nghttp2 has to send on one side. -1: the socket failed. A
- * side with no socket (front_feed's) counts its bytes in c->dropped. */
+ * side with no socket (front_feed's) counts its bytes in c->dropped. New
+ * bytes go into sd->out only once it is empty: a write that would block is
+ * retried with the same bytes at the same place. */
 static int flush_side(conn *c, side *sd, ep_tag *tag) {
     if (!sd->h2) return 0;
     for (;;) {
+        if (sd->out_off == sd->out.n) {
+            sd->out.n = sd->out_off = 0;
+            while (sd->out.n < OUT_BATCH) {
+                const uint8_t *data;
+                nghttp2_ssize n = nghttp2_session_mem_send2(sd->h2, &data);
+                if (n < 0) return -1;
+                if (n == 0) break;
+                if (buf_put(&sd->out, data, (size_t)n) != 0) return -1;
+            }
+            if (sd->out.n == 0) break;
+        }
         if (sd->fd < 0) {
             c->dropped += sd->out.n - sd->out_off;
             sd->out_off = sd->out.n;
+            continue;
         }
-        while (sd->out_off < sd->out.n) {
-            ssize_t w =
-                send(sd->fd, sd->out.p + sd->out_off, sd->out.n - sd->out_off, MSG_NOSIGNAL);
-            if (w < 0) {
-                if (errno == EINTR) continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    if (!sd->want_out) watch(c->f, sd, tag, 1);
-                    return 0;
-                }
-                return -1;
+        ssize_t w = send(sd->fd, sd->out.p + sd->out_off, sd->out.n - sd->out_off, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (!sd->want_out) watch(c->f, sd, tag, 1);
+                return 0;
             }
-            sd->out_off += (size_t)w;
+            return -1;
         }
-        sd->out.n = sd->out_off = 0;
-        const uint8_t *data;
-        nghttp2_ssize n = nghttp2_session_mem_send2(sd->h2, &data);
-        if (n < 0) return -1;
-        if (n == 0) break;
-        if (buf_put(&sd->out, data, (size_t)n) != 0) return -1;
+        sd->out_off += (size_t)w;
     }
     if (sd->want_out) watch(c->f, sd, tag, 0);
     return 0;
