@@ -138,7 +138,7 @@ static PyObject *Front_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         store *st = borrowed ? borrowed : path ? store_open(path, NULL, &opts, &dberr) : NULL;
         if (!path || st)
             f = front_start(port, backend_port, paths, kind, fields, (int)n, st, borrowed == NULL,
-                            workers, err, sizeof(err));
+                            workers, NULL, err, sizeof(err));
     Py_END_ALLOW_THREADS
     PyMem_Free(paths);
     PyMem_Free(kind);
