@@ -9,8 +9,8 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 # Debian packages: compiler inputs, client libraries, and the servers tests use.
 APT_PACKAGES := gcc pkg-config libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler \
-                libpq-dev libmariadb-dev libnghttp2-dev postgresql mariadb-server \
-                pgbouncer
+                libpq-dev libmariadb-dev libnghttp2-dev libssl-dev postgresql \
+                mariadb-server pgbouncer
 # Python packages the tests and benchmarks need besides Feast (the stock
 # registry's drivers, Feast's gRPC extra for `feast serve_registry`, and
 # cryptography, which PyJWT needs for the RS256 tokens of OIDC auth).
@@ -78,7 +78,7 @@ test: install databases ctest
 # Python. First, scripts/check_layout.sh: no include goes up a layer, and
 # src/SOURCES lists every source under src/.
 CTEST_SOURCES := $(filter-out src/python/%,$(filter %.c,$(ALL_SOURCES)))
-CLIBS := sqlite3 libprotobuf-c libpq libmariadb libnghttp2
+CLIBS := sqlite3 libprotobuf-c libpq libmariadb libnghttp2 openssl
 CTESTS := $(patsubst tests/c/%.c,build/ctest/%,$(wildcard tests/c/test_*.c))
 CTEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -DFEAST_SQLREG_HAVE_PG -DFEAST_SQLREG_HAVE_MYSQL \
   -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
@@ -127,7 +127,8 @@ clean:
 # (tests/fuzz/fuzz_*.c; their invariants live in tests/fuzz/fuzz_checks.h),
 # and one over the front's request path, client bytes through nghttp2 to an
 # answer (fuzz_front.c, tests/fuzz/front_checks.h; it links the layers the
-# front stands on and libnghttp2), built with clang under AddressSanitizer
+# front stands on, libnghttp2 and OpenSSL, whose TLS the plaintext seam it
+# drives never enters), built with clang under AddressSanitizer
 # and UndefinedBehaviorSanitizer. Every target takes the core's files of
 # src/common/ and src/pb/ from src/SOURCES; fuzz_front also those of
 # src/db/, src/store/ and src/front/ (so SQLite's driver only).
@@ -158,7 +159,7 @@ fuzz: deps
 	else pbc="$$(pkg-config --cflags libprotobuf-c)"; pbl="$$(pkg-config --libs libprotobuf-c)"; fi; \
 	for t in $(FUZZ_TARGETS); do \
 	  extra=; [ $$t != front ] || \
-	    extra="$(FUZZ_FRONT_SOURCES) $$(pkg-config --cflags --libs sqlite3 libnghttp2) -pthread"; \
+	    extra="$(FUZZ_FRONT_SOURCES) $$(pkg-config --cflags --libs sqlite3 libnghttp2 openssl) -pthread"; \
 	  echo "clang -fsanitize=fuzzer,address,undefined ... -o build/fuzz/fuzz_$$t"; \
 	  clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $$pbc tests/fuzz/fuzz_$$t.c $(FUZZ_PB_SOURCES) \
 	    $(call proto_c,build/fuzz) $$extra -o build/fuzz/fuzz_$$t $$pbl; \

@@ -78,6 +78,8 @@ for names, apt in [
     (["sqlite3"], "libsqlite3-dev"),
     (["libprotobuf-c"], "libprotobuf-c-dev protobuf-c-compiler"),
     (["libnghttp2"], "libnghttp2-dev"),
+    # TLS of the registry server's native front (src/front/front.c).
+    (["openssl"], "libssl-dev"),
 ]:
     c, l = required(names, apt)
     cflags += c

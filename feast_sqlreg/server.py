@@ -526,6 +526,15 @@ del _rpc, _kind, _spec
 # would answer from the cached registry, and relays every other call, frame
 # by frame, to Feast's own grpcio server (interceptors, health, reflection
 # and all) listening on a loopback port behind it.
+#
+# With TLS (serve_registry --key --cert), the front terminates it, with the
+# same certificate chain and key files Feast's own server would read, and
+# picks up rotated files for new connections (front.h). The grpcio server
+# behind it stays insecure: it listens on 127.0.0.1 only, so what reaches
+# it has come through the front (or from this machine), and the relayed
+# calls keep every header the client sent (authorization included).
+# Auth is not combined with the front at all yet (_front_applies); when it
+# is, Feast's interceptors on that grpcio server are what check it.
 
 _FRONT_RPCS = list(_GETS)
 _FRONT_METHOD = {kind: i for i, kind in enumerate(_GETS.values())}
@@ -620,10 +629,14 @@ class FrontedServer:
 
 
 def _front_applies(store, tls_key_path, tls_cert_path) -> bool:
+    """Whether start_server puts the native front on the port: over the
+    native registry, unless FEAST_SQLREG_FRONT=0. TLS or not does not
+    matter (the front terminates it), nor does auth (the front answers what
+    it has learned; see NativeRegistryServer._learn); the paths are taken
+    for the signature's sake."""
     return (
         FRONT
         and isinstance(store.registry, NativeSqlRegistry)
-        and not (tls_key_path and tls_cert_path)
     )
 
 
@@ -653,9 +666,13 @@ def start_server(store, port: int, wait_for_termination: bool = True, tls_key_pa
                  tls_cert_path: str = ""):
     """feast.registry_server.start_server, with the native front on port
     when the registry is native (otherwise Feast's own start_server runs as
-    it is). With auth, the callers' identities are cached per token
-    (feast_sqlreg._auth) and the front answers a cached Get once it has
-    learned the decision for that caller and object (NativeRegistryServer._learn)."""
+    it is). With tls_key_path and tls_cert_path both given (Feast's rule;
+    one alone serves plaintext, as Feast does), the front serves TLS with
+    those files, reloading them when they are replaced, and Feast's grpcio
+    server listens insecure on 127.0.0.1 behind it. With auth, the callers'
+    identities are cached per token (feast_sqlreg._auth) and the front
+    answers a cached Get once it has learned the decision for that caller
+    and object (NativeRegistryServer._learn)."""
     if not _front_applies(store, tls_key_path, tls_cert_path):
         return _internals.stock_start_server(store, port, wait_for_termination, tls_key_path, tls_cert_path)
     from feast.permissions.server.utils import (
@@ -698,10 +715,13 @@ def start_server(store, port: int, wait_for_termination: bool = True, tls_key_pa
     else:
         connect_args = (config.sqlalchemy_config_kwargs or {}).get("connect_args")
         path = with_connect_args(config.path, connect_args)
+    tls = bool(tls_cert_path and tls_key_path)
     try:
         front = Front(port, backend_port, [f"/{SERVICE}/{rpc}" for rpc in _FRONT_RPCS],
                       list(_GETS.values()), path, FRONT_WORKERS, own,
-                      request_fields=[_request_fields(rpc) for rpc in _FRONT_RPCS])
+                      request_fields=[_request_fields(rpc) for rpc in _FRONT_RPCS],
+                      tls_cert=tls_cert_path if tls else None,
+                      tls_key=tls_key_path if tls else None)
     except Exception:
         server.stop(None)
         raise
@@ -713,8 +733,8 @@ def start_server(store, port: int, wait_for_termination: bool = True, tls_key_pa
         servicer.front = front
     answers = _Answers(store.registry, front)
     fronted = FrontedServer(server, front, answers, identities)
-    logger.info("feast_sqlreg: registry server on port %d (native front; grpcio on 127.0.0.1:%d)",
-                front.port, backend_port)
+    logger.info("feast_sqlreg: registry server on port %d (native front%s; grpcio on "
+                "127.0.0.1:%d)", front.port, ", TLS" if tls else "", backend_port)
     if not wait_for_termination:
         return fronted
     try:

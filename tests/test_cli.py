@@ -257,3 +257,37 @@ def test_feast_serve_registry_uses_native_registry(repo):
         _stop(proc)
     assert "feast_sqlreg: native SQL registry" in log.read_text()
     assert "answers reads from stored protos" in log.read_text()
+
+
+def test_feast_serve_registry_with_tls_keeps_the_native_front(repo, tmp_path):
+    """`feast serve_registry --key K --cert C`: the native front serves TLS
+    with Feast's files, and Feast's RemoteRegistry, trusting the
+    certificate, reads through it."""
+    feast(repo, "apply")
+    port = _free_port()
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+
+    def ready():
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+
+    proc, log = _serve(repo, ["serve_registry", "--port", str(port), "--key", str(key),
+                              "--cert", str(cert)], ready)
+    try:
+        from feast.infra.registry.remote import RemoteRegistry, RemoteRegistryConfig
+
+        remote = RemoteRegistry(
+            RemoteRegistryConfig(registry_type="remote", path=f"localhost:{port}",
+                                 cert=str(cert)), "demo", None
+        )
+        assert sorted(e.name for e in remote.list_entities("demo")) == ["__dummy", "customer", "driver"]
+        assert remote.get_entity("driver", "demo").join_key == "driver_id"
+    finally:
+        _stop(proc)
+    assert "(native front, TLS; grpcio on 127.0.0.1:" in log.read_text()

@@ -3,8 +3,13 @@ feast_sqlreg.server.start_server), over the wire with a real gRPC client:
 cached Gets answered natively are byte for byte what Feast's grpcio server
 answers, everything else is relayed unchanged (errors, lists, health,
 reflection, large messages, deadlines), and the answers follow the
-registry's writes within a second."""
+registry's writes within a second; with TLS (serve_registry --key
+--cert), the front terminates it with Feast's files, answers the same
+bytes as Feast's own TLS server, and follows rotated certificates."""
 
+import os
+import socket
+import subprocess
 import threading
 import time
 
@@ -362,12 +367,12 @@ def test_more_calls_at_once_than_a_connection_takes(served):
     wait_for(lambda: server.front.stats()["held"] == 0)
 
 
-def test_the_front_stays_out_of_tls_and_auth(served, monkeypatch):
+def test_the_front_applies_with_tls_and_auth_but_not_when_switched_off(served, monkeypatch):
     _, _, _, store = served
     assert native_server._front_applies(store, "", "")
-    assert not native_server._front_applies(store, "key.pem", "cert.pem")
+    assert native_server._front_applies(store, "key.pem", "cert.pem")  # it terminates TLS
     monkeypatch.setattr(store.config.auth_config, "type", "oidc")
-    assert not native_server._front_applies(store, "", "")
+    assert native_server._front_applies(store, "", "")  # answers what it learned (test_auth)
     monkeypatch.setattr(native_server, "FRONT", False)
     monkeypatch.setattr(store.config.auth_config, "type", "no_auth")
     assert not native_server._front_applies(store, "", "")
@@ -407,3 +412,209 @@ def test_a_row_feast_cannot_parse_gets_feasts_error(served):
     assert native.value.code() == feast.value.code()
     assert native.value.details() == feast.value.details()
     assert "entities row 'driver' in project 'proj'" in native.value.details()
+
+
+# ---- TLS ---------------------------------------------------------------------
+
+
+def make_cert(directory, name):
+    """A self-signed certificate for localhost (and 127.0.0.1) and its key,
+    made now with the openssl command: (cert path, key path, cert bytes)."""
+    cert, key = directory / f"{name}-cert.pem", directory / f"{name}-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", f"/CN=localhost/O={name}",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key, cert.read_bytes()
+
+
+def free_port():
+    with socket.socket(socket.AF_INET6) as sock:
+        sock.bind(("::", 0))
+        return sock.getsockname()[1]
+
+
+def tls_channel(port, root):
+    """A channel to localhost:port trusting root only, on connections of its
+    own (grpcio shares connections between channels otherwise)."""
+    return grpc.secure_channel(
+        f"localhost:{port}", grpc.ssl_channel_credentials(root_certificates=root),
+        options=[("grpc.use_local_subchannel_pool", 1)],
+    )
+
+
+def raw_call(channel, rpc, request, timeout=10):
+    """The serialized answer of rpc, as the server sent it."""
+    method = channel.unary_unary(f"/feast.registry.RegistryServer/{rpc}",
+                                 request_serializer=lambda m: m.SerializeToString(),
+                                 response_deserializer=lambda b: b)
+    return method(request, timeout=timeout)
+
+
+@pytest.fixture
+def served_tls(make_registry, tmp_path):
+    """A populated registry served with TLS by start_server (the front) and
+    by Feast's own start_server, on the same files: (front server, stock
+    server, files dir, cert path, key path, cert bytes, store, writer)."""
+    writer = make_registry("native", cache_ttl_seconds=600)
+    populate(writer)
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    made, key_made, root = make_cert(certs, "first")
+    cert, key = certs / "tls.crt", certs / "tls.key"
+    os.replace(made, cert)
+    os.replace(key_made, key)
+    (tmp_path / "feature_store.yaml").write_text(
+        "project: proj\nprovider: local\n"
+        f"registry:\n  registry_type: sql\n  path: {writer.registry_config.path}\n"
+        "  cache_ttl_seconds: 600\n"
+        f"online_store:\n  type: sqlite\n  path: {tmp_path}/online.db\n"
+        "entity_key_serialization_version: 3\n"
+    )
+    store = FeatureStore(repo_path=str(tmp_path))
+    server = native_server.start_server(store, 0, wait_for_termination=False,
+                                        tls_key_path=str(key), tls_cert_path=str(cert))
+    stock_port = free_port()
+    from feast_sqlreg import _internals
+
+    stock = _internals.stock_start_server(store, stock_port, wait_for_termination=False,
+                                          tls_key_path=str(key), tls_cert_path=str(cert))
+    stock.port = stock_port
+    yield server, stock, certs, cert, key, root, store, writer
+    stock.stop(None)
+    server.stop(None)
+    store.registry.close()
+
+
+def test_tls_gets_are_answered_natively_with_feasts_bytes(served_tls):
+    """Over TLS (gRPC's client checks the certificate and that ALPN chose
+    h2), each cached Get is the front's own answer and the very bytes
+    Feast's own TLS server sends; an uncached one is read from the database
+    by the front, and equal field for field."""
+    server, stock, _, _, _, root, _, _ = served_tls
+    assert server.front.stats()["tls_handshakes"] == 0
+    with tls_channel(server.port, root) as ours, tls_channel(stock.port, root) as feasts:
+        for rpc, (name, _) in GETS.items():
+            request = getattr(pb, rpc + "Request")(name=name, project="proj", allow_cache=True)
+            before = server.front.stats()
+            answer = raw_call(ours, rpc, request)
+            after = server.front.stats()
+            assert after["answered"] - before["answered"] == 1, rpc
+            assert after["relayed"] == before["relayed"], rpc
+            assert answer == raw_call(feasts, rpc, request), rpc
+        # Uncached: field for field (the stored bytes with the project stamp
+        # cleared at their end, where Feast writes the fields in order).
+        request = pb.GetEntityRequest(name="driver", project="proj", allow_cache=False)
+        before = server.front.stats()
+        fetched = raw_call(ours, "GetEntity", request)
+        assert server.front.stats()["fetched"] - before["fetched"] == 1
+        entity = type(call(pb_grpc.RegistryServerStub(feasts), "GetEntity", "driver"))
+        assert entity.FromString(fetched) == entity.FromString(
+            raw_call(feasts, "GetEntity", request))
+    stats = server.front.stats()
+    assert stats["tls_handshakes"] >= 1 and stats["tls_handshake_failures"] == 0
+
+
+def test_tls_lists_and_errors_are_relayed_unchanged(served_tls):
+    server, stock, _, _, _, root, _, _ = served_tls
+    with tls_channel(server.port, root) as ours, tls_channel(stock.port, root) as feasts:
+        request = pb.ListFeatureViewsRequest(project="proj", allow_cache=True)
+        before = server.front.stats()
+        listed = raw_call(ours, "ListFeatureViews", request)
+        assert server.front.stats()["relayed"] - before["relayed"] == 1
+        assert (pb.ListFeatureViewsResponse.FromString(listed)
+                == pb.ListFeatureViewsResponse.FromString(raw_call(feasts, "ListFeatureViews",
+                                                                   request)))
+        assert [v.spec.name for v in pb.ListFeatureViewsResponse.FromString(listed)
+                .feature_views] == ["driver_hourly_stats"]
+        for rpc in GETS:
+            request = getattr(pb, rpc + "Request")(name="nope", project="proj", allow_cache=True)
+            errors = []
+            for channel in (ours, feasts):
+                with pytest.raises(grpc.RpcError) as e:
+                    raw_call(channel, rpc, request)
+                errors.append((e.value.code(), e.value.details()))
+            assert errors[0] == errors[1], rpc
+            assert errors[0][0] == grpc.StatusCode.NOT_FOUND
+
+
+def test_tls_port_refuses_plaintext(served_tls):
+    server, _, _, _, _, root, _, _ = served_tls
+    before = server.front.stats()
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = pb_grpc.RegistryServerStub(channel)
+        with pytest.raises(grpc.RpcError) as e:
+            call(stub, "GetEntity", "driver").SerializeToString()
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    wait_for(lambda: server.front.stats()["tls_handshake_failures"] > before[
+        "tls_handshake_failures"])
+    assert server.front.stats()["answered"] == before["answered"]
+    with tls_channel(server.port, root) as channel:  # TLS still works
+        assert name_of(call(pb_grpc.RegistryServerStub(channel), "GetEntity", "driver")) == \
+            "driver"
+
+
+def test_tls_follows_rotated_certificates(served_tls):
+    """The files replaced under the running server (a new pair, written to
+    temporary names and renamed over the old, as cert-manager does): within
+    about two seconds a client trusting only the new certificate gets in,
+    one trusting only the old no longer does; a channel opened before goes
+    on."""
+    server, _, certs, cert, key, old_root, _, _ = served_tls
+    before = server.front.stats()
+    opened = tls_channel(server.port, old_root)
+    old_stub = pb_grpc.RegistryServerStub(opened)
+    assert name_of(call(old_stub, "GetEntity", "driver")) == "driver"
+    made, key_made, new_root = make_cert(certs, "second")
+    os.replace(key_made, key)
+    os.replace(made, cert)
+    since = time.monotonic()
+
+    def works(root):
+        with tls_channel(server.port, root) as channel:
+            try:
+                call(pb_grpc.RegistryServerStub(channel), "GetEntity", "driver")
+                return True
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.UNAVAILABLE, e
+                return False
+
+    while not works(new_root):
+        assert time.monotonic() - since < 2.5, "the new certificate was not picked up"
+        time.sleep(0.1)
+    assert not works(old_root)
+    after = server.front.stats()
+    assert after["tls_reloads"] - before["tls_reloads"] == 1
+    assert after["tls_reload_failures"] == before["tls_reload_failures"]
+    assert name_of(call(old_stub, "GetEntity", "driver")) == "driver"  # its connection stays
+    opened.close()
+
+
+def test_front_tls_arguments(tmp_path):
+    """Front(tls_cert=, tls_key=): both or neither; a file that does not
+    load is an OSError naming it and saying why."""
+    from feast_sqlreg._sqlregistry import Front
+
+    methods, kinds = ["/t.S/GetA"], [native_registry.ENTITY]
+    cert, key, _ = make_cert(tmp_path, "args")
+    for only in ({"tls_cert": str(cert)}, {"tls_key": str(key)}):
+        with pytest.raises(ValueError, match="both or neither"):
+            Front(0, 1, methods, kinds, **only)
+    missing = tmp_path / "missing.pem"
+    with pytest.raises(OSError, match=f"certificate chain from {missing}: No such file"):
+        Front(0, 1, methods, kinds, tls_cert=str(missing), tls_key=str(key))
+    with pytest.raises(OSError, match=f"private key from {cert}: "):
+        Front(0, 1, methods, kinds, tls_cert=str(cert), tls_key=str(cert))
+    other, other_key, _ = make_cert(tmp_path, "other")
+    with pytest.raises(OSError, match=f"key in {other_key} does not match the certificate in "
+                                      f"{cert}"):
+        Front(0, 1, methods, kinds, tls_cert=cert, tls_key=other_key)  # path-likes too
+    front = Front(0, 1, methods, kinds, tls_cert=str(cert), tls_key=str(key))
+    stats = front.stats()
+    assert {"tls_handshakes", "tls_handshake_failures", "tls_reloads",
+            "tls_reload_failures"} <= set(stats)
+    assert stats["tls_handshakes"] == stats["tls_reloads"] == 0
+    front.stop()

@@ -8,6 +8,12 @@
  * its headers and data go to a backend stream as they arrive, and the
  * backend's headers, data and trailers come back the same way. Resets and
  * closed connections cross over in both directions.
+ *
+ * With TLS, a client connection's bytes go through OpenSSL (an SSL per
+ * connection, non-blocking, straight on the socket): the handshake first,
+ * then SSL_read into the client session and SSL_write of what it sends,
+ * each WANT_READ/WANT_WRITE turned into what the connection waits for in
+ * epoll. The backend side stays plaintext.
  */
 #define _GNU_SOURCE /* accept4 */
 #include "front/front.h"
@@ -15,6 +21,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -22,12 +29,18 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "common/buf.h"
 #include "front/nghttp2_compat.h"
@@ -179,6 +192,12 @@ typedef struct {
     buf out; /* bytes nghttp2 produced that the socket did not take yet */
     size_t out_off;
     int want_out; /* EPOLLOUT is registered */
+    /* TLS (the client side of a TLS front): the connection's SSL; the
+     * handshake is not done yet; the last handshake step or SSL_read waits
+     * for the socket to take bytes (EPOLLOUT, whatever sd->out holds); a
+     * fatal error happened (no close_notify then). */
+    SSL *ssl;
+    int handshaking, io_out, tls_fatal;
 } side;
 
 typedef struct {
@@ -241,6 +260,20 @@ struct front {
     conn *closed; /* freed after the events that may still name them */
     _Atomic uint64_t answered, denied, fetched, relayed, connections;
     _Atomic int64_t held; /* bytes in the streams' buffers */
+    /* TLS: the files, the context new connections get (the loop's alone
+     * after the start) and what the files were when it was loaded; the
+     * last look at them (CLOCK_MONOTONIC). */
+    char *cert_path, *key_path;
+    SSL_CTX *tls_ctx;
+    struct file_id {
+        int found;
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        struct timespec mtim, ctim;
+    } cert_id, key_id;
+    struct timespec tls_checked;
+    _Atomic uint64_t tls_handshakes, tls_handshake_failures, tls_reloads, tls_reload_failures;
 };
 
 static void set_err(char *err, size_t len, const char *fmt, ...) {
@@ -304,6 +337,162 @@ static void strm_unlink(strm *s) {
     if (s->next) s->next->prev = s->prev;
 }
 
+/* ---- TLS ------------------------------------------------------------------ */
+
+/* OpenSSL's reason for what just failed ("PEM routines: no start line")
+ * into out: the earliest error in the thread's queue, the cause (the later
+ * ones say what failed because of it). The queue is cleared. */
+static void tls_reason(char *out, size_t len) {
+    unsigned long e = ERR_get_error();
+    const char *lib = e ? ERR_lib_error_string(e) : NULL;
+    const char *why = e ? ERR_reason_error_string(e) : NULL;
+    if (e && ERR_GET_LIB(e) == ERR_LIB_SYS) /* an errno: "No such file or directory" */
+        snprintf(out, len, "%s", strerror(ERR_GET_REASON(e)));
+    else if (why)
+        snprintf(out, len, "%s%s%s", lib ? lib : "", lib ? ": " : "", why);
+    else if (e)
+        ERR_error_string_n(e, out, len);
+    else
+        snprintf(out, len, "no reason given");
+    ERR_clear_error();
+}
+
+/* An encrypted key gets no passphrase (OpenSSL would otherwise ask for one
+ * on the terminal): it does not load, as grpcio does not take it either.
+ * *user is set: the key is encrypted. */
+static int no_passphrase(char *pw, int size, int rwflag, void *user) {
+    (void)pw, (void)size, (void)rwflag;
+    if (user) *(int *)user = 1;
+    return -1;
+}
+
+/* ALPN: "h2" when the client offers it; a client that offers others only
+ * is refused with a no_application_protocol alert, as gRPC servers refuse
+ * it. (A client that offers none never gets here, and speaks HTTP/2 with
+ * prior knowledge.) */
+static int alpn_h2(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                   const unsigned char *in, unsigned int inlen, void *arg) {
+    (void)ssl, (void)arg;
+    for (unsigned int i = 0; i < inlen;) {
+        unsigned int n = in[i];
+        if (n > inlen - i - 1) break;
+        if (n == 2 && memcmp(in + i + 1, "h2", 2) == 0) {
+            *out = in + i + 1;
+            *outlen = 2;
+            return SSL_TLSEXT_ERR_OK;
+        }
+        i += 1 + n;
+    }
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+/* A server context for the PEM certificate chain at cert and the private
+ * key at key; NULL with err filled (which file, OpenSSL's reason). */
+static SSL_CTX *tls_load(const char *cert, const char *key, char *err, size_t errlen) {
+    char why[256];
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        tls_reason(why, sizeof(why));
+        set_err(err, errlen, "cannot set up TLS: %s", why);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION); /* and up to 1.3 */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    /* SSL_write returns after each record it wrote (flush_side keeps its
+     * place in sd->out); idle connections give their buffers back; a recv
+     * takes what the socket has, not one record header at a time (pump_in
+     * reads until SSL_read wants more, so nothing stays inside SSL). */
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_read_ahead(ctx, 1);
+    /* Resumption by tickets only: no session cache growing with clients. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    int encrypted = 0;
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, &encrypted);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_h2, NULL);
+    /* No client certificate is asked for: Feast's start_server makes its
+     * credentials with grpc.ssl_server_credentials(((key, chain),)), no
+     * root certificates and no client auth, so its server asks for none
+     * either, and clients that present none are its clients. */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        tls_reason(why, sizeof(why));
+        set_err(err, errlen, "cannot load the TLS certificate chain from %s: %s", cert, why);
+    } else {
+        /* OpenSSL checks the key against the certificate as it loads it;
+         * SSL_CTX_check_private_key once more. */
+        int loaded = SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1;
+        unsigned long e = ERR_peek_error();
+        int mismatch = loaded || (ERR_GET_LIB(e) == ERR_LIB_X509 &&
+                                  ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH);
+        if (loaded && SSL_CTX_check_private_key(ctx) == 1) {
+            SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL); /* not to point at this frame */
+            return ctx;
+        }
+        tls_reason(why, sizeof(why));
+        if (encrypted)
+            set_err(err, errlen,
+                    "cannot load the TLS private key from %s: it is encrypted (a passphrase is "
+                    "not supported)",
+                    key);
+        else if (mismatch)
+            set_err(err, errlen,
+                    "the TLS private key in %s does not match the certificate in %s: %s", key,
+                    cert, why);
+        else
+            set_err(err, errlen, "cannot load the TLS private key from %s: %s", key, why);
+    }
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* What a file is now (stat, symlinks followed): found, device, inode,
+ * size, mtime, ctime. */
+static struct file_id file_id_of(const char *path) {
+    struct file_id id;
+    struct stat st;
+    memset(&id, 0, sizeof(id));
+    if (stat(path, &st) == 0)
+        id = (struct file_id){1, st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim};
+    return id;
+}
+
+static int same_file(const struct file_id *a, const struct file_id *b) {
+    return a->found == b->found && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtim.tv_sec == b->mtim.tv_sec && a->mtim.tv_nsec == b->mtim.tv_nsec &&
+           a->ctim.tv_sec == b->ctim.tv_sec && a->ctim.tv_nsec == b->ctim.tv_nsec;
+}
+
+/* Looks at the files at most once per TLS_CHECK_NS; when either is not
+ * what the context was loaded from, loads the pair again. The files are
+ * stat()ed before they are read, so a change made while they are read is
+ * seen on the next look. A pair that fails to load leaves the context as
+ * it was and the ids too: the next look tries again. */
+enum { TLS_CHECK_NS = 1000000000 };
+
+static void tls_check(front *f) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t since = (int64_t)(now.tv_sec - f->tls_checked.tv_sec) * 1000000000 +
+                    (now.tv_nsec - f->tls_checked.tv_nsec);
+    if (since < TLS_CHECK_NS) return;
+    f->tls_checked = now;
+    struct file_id cert = file_id_of(f->cert_path), key = file_id_of(f->key_path);
+    if (same_file(&cert, &f->cert_id) && same_file(&key, &f->key_id)) return;
+    char err[512];
+    SSL_CTX *ctx = tls_load(f->cert_path, f->key_path, err, sizeof(err));
+    if (!ctx) {
+        atomic_fetch_add(&f->tls_reload_failures, 1);
+        return;
+    }
+    SSL_CTX_free(f->tls_ctx); /* each open connection's SSL holds a reference */
+    f->tls_ctx = ctx;
+    f->cert_id = cert;
+    f->key_id = key;
+    atomic_fetch_add(&f->tls_reloads, 1);
+}
+
 /* ---- sockets -------------------------------------------------------------- */
 
 static int nonblocking(int fd) {
@@ -317,36 +506,85 @@ static void watch(front *f, side *sd, ep_tag *tag, int out) {
     sd->want_out = out;
 }
 
+/* Watches sd's socket for writability too, or not (EPOLLIN is always on). */
+static void want_out(conn *c, side *sd, ep_tag *tag, int out) {
+    if (sd->want_out != out) watch(c->f, sd, tag, out);
+}
+
+/* Writes from sd->out through TLS: the bytes written, 0 when the write
+ * waits (for the socket, in epoll; or for a record from the peer, which
+ * EPOLLIN brings: serve_event reads it, then flushes again), -1 on a
+ * failure. After a wait, the next call is with the same bytes (flush_side
+ * adds none before these are out), as SSL_write requires. */
+static ssize_t tls_write(conn *c, side *sd, ep_tag *tag) {
+    size_t n = sd->out.n - sd->out_off;
+    ERR_clear_error();
+    int w = SSL_write(sd->ssl, sd->out.p + sd->out_off, n > INT_MAX ? INT_MAX : (int)n);
+    if (w > 0) return w;
+    switch (SSL_get_error(sd->ssl, w)) {
+    case SSL_ERROR_WANT_WRITE:
+        want_out(c, sd, tag, 1);
+        return 0;
+    case SSL_ERROR_WANT_READ:
+        want_out(c, sd, tag, sd->io_out);
+        return 0;
+    default:
+        sd->tls_fatal = 1;
+        ERR_clear_error();
+        return -1;
+    }
+}
+
+/* Up to OUT_BATCH bytes of what nghttp2 has to send are gathered before a
+ * write: one send() for a small answer's HEADERS, DATA and trailers, not
+ * one per frame. */
+enum { OUT_BATCH = 16384 };
+
 /* Writes what nghttp2 has to send on one side. -1: the socket failed. A
- * side with no socket (front_feed's) counts its bytes in c->dropped. */
+ * side with no socket (front_feed's) counts its bytes in c->dropped. New
+ * bytes go into sd->out only once it is empty: a write that would block is
+ * retried with the same bytes at the same place. */
 static int flush_side(conn *c, side *sd, ep_tag *tag) {
     if (!sd->h2) return 0;
+    if (sd->ssl && sd->handshaking) { /* nghttp2's SETTINGS wait for it */
+        want_out(c, sd, tag, sd->io_out);
+        return 0;
+    }
     for (;;) {
+        if (sd->out_off == sd->out.n) {
+            sd->out.n = sd->out_off = 0;
+            while (sd->out.n < OUT_BATCH) {
+                const uint8_t *data;
+                nghttp2_ssize n = nghttp2_session_mem_send2(sd->h2, &data);
+                if (n < 0) return -1;
+                if (n == 0) break;
+                if (buf_put(&sd->out, data, (size_t)n) != 0) return -1;
+            }
+            if (sd->out.n == 0) break;
+        }
         if (sd->fd < 0) {
             c->dropped += sd->out.n - sd->out_off;
             sd->out_off = sd->out.n;
+            continue;
         }
-        while (sd->out_off < sd->out.n) {
-            ssize_t w =
-                send(sd->fd, sd->out.p + sd->out_off, sd->out.n - sd->out_off, MSG_NOSIGNAL);
-            if (w < 0) {
-                if (errno == EINTR) continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    if (!sd->want_out) watch(c->f, sd, tag, 1);
-                    return 0;
-                }
-                return -1;
-            }
+        if (sd->ssl) {
+            ssize_t w = tls_write(c, sd, tag);
+            if (w <= 0) return (int)w;
             sd->out_off += (size_t)w;
+            continue;
         }
-        sd->out.n = sd->out_off = 0;
-        const uint8_t *data;
-        nghttp2_ssize n = nghttp2_session_mem_send2(sd->h2, &data);
-        if (n < 0) return -1;
-        if (n == 0) break;
-        if (buf_put(&sd->out, data, (size_t)n) != 0) return -1;
+        ssize_t w = send(sd->fd, sd->out.p + sd->out_off, sd->out.n - sd->out_off, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                want_out(c, sd, tag, 1);
+                return 0;
+            }
+            return -1;
+        }
+        sd->out_off += (size_t)w;
     }
-    if (sd->want_out) watch(c->f, sd, tag, 0);
+    want_out(c, sd, tag, sd->io_out);
     return 0;
 }
 
@@ -1012,6 +1250,14 @@ static void conn_close(conn *c) {
     if (c->dead) return;
     c->dead = 1;
     up_drop(c);
+    if (c->cl.ssl) {
+        /* close_notify, when the connection ends in good order (whether the
+         * socket takes it or not). */
+        if (!c->cl.handshaking && !c->cl.tls_fatal) SSL_shutdown(c->cl.ssl);
+        SSL_free(c->cl.ssl);
+        c->cl.ssl = NULL;
+        ERR_clear_error();
+    }
     if (c->cl.fd >= 0) {
         epoll_ctl(f->efd, EPOLL_CTL_DEL, c->cl.fd, NULL);
         close(c->cl.fd);
@@ -1075,6 +1321,7 @@ static conn *conn_new(front *f, int fd) {
 }
 
 static void accept_all(front *f) {
+    if (f->tls_ctx) tls_check(f); /* a rotated certificate, for these connections */
     for (;;) {
         int fd = accept4(f->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return;
@@ -1085,15 +1332,82 @@ static void accept_all(front *f) {
             close(fd);
             continue;
         }
+        if (f->tls_ctx) { /* the handshake starts when the client's hello comes */
+            c->cl.ssl = SSL_new(f->tls_ctx);
+            if (!c->cl.ssl || SSL_set_fd(c->cl.ssl, fd) != 1) {
+                ERR_clear_error();
+                conn_close(c);
+                continue;
+            }
+            SSL_set_accept_state(c->cl.ssl);
+            c->cl.handshaking = 1;
+        }
         struct epoll_event ev = {EPOLLIN, {.ptr = &c->cl_tag}};
         epoll_ctl(f->efd, EPOLL_CTL_ADD, fd, &ev);
         if (flush_side(c, &c->cl, &c->cl_tag) != 0) conn_close(c);
     }
 }
 
-/* Reads what a socket has into its session. 0: open; -1: closed or failed. */
-static int pump_in(side *sd) {
+/* The TLS handshake of a client side, one step: 1 done (now or before),
+ * 0 waiting (for what, in sd->io_out), -1 failed (counted). */
+static int tls_handshake(conn *c, side *sd) {
+    if (!sd->handshaking) return 1;
+    ERR_clear_error();
+    int r = SSL_do_handshake(sd->ssl);
+    if (r == 1) {
+        sd->handshaking = 0;
+        sd->io_out = 0;
+        atomic_fetch_add(&c->f->tls_handshakes, 1);
+        return 1;
+    }
+    int e = SSL_get_error(sd->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        sd->io_out = e == SSL_ERROR_WANT_WRITE;
+        return 0;
+    }
+    sd->tls_fatal = 1;
+    ERR_clear_error();
+    atomic_fetch_add(&c->f->tls_handshake_failures, 1);
+    return -1;
+}
+
+/* Reads what a TLS client side has into its session: the handshake first,
+ * then records until SSL_read wants more from the socket, so that nothing
+ * decrypted or read ahead stays inside SSL (SSL_pending, and what epoll
+ * cannot see): a record read along with the handshake's last is taken at
+ * once. 0: open; -1: closed or failed. */
+static int tls_pump_in(conn *c, side *sd) {
     uint8_t chunk[65536];
+    int hs = tls_handshake(c, sd);
+    if (hs <= 0) return hs;
+    for (;;) {
+        ERR_clear_error();
+        int r = SSL_read(sd->ssl, chunk, sizeof(chunk));
+        if (r > 0) {
+            if (nghttp2_session_mem_recv2(sd->h2, chunk, (size_t)r) < 0) return -1;
+            continue;
+        }
+        switch (SSL_get_error(sd->ssl, r)) {
+        case SSL_ERROR_WANT_READ:
+            sd->io_out = 0;
+            return 0;
+        case SSL_ERROR_WANT_WRITE: /* retried when the socket takes bytes */
+            sd->io_out = 1;
+            return 0;
+        case SSL_ERROR_ZERO_RETURN: /* close_notify */
+            return -1;
+        default:
+            sd->tls_fatal = 1;
+            ERR_clear_error();
+            return -1;
+        }
+    }
+}
+
+/* Reads what a socket has into its session. 0: open; -1: closed or failed. */
+static int pump_in(conn *c, side *sd) {
+    uint8_t chunk[65536];
+    if (sd->ssl) return tls_pump_in(c, sd);
     for (;;) {
         ssize_t r = recv(sd->fd, chunk, sizeof(chunk), 0);
         if (r == 0) return -1;
@@ -1110,7 +1424,9 @@ static void serve_event(front *f, ep_tag *tag, uint32_t events) {
     if (c->dead) return;
     side *sd = tag->kind == 1 ? &c->cl : &c->up;
     int failed = 0;
-    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) failed = pump_in(sd) != 0;
+    /* io_out: a TLS read or handshake step waits for the socket to take
+     * bytes; it is tried again on any event. */
+    if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) || sd->io_out) failed = pump_in(c, sd) != 0;
     if (failed && tag->kind == 2) {
         up_drop(c);
         failed = 0;
@@ -1125,6 +1441,14 @@ static void serve_event(front *f, ep_tag *tag, uint32_t events) {
 static void *loop(void *arg) {
     front *f = arg;
     struct epoll_event evs[64];
+    /* OpenSSL writes to a client's socket with write(), not send() with
+     * MSG_NOSIGNAL: a client gone away would raise SIGPIPE, which this
+     * thread blocks (the write then fails with EPIPE; the signal, directed
+     * at this thread, stays pending and is never delivered). */
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, NULL);
     for (;;) {
         int n = epoll_wait(f->efd, evs, 64, -1);
         if (n < 0 && errno != EINTR) break;
@@ -1204,6 +1528,9 @@ static void free_front(front *f) {
     front_answers_free(f->tokens);
     front_answers_free(f->decisions);
     buf_free(&f->key);
+    SSL_CTX_free(f->tls_ctx);
+    free(f->cert_path);
+    free(f->key_path);
     if (f->own_store) store_close(f->st);
     pthread_mutex_destroy(&f->lock);
     pthread_mutex_destroy(&f->jobs_lock);
@@ -1247,12 +1574,29 @@ static front *new_front(int backend_port, const char *const *methods, const obj_
 
 front *front_start(int port, int backend_port, const char *const *methods, const obj_kind *kinds,
                    const front_fields *fields, int nmethods, store *st, int own_store, int workers,
-                   char *err, size_t errlen) {
+                   const front_tls *tls, char *err, size_t errlen) {
     front *f = new_front(backend_port, methods, kinds, fields, nmethods, st, own_store, workers);
     if (!f) {
         if (own_store) store_close(st);
         set_err(err, errlen, "out of memory");
         return NULL;
+    }
+    if (tls) {
+        if (!tls->cert_path || !tls->key_path || !*tls->cert_path || !*tls->key_path) {
+            set_err(err, errlen, "TLS needs both a certificate chain file and a key file");
+            goto fail;
+        }
+        f->cert_path = strdup(tls->cert_path);
+        f->key_path = strdup(tls->key_path);
+        if (!f->cert_path || !f->key_path) {
+            set_err(err, errlen, "out of memory");
+            goto fail;
+        }
+        /* What the files are, before they are read (see tls_check). */
+        f->cert_id = file_id_of(f->cert_path);
+        f->key_id = file_id_of(f->key_path);
+        clock_gettime(CLOCK_MONOTONIC, &f->tls_checked);
+        if (!(f->tls_ctx = tls_load(f->cert_path, f->key_path, err, errlen))) goto fail;
     }
     f->lfd = listen_on(port, err, errlen);
     if (f->lfd < 0) goto fail;
@@ -1391,6 +1735,10 @@ void front_stats_get(front *f, front_stats *out) {
     out->relayed = atomic_load(&f->relayed);
     out->connections = atomic_load(&f->connections);
     out->held = atomic_load(&f->held);
+    out->tls_handshakes = atomic_load(&f->tls_handshakes);
+    out->tls_handshake_failures = atomic_load(&f->tls_handshake_failures);
+    out->tls_reloads = atomic_load(&f->tls_reloads);
+    out->tls_reload_failures = atomic_load(&f->tls_reload_failures);
 }
 
 void front_stop(front *f) {

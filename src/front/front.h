@@ -17,6 +17,12 @@
  * fast path answers), or, when the row is missing or bad, relayed, so that
  * Feast's server raises its own error. The event loop never waits on them.
  *
+ * With TLS (front_tls), the front terminates it on the client side, with
+ * the certificate chain and key files Feast's own TLS server reads; the
+ * connections to the backend stay plaintext HTTP/2 on the loopback. The
+ * files are watched: a rotated pair is used for new connections without a
+ * restart.
+ *
  * Pure C: no Python. The table is built by the caller and handed over
  * whole.
  */
@@ -51,6 +57,28 @@ void front_answers_free(front_answers *a);
 typedef struct {
     uint32_t name, project, allow_cache;
 } front_fields;
+
+/* TLS on the client side: the PEM files Feast's start_server reads
+ * (--cert, --key of `feast serve_registry`): cert_path, the certificate
+ * chain (the server's certificate first); key_path, its private key
+ * (unencrypted, as grpcio takes it). TLS 1.2 or 1.3; ALPN "h2" is selected,
+ * and a client that offers ALPN without "h2" is refused in the handshake
+ * (no_application_protocol), as gRPC servers do; a client that offers no
+ * ALPN is taken (HTTP/2 with prior knowledge). No client certificate is
+ * asked for: Feast's server asks for none.
+ *
+ * Rotation (cert-manager, service-ca: files replaced in place, often by a
+ * symlink swap): when a connection is accepted, at most once a second, both
+ * files are stat()ed (following symlinks; device, inode, size, mtime,
+ * ctime); when either changed, a new context is loaded from both and used
+ * for new connections (tls_reloads); connections already open keep the
+ * certificate they started with. A pair that does not load or match (say
+ * written half way) is not used: the old one goes on serving, the attempt
+ * counts in tls_reload_failures, and the next check tries again. */
+typedef struct {
+    const char *cert_path, *key_path;
+} front_tls;
+
 /* Starts the front on [::]:port (0.0.0.0 without IPv6; port 0: any free
  * port) relaying to 127.0.0.1:backend_port. methods[i] is the :path of
  * answerable method i, a unary method whose request message has the
@@ -59,10 +87,12 @@ typedef struct {
  * with allow_cache set are answered from the table; the others from st, by
  * `workers` threads, when st is not NULL. With own_store the front owns st
  * from now on and closes it (on failure too); without, st is borrowed and
- * must outlive front_stop. NULL with err filled on failure. */
+ * must outlive front_stop. tls: TLS on the client side (above; NULL:
+ * plaintext); its paths are copied. NULL with err filled on failure (a TLS
+ * file that does not load: which file, and OpenSSL's reason). */
 front *front_start(int port, int backend_port, const char *const *methods, const obj_kind *kinds,
                    const front_fields *fields, int nmethods, store *st, int own_store, int workers,
-                   char *err, size_t errlen);
+                   const front_tls *tls, char *err, size_t errlen);
 int front_port(const front *f);
 /* Replaces the table (the front owns a from now on); NULL: answer nothing,
  * relay every call. */
@@ -106,6 +136,10 @@ typedef struct {
     uint64_t fetched;  /* from the database */
     uint64_t relayed, connections;
     int64_t held; /* bytes waiting in the front's buffers, now */
+    /* TLS (0 without): handshakes completed; connections whose handshake
+     * failed (refused, not TLS, or closed before its end); certificate
+     * pairs loaded after the start; attempts that failed to load one. */
+    uint64_t tls_handshakes, tls_handshake_failures, tls_reloads, tls_reload_failures;
 } front_stats;
 void front_stats_get(front *f, front_stats *out);
 /* Stops the thread, closes every connection, frees f. */
@@ -113,15 +147,15 @@ void front_stop(front *f);
 
 /* The seam the fuzzer (tests/fuzz/fuzz_front.c) and tests drive the front
  * through, with no socket, no thread and no backend: data[0..n) is what a
- * client sends on one connection, fed to the client session of a front
- * like front_start's (methods, kinds, fields as there; answers, borrowed,
- * its table) in pieces of at most `chunk` bytes (0: at once), each followed
- * by what the event loop does next: the front's bytes for the client are
- * produced and dropped. A call the front would relay is reset (no backend),
- * an uncached Get too (no store). Then the connection is closed and
- * everything freed. Fills *stats (as front_stats_get would; NULL: not) and
- * returns the number of bytes the front would have sent, or -1 when out of
- * memory. */
+ * client sends on one connection (plaintext HTTP/2: no TLS here), fed to
+ * the client session of a front like front_start's (methods, kinds, fields
+ * as there; answers, borrowed, its table) in pieces of at most `chunk`
+ * bytes (0: at once), each followed by what the event loop does next: the
+ * front's bytes for the client are produced and dropped. A call the front
+ * would relay is reset (no backend), an uncached Get too (no store). Then
+ * the connection is closed and everything freed. Fills *stats (as
+ * front_stats_get would; NULL: not) and returns the number of bytes the
+ * front would have sent, or -1 when out of memory. */
 long front_feed(const char *const *methods, const obj_kind *kinds, const front_fields *fields,
                 int nmethods, const front_answers *answers, const uint8_t *data, size_t n,
                 size_t chunk, front_stats *stats);

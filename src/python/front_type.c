@@ -2,8 +2,8 @@
  * (feast_sqlreg._sqlregistry.Front).
  *
  * Front(port, backend_port, methods, kinds, path=None, workers=4,
- * store=None, request_fields=None) starts the native gRPC front (see
- * front/front.h), reading method i's requests with the field numbers
+ * store=None, request_fields=None, tls_cert=None, tls_key=None) starts the
+ * native gRPC front (see front/front.h), reading method i's requests with the field numbers
  * request_fields[i], (name, project, allow_cache), 0 for a field the
  * message lacks (None: (1, 2, 3) for every method), answering
  * uncached Gets from the database at path (a store of its own, `workers`
@@ -11,7 +11,9 @@
  * store is (which knows that process's writes: read-your-writes on a
  * read_path replica; kept open until the front stops); set_answers() hands it the table of cached
  * answers, built here from Python objects with the GIL held and swapped in whole; stop() (or
- * deallocation) stops its threads.
+ * deallocation) stops its threads. With tls_cert and tls_key (paths of the PEM certificate chain
+ * and private key, both or neither), clients speak TLS to it (front_tls); a file that does not
+ * load is an OSError saying which and why.
  */
 #include "front/front.h"
 #include "python/module.h"
@@ -66,16 +68,54 @@ done:
     return fields;
 }
 
+/* "O&" converter: a path (str, bytes, os.PathLike) to bytes, or None to
+ * NULL. */
+static int path_or_none(PyObject *obj, void *out) {
+    if (obj == Py_None) {
+        *(PyObject **)out = NULL;
+        return 1;
+    }
+    return PyUnicode_FSConverter(obj, out) ? 1 : 0;
+}
+
+static PyObject *start(PyTypeObject *type, int port, int backend_port, PyObject *methods,
+                       PyObject *kinds, const char *path, int workers, PyObject *store_obj,
+                       PyObject *fields_obj, const front_tls *tls);
+
 static PyObject *Front_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"port",    "backend_port", "methods",        "kinds", "path",
-                             "workers", "store",        "request_fields", NULL};
+    static char *kwlist[] = {"port",  "backend_port",   "methods",  "kinds",   "path", "workers",
+                             "store", "request_fields", "tls_cert", "tls_key", NULL};
     int port, backend_port, workers = 4;
     PyObject *methods, *kinds, *store_obj = Py_None, *fields_obj = Py_None;
+    PyObject *cert = NULL, *key = NULL; /* bytes */
     const char *path = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiO!O!|ziOO:Front", kwlist, &port, &backend_port,
-                                     &PyList_Type, &methods, &PyList_Type, &kinds, &path, &workers,
-                                     &store_obj, &fields_obj))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiO!O!|ziOOO&O&:Front", kwlist, &port,
+                                     &backend_port, &PyList_Type, &methods, &PyList_Type, &kinds,
+                                     &path, &workers, &store_obj, &fields_obj, path_or_none, &cert,
+                                     path_or_none, &key)) {
+        Py_XDECREF(cert);
         return NULL;
+    }
+    PyObject *front = NULL;
+    if (!cert != !key) {
+        PyErr_SetString(PyExc_ValueError, "Front: tls_cert and tls_key, both or neither");
+    } else if (cert) {
+        front_tls tls = {PyBytes_AsString(cert), PyBytes_AsString(key)};
+        if (tls.cert_path && tls.key_path)
+            front = start(type, port, backend_port, methods, kinds, path, workers, store_obj,
+                          fields_obj, &tls);
+    } else {
+        front = start(type, port, backend_port, methods, kinds, path, workers, store_obj,
+                      fields_obj, NULL);
+    }
+    Py_XDECREF(cert);
+    Py_XDECREF(key);
+    return front;
+}
+
+static PyObject *start(PyTypeObject *type, int port, int backend_port, PyObject *methods,
+                       PyObject *kinds, const char *path, int workers, PyObject *store_obj,
+                       PyObject *fields_obj, const front_tls *tls) {
     if (path && store_obj != Py_None) {
         PyErr_SetString(PyExc_ValueError, "Front: path or store, not both");
         return NULL;
@@ -138,7 +178,7 @@ static PyObject *Front_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         store *st = borrowed ? borrowed : path ? store_open(path, NULL, &opts, &dberr) : NULL;
         if (!path || st)
             f = front_start(port, backend_port, paths, kind, fields, (int)n, st, borrowed == NULL,
-                            workers, err, sizeof(err));
+                            workers, tls, err, sizeof(err));
     Py_END_ALLOW_THREADS
     PyMem_Free(paths);
     PyMem_Free(kind);
@@ -309,12 +349,15 @@ static PyObject *Front_stats(FrontObject *self, PyObject *noargs) {
     if (!f) return NULL;
     front_stats s;
     front_stats_get(f, &s);
-    return Py_BuildValue("{sKsKsKsKsKsKsL}", "answered", (unsigned long long)s.answered,
-                         "denied", (unsigned long long)s.denied, "decisions",
-                         (unsigned long long)s.decisions, "fetched",
-                         (unsigned long long)s.fetched, "relayed", (unsigned long long)s.relayed,
-                         "connections", (unsigned long long)s.connections, "held",
-                         (long long)s.held);
+    return Py_BuildValue(
+        "{sKsKsKsKsKsKsLsKsKsKsK}", "answered", (unsigned long long)s.answered, "denied",
+        (unsigned long long)s.denied, "decisions", (unsigned long long)s.decisions, "fetched",
+        (unsigned long long)s.fetched, "relayed", (unsigned long long)s.relayed, "connections",
+        (unsigned long long)s.connections, "held", (long long)s.held, "tls_handshakes",
+        (unsigned long long)s.tls_handshakes, "tls_handshake_failures",
+        (unsigned long long)s.tls_handshake_failures, "tls_reloads",
+        (unsigned long long)s.tls_reloads, "tls_reload_failures",
+        (unsigned long long)s.tls_reload_failures);
 }
 
 static PyObject *Front_stop(FrontObject *self, PyObject *noargs) {
@@ -334,9 +377,11 @@ static PyMethodDef Front_methods[] = {
      "set_answers(entries) -> None: the cached answers, [(method index, project, name, "
      "serialized response)], swapped in whole; None answers nothing."},
     {"stats", (PyCFunction)Front_stats, METH_NOARGS,
-     "stats() -> {answered, denied, decisions, fetched, relayed, connections, held}: calls "
-     "so far, decisions learned now; bytes "
-     "waiting in the front's buffers now."},
+     "stats() -> {answered, denied, decisions, fetched, relayed, connections, held, "
+     "tls_handshakes, tls_handshake_failures, tls_reloads, tls_reload_failures}: calls so far "
+     "(denied: refused by a learned decision), decisions learned now; bytes waiting in the "
+     "front's buffers now; TLS handshakes done and failed, certificate reloads done and "
+     "failed."},
     {"set_auth", (PyCFunction)Front_set_auth, METH_O,
      "set_auth(on) -> None: with auth on, cached Gets are answered only for a learned "
      "decision (see learn); everything else is relayed."},

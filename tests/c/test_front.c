@@ -1,15 +1,25 @@
 /* test_front.c - the native gRPC front (src/front/front.c) under the sanitizers,
  * with no Python: its answer table, and real HTTP/2 calls through two
  * fronts chained (A relays what it cannot answer to B, B to a port where
- * nothing listens), spoken by an nghttp2 client here. */
+ * nothing listens), spoken by an nghttp2 client here; TLS on the client
+ * side (OpenSSL's client, certificates made here at run time in a
+ * temporary directory), its ALPN and certificate reloads. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../fuzz/front_checks.h"
@@ -187,10 +197,12 @@ static void calls(void) {
         dead_port = ntohs(sa.sin_port);
         close(fd);
     }
-    front *b = front_start(0, dead_port, METHODS, KINDS, NULL, 2, NULL, 1, 0, err, sizeof(err));
+    front *b =
+        front_start(0, dead_port, METHODS, KINDS, NULL, 2, NULL, 1, 0, NULL, err, sizeof(err));
     CHECK_CASE(b != NULL, err);
     if (!b) return;
-    front *a = front_start(0, front_port(b), METHODS, KINDS, NULL, 2, NULL, 1, 0, err, sizeof(err));
+    front *a =
+        front_start(0, front_port(b), METHODS, KINDS, NULL, 2, NULL, 1, 0, NULL, err, sizeof(err));
     CHECK_CASE(a != NULL, err);
     if (!a) {
         front_stop(b);
@@ -257,7 +269,7 @@ static void fetches(void) {
     CHECK(store_apply(st, OBJ_FEATURE_VIEW, proj, name, proto, &w, &inserted, &dberr) == 0);
     store_close(st);
     front *a = front_start(0, 1, METHODS, KINDS, NULL, 2, store_open(url, NULL, &opts, &dberr), 1,
-                           2, err, sizeof(err));
+                           2, NULL, err, sizeof(err));
     CHECK_CASE(a != NULL, err);
     if (!a) return;
     buf want = {0};
@@ -362,10 +374,10 @@ static void backpressure(void) {
     uint64_t want_sum = 0;
     for (size_t i = 0; i < BIG; i++)
         want_sum += big[i] = (uint8_t)(i * 7 + 3);
-    front *b = front_start(0, 1, METHODS, KINDS, NULL, 2, NULL, 1, 0, err, sizeof(err));
-    front *a =
-        b ? front_start(0, front_port(b), METHODS, KINDS, NULL, 2, NULL, 1, 0, err, sizeof(err))
-          : NULL;
+    front *b = front_start(0, 1, METHODS, KINDS, NULL, 2, NULL, 1, 0, NULL, err, sizeof(err));
+    front *a = b ? front_start(0, front_port(b), METHODS, KINDS, NULL, 2, NULL, 1, 0, NULL, err,
+                               sizeof(err))
+                 : NULL;
     CHECK_CASE(a && b, err);
     front_answers *tb = front_answers_new(2);
     front_answers_add(tb, 0, "proj", 4, "big", 3, big, BIG);
@@ -559,6 +571,498 @@ static void feeds(void) {
     free(p);
 }
 
+/* ---- TLS ------------------------------------------------------------------ */
+
+/* A self-signed certificate (P-256: quick to make) for CN cn with serial
+ * number serial, and its key. */
+typedef struct {
+    X509 *cert;
+    EVP_PKEY *key;
+} pair;
+
+static pair make_pair(long serial, const char *cn) {
+    pair p = {X509_new(), EVP_EC_gen("P-256")};
+    X509_set_version(p.cert, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(p.cert), serial);
+    X509_gmtime_adj(X509_getm_notBefore(p.cert), -60);
+    X509_gmtime_adj(X509_getm_notAfter(p.cert), 3600);
+    X509_set_pubkey(p.cert, p.key);
+    X509_NAME *name = X509_get_subject_name(p.cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(p.cert, name);
+    X509_sign(p.cert, p.key, EVP_sha256());
+    return p;
+}
+
+static void pair_free(pair *p) {
+    X509_free(p->cert);
+    EVP_PKEY_free(p->key);
+}
+
+/* Writes the certificate (key NULL) or the key (cert NULL) in PEM to path,
+ * through a temporary file renamed over it (as cert-manager and the
+ * kubelet replace files: never half written); cut: only the first half of
+ * the PEM text, written in place (a file caught half way). 0 on success. */
+static int write_pem(const char *path, X509 *cert, EVP_PKEY *key, int cut) {
+    char tmp[512];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    BIO *mem = BIO_new(BIO_s_mem());
+    int ok = mem && (cert ? PEM_write_bio_X509(mem, cert)
+                          : PEM_write_bio_PrivateKey(mem, key, NULL, NULL, 0, NULL, NULL));
+    char *text = NULL;
+    long n = ok ? BIO_get_mem_data(mem, &text) : 0;
+    if (cut) n /= 2;
+    FILE *f = ok ? fopen(cut ? path : tmp, "wb") : NULL;
+    ok = f && fwrite(text, 1, (size_t)n, f) == (size_t)n;
+    if (f) ok &= fclose(f) == 0;
+    BIO_free(mem);
+    return ok && (cut || rename(tmp, path) == 0) ? 0 : -1;
+}
+
+/* The serial number of the certificate the server presented, or -1. */
+static long peer_serial(SSL *ssl) {
+    X509 *x = SSL_get1_peer_certificate(ssl);
+    long serial = x ? ASN1_INTEGER_get(X509_get_serialNumber(x)) : -1;
+    X509_free(x);
+    return serial;
+}
+
+/* A TLS client connection to the front and its HTTP/2 session (blocking,
+ * with a receive timeout so that a test that waits in vain fails rather
+ * than hangs). */
+typedef struct {
+    int fd;
+    SSL *ssl;
+    nghttp2_session *h2;
+    call *c; /* the call in progress */
+    int handshake_error; /* SSL_R_... of a refused handshake, or 0 */
+} tls_conn;
+
+static nghttp2_ssize tls_send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags,
+                                 void *u) {
+    (void)s, (void)flags;
+    tls_conn *t = u;
+    int w = SSL_write(t->ssl, data, (int)len);
+    return w > 0 ? w : NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+static int tls_header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
+                         size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *u) {
+    tls_conn *t = u;
+    if (f->hd.stream_id != t->c->id) return 0;
+    return header_cb(s, f, name, nlen, value, vlen, flags, t->c);
+}
+
+/* The body is summed as it comes too (c->n counts past c->body). */
+static uint64_t tls_sum;
+
+static int tls_data_cb(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
+                       size_t len, void *u) {
+    tls_conn *t = u;
+    if (id != t->c->id) return 0;
+    for (size_t i = 0; i < len; i++)
+        tls_sum += data[i];
+    return data_cb(s, flags, id, data, len, t->c);
+}
+
+static int tls_close_cb(nghttp2_session *s, int32_t id, uint32_t code, void *u) {
+    tls_conn *t = u;
+    if (id != t->c->id) return 0;
+    return close_cb(s, id, code, t->c);
+}
+
+/* A client that reads slowly: the receive buffer of the next tls_open's
+ * socket (0: the system's), and how long tls_unary waits before it reads
+ * the answer (ms). */
+static int tls_rcvbuf, tls_pause_ms;
+
+/* Connects to port over TLS up to max_version (0: the newest; else any
+ * version up to it), offering ALPN alpn (wire format; NULL: none). 0 when
+ * the handshake succeeded; otherwise t->handshake_error says why. */
+static int tls_open(tls_conn *t, int port, const char *alpn, size_t alpn_len, int max_version) {
+    memset(t, 0, sizeof(*t));
+    t->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {10, 0};
+    setsockopt(t->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (tls_rcvbuf) setsockopt(t->fd, SOL_SOCKET, SO_RCVBUF, &tls_rcvbuf, sizeof(tls_rcvbuf));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(t->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) return -1;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (max_version) {
+        SSL_CTX_set_security_level(ctx, 0); /* so that TLS 1.1 is offered at all */
+        SSL_CTX_set_min_proto_version(ctx, 0);
+        SSL_CTX_set_max_proto_version(ctx, max_version);
+    }
+    t->ssl = SSL_new(ctx);
+    SSL_CTX_free(ctx); /* the SSL holds it */
+    SSL_set_fd(t->ssl, t->fd);
+    if (alpn) SSL_set_alpn_protos(t->ssl, (const unsigned char *)alpn, (unsigned)alpn_len);
+    ERR_clear_error();
+    if (SSL_connect(t->ssl) != 1) {
+        t->handshake_error = ERR_GET_REASON(ERR_peek_error());
+        ERR_clear_error();
+        return -1;
+    }
+    nghttp2_session_callbacks *cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_send_callback2(cbs, tls_send_cb);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, tls_header_cb);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, tls_data_cb);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, tls_close_cb);
+    nghttp2_session_client_new(&t->h2, cbs, t);
+    nghttp2_session_callbacks_del(cbs);
+    /* Windows of 16 MB: a big answer comes as fast as the front sends. */
+    nghttp2_settings_entry iv = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 16 << 20};
+    nghttp2_submit_settings(t->h2, NGHTTP2_FLAG_NONE, &iv, 1);
+    nghttp2_session_set_local_window_size(t->h2, NGHTTP2_FLAG_NONE, 0, 16 << 20);
+    return 0;
+}
+
+static void tls_close(tls_conn *t) {
+    if (t->h2) nghttp2_session_del(t->h2);
+    if (t->ssl) SSL_free(t->ssl);
+    if (t->fd >= 0) close(t->fd);
+    memset(t, 0, sizeof(*t));
+    t->fd = -1;
+}
+
+/* A unary call on an open TLS connection, as unary() makes one. */
+static void tls_unary(tls_conn *t, const char *path, const uint8_t *msg, size_t mn, call *c) {
+    memset(c, 0, sizeof(*c));
+    c->fd = t->fd;
+    t->c = c;
+    if (!t->h2) return;
+    uint8_t framed[512] = {0, 0, 0, (uint8_t)(mn >> 8), (uint8_t)mn};
+    memcpy(framed + 5, msg, mn);
+    body b = {framed, mn + 5, 0};
+    nghttp2_data_provider2 prd = {{.ptr = &b}, body_read};
+    nghttp2_nv nva[] = {NV(":method", "POST"),
+                        NV(":scheme", "https"),
+                        NV(":path", path),
+                        NV(":authority", "localhost"),
+                        NV("content-type", "application/grpc"),
+                        NV("te", "trailers")};
+    c->id = nghttp2_submit_request2(t->h2, NULL, nva, 6, &prd, NULL);
+    uint8_t in[65536];
+    int paused = 0;
+    while (!c->closed && nghttp2_session_send(t->h2) == 0) {
+        if (!paused++ && tls_pause_ms) usleep((useconds_t)tls_pause_ms * 1000);
+        int r = SSL_read(t->ssl, in, sizeof(in));
+        if (r <= 0 || nghttp2_session_mem_recv2(t->h2, in, (size_t)r) < 0) break;
+    }
+    ERR_clear_error();
+}
+
+/* Waits up to 5 s for what *(counter) of f's stats must reach. */
+static int stat_reaches(front *f, size_t field, uint64_t want) {
+    for (int i = 0; i < 500; i++) {
+        front_stats st;
+        front_stats_get(f, &st);
+        if (*(uint64_t *)((char *)&st + field) >= want) return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+static char tls_dir[64];
+
+static void tls_paths(char *cert, char *key, size_t len, const char *sub) {
+    snprintf(cert, len, "%s/%scert.pem", tls_dir, sub);
+    snprintf(key, len, "%s/%skey.pem", tls_dir, sub);
+}
+
+static int make_tls_dir(void) {
+    if (tls_dir[0]) return 0;
+    snprintf(tls_dir, sizeof(tls_dir), "/tmp/test_front_tls_XXXXXX");
+    return mkdtemp(tls_dir) ? 0 : -1;
+}
+
+/* front_start with files that do not load: NULL, and a message naming the
+ * file and OpenSSL's reason. */
+static void tls_start_errors(void) {
+    CHECK(make_tls_dir() == 0);
+    char cert[256], key[256], other_key[256], err[512], want[600];
+    tls_paths(cert, key, sizeof(cert), "start-");
+    snprintf(other_key, sizeof(other_key), "%s/start-other-key.pem", tls_dir);
+    pair p = make_pair(1, "start"), q = make_pair(2, "other");
+    CHECK(write_pem(cert, p.cert, NULL, 0) == 0 && write_pem(key, NULL, p.key, 0) == 0 &&
+          write_pem(other_key, NULL, q.key, 0) == 0);
+    struct {
+        const char *cert, *key, *says;
+    } bad[] = {
+        {"/nonexistent/cert.pem", key, "cannot load the TLS certificate chain from "
+                                       "/nonexistent/cert.pem: "},
+        {cert, "/nonexistent/key.pem", "cannot load the TLS private key from "
+                                       "/nonexistent/key.pem: "},
+        {key, key, "cannot load the TLS certificate chain from "}, /* a key, not a certificate */
+        {cert, cert, "cannot load the TLS private key from "},
+        {cert, other_key, "the TLS private key in "},
+        {"", key, "TLS needs both"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        front_tls tls = {bad[i].cert, bad[i].key};
+        err[0] = 0;
+        front *f = front_start(0, 1, METHODS, KINDS, NULL, 2, NULL, 1, 0, &tls, err, sizeof(err));
+        CHECK_CASE(f == NULL && strstr(err, bad[i].says) == err, err);
+        front_stop(f);
+    }
+    /* The reasons are OpenSSL's, named. */
+    front_tls missing = {"/nonexistent/cert.pem", key};
+    front_start(0, 1, METHODS, KINDS, NULL, 2, NULL, 1, 0, &missing, err, sizeof(err));
+    CHECK_CASE(strstr(err, "No such file or directory") != NULL, err);
+    front_tls mismatched = {cert, other_key};
+    front_start(0, 1, METHODS, KINDS, NULL, 2, NULL, 1, 0, &mismatched, err, sizeof(err));
+    snprintf(want, sizeof(want), "the TLS private key in %s does not match the certificate in %s: ",
+             other_key, cert);
+    CHECK_CASE(strstr(err, want) == err && strstr(err, "key values mismatch"), err);
+    front_tls good = {cert, key};
+    front *f = front_start(0, 1, METHODS, KINDS, NULL, 2, NULL, 1, 0, &good, err, sizeof(err));
+    CHECK_CASE(f != NULL, err);
+    front_stop(f);
+    pair_free(&p);
+    pair_free(&q);
+}
+
+/* Calls over TLS: the handshake (ALPN h2; none offered; TLS 1.2 and 1.3),
+ * an answer from the table, a call relayed to a plaintext front behind,
+ * several calls on one connection, an answer of megabytes (the front's
+ * writes wait for the socket on the way); refused: ALPN without h2, TLS
+ * 1.1, a plaintext client. */
+static void tls_calls(void) {
+    CHECK(make_tls_dir() == 0);
+    char cert[256], key[256], err[512];
+    tls_paths(cert, key, sizeof(cert), "calls-");
+    pair p = make_pair(7, "calls");
+    CHECK(write_pem(cert, p.cert, NULL, 0) == 0 && write_pem(key, NULL, p.key, 0) == 0);
+    pair_free(&p);
+    front *b = front_start(0, 1, METHODS, KINDS, NULL, 2, NULL, 1, 0, NULL, err, sizeof(err));
+    front_tls tls = {cert, key};
+    front *a = b ? front_start(0, front_port(b), METHODS, KINDS, NULL, 2, NULL, 1, 0, &tls, err,
+                               sizeof(err))
+                 : NULL;
+    CHECK_CASE(a && b, err);
+    if (!a) {
+        front_stop(b);
+        return;
+    }
+    enum { BIG = 12 << 20 };
+    uint8_t *big = malloc(BIG);
+    uint64_t big_sum = 0;
+    for (size_t i = 0; i < BIG; i++)
+        big_sum += big[i] = (uint8_t)(i * 13 + 5);
+    big_sum += (uint8_t)(BIG >> 24) + (uint8_t)(BIG >> 16) + (uint8_t)(BIG >> 8) + (uint8_t)BIG;
+    front_answers *ta = front_answers_new(2), *tb = front_answers_new(1);
+    front_answers_add(ta, 0, "proj", 4, "here", 4, "from A", 6);
+    front_answers_add(ta, 0, "proj", 4, "big", 3, big, BIG);
+    front_answers_add(tb, 0, "proj", 4, "there", 5, "from B", 6);
+    free(big);
+    front_set_answers(a, ta);
+    front_set_answers(b, tb);
+
+    uint8_t req[128];
+    call c;
+    tls_conn t;
+    CHECK(tls_open(&t, front_port(a), "\x02h2", 3, 0) == 0);
+    const unsigned char *proto = NULL;
+    unsigned proto_len = 0;
+    SSL_get0_alpn_selected(t.ssl, &proto, &proto_len);
+    CHECK(proto_len == 2 && memcmp(proto, "h2", 2) == 0);
+    CHECK(SSL_version(t.ssl) == TLS1_3_VERSION && peer_serial(t.ssl) == 7);
+    tls_unary(&t, METHODS[0], req, get_request(req, "here", "proj", 1), &c);
+    CHECK(answered_with(&c, "from A"));
+    tls_unary(&t, METHODS[0], req, get_request(req, "there", "proj", 1), &c); /* relayed */
+    CHECK(answered_with(&c, "from B"));
+    for (int i = 0; i < 3; i++) { /* the same connection goes on */
+        tls_unary(&t, METHODS[0], req, get_request(req, "here", "proj", 1), &c);
+        CHECK(answered_with(&c, "from A"));
+    }
+    /* A big answer to a client that reads late, through a small receive
+     * buffer: the front's writes wait for the socket (SSL_write wants to
+     * write, and is retried with the same bytes), and all of it arrives. */
+    tls_conn bt; /* ALPN with h2 among others */
+    tls_rcvbuf = 16 << 10;
+    CHECK(tls_open(&bt, front_port(a), "\x08http/1.1\x02h2", 12, 0) == 0);
+    tls_rcvbuf = 0;
+    tls_sum = 0;
+    tls_pause_ms = 300;
+    tls_unary(&bt, METHODS[0], req, get_request(req, "big", "proj", 1), &c);
+    tls_pause_ms = 0;
+    CHECK(c.closed && c.code == 0 && strcmp(c.grpc_status, "0") == 0);
+    CHECK_CASE(c.n == (size_t)BIG + 5 && tls_sum == big_sum, "the big answer over TLS");
+    tls_close(&bt);
+    /* A client that asks for it and goes away without reading: the front's
+     * write fails (EPIPE, no SIGPIPE to kill this process) and it goes on. */
+    for (int i = 0; i < 3; i++) {
+        tls_rcvbuf = 16 << 10;
+        CHECK(tls_open(&bt, front_port(a), "\x02h2", 3, 0) == 0);
+        tls_rcvbuf = 0;
+        uint8_t framed[64] = {0, 0, 0, 0, (uint8_t)get_request(framed + 5, "big", "proj", 1)};
+        body bb = {framed, framed[4] + 5u, 0};
+        nghttp2_data_provider2 prd = {{.ptr = &bb}, body_read};
+        nghttp2_nv nva[] = {NV(":method", "POST"),
+                            NV(":scheme", "https"),
+                            NV(":path", METHODS[0]),
+                            NV(":authority", "localhost"),
+                            NV("content-type", "application/grpc"),
+                            NV("te", "trailers")};
+        bt.c = &c;
+        memset(&c, 0, sizeof(c));
+        c.id = nghttp2_submit_request2(bt.h2, NULL, nva, 6, &prd, NULL);
+        CHECK(nghttp2_session_send(bt.h2) == 0);
+        usleep(100 * 1000); /* the front is writing, and blocked */
+        tls_close(&bt);
+    }
+    usleep(100 * 1000);
+    tls_unary(&t, METHODS[0], req, get_request(req, "here", "proj", 1), &c);
+    CHECK(answered_with(&c, "from A"));
+    /* TLS 1.2, and a client that offers no ALPN (HTTP/2 by prior knowledge). */
+    tls_conn t12;
+    CHECK(tls_open(&t12, front_port(a), NULL, 0, TLS1_2_VERSION) == 0);
+    CHECK(SSL_version(t12.ssl) == TLS1_2_VERSION);
+    SSL_get0_alpn_selected(t12.ssl, &proto, &proto_len);
+    CHECK(proto_len == 0);
+    tls_unary(&t12, METHODS[0], req, get_request(req, "here", "proj", 1), &c);
+    CHECK(answered_with(&c, "from A"));
+    tls_close(&t12);
+    front_stats st;
+    front_stats_get(a, &st);
+    CHECK(st.tls_handshakes == 6 && st.tls_handshake_failures == 0 && st.answered == 10 &&
+          st.relayed == 1);
+
+    /* Refused: ALPN without h2, TLS 1.1, a plaintext HTTP/2 client. */
+    tls_conn bad;
+    CHECK(tls_open(&bad, front_port(a), "\x08http/1.1", 9, 0) != 0);
+    CHECK_CASE(bad.handshake_error == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL,
+               ERR_reason_error_string(ERR_PACK(ERR_LIB_SSL, 0, bad.handshake_error)));
+    tls_close(&bad);
+    CHECK(tls_open(&bad, front_port(a), "\x02h2", 3, TLS1_1_VERSION) != 0);
+    CHECK_CASE(bad.handshake_error == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION,
+               ERR_reason_error_string(ERR_PACK(ERR_LIB_SSL, 0, bad.handshake_error)));
+    tls_close(&bad);
+    unary(front_port(a), METHODS[0], req, get_request(req, "here", "proj", 1), &c);
+    CHECK(!c.closed && c.n == 0);
+    CHECK(stat_reaches(a, offsetof(front_stats, tls_handshake_failures), 3));
+    front_stats_get(a, &st);
+    CHECK(st.tls_handshakes == 6 && st.tls_handshake_failures == 3 && st.answered == 10);
+    /* The open connection still works after all that. */
+    tls_unary(&t, METHODS[0], req, get_request(req, "here", "proj", 1), &c);
+    CHECK(answered_with(&c, "from A"));
+    tls_close(&t);
+    front_stop(a);
+    front_stop(b);
+}
+
+/* Rotation: the files replaced (by a symlink swap, as the kubelet updates a
+ * mounted secret; then in place) are picked up for new connections within
+ * about a second; open connections keep theirs; a pair that does not
+ * load or match is not used, counted, and tried again. */
+static void tls_reload(void) {
+    CHECK(make_tls_dir() == 0);
+    char cert[256], key[256], v1[256], v2[256], link[256], err[512], path[300];
+    /* cert.pem -> data/cert.pem, data -> v1 (then v2) */
+    snprintf(v1, sizeof(v1), "%s/v1", tls_dir);
+    snprintf(v2, sizeof(v2), "%s/v2", tls_dir);
+    snprintf(link, sizeof(link), "%s/data", tls_dir);
+    CHECK(mkdir(v1, 0700) == 0 && mkdir(v2, 0700) == 0 && symlink("v1", link) == 0);
+    tls_paths(cert, key, sizeof(cert), "");
+    CHECK(symlink("data/cert.pem", cert) == 0 && symlink("data/key.pem", key) == 0);
+    pair p1 = make_pair(101, "first"), p2 = make_pair(102, "second"), p3 = make_pair(103, "third");
+    snprintf(path, sizeof(path), "%s/cert.pem", v1);
+    CHECK(write_pem(path, p1.cert, NULL, 0) == 0);
+    snprintf(path, sizeof(path), "%s/key.pem", v1);
+    CHECK(write_pem(path, NULL, p1.key, 0) == 0);
+    front_tls tls = {cert, key};
+    front *a = front_start(0, 1, METHODS, KINDS, NULL, 2, NULL, 1, 0, &tls, err, sizeof(err));
+    CHECK_CASE(a != NULL, err);
+    if (!a) return;
+    front_answers *ta = front_answers_new(1);
+    front_answers_add(ta, 0, "proj", 4, "here", 4, "from A", 6);
+    front_set_answers(a, ta);
+    uint8_t req[128];
+    call c;
+    tls_conn old;
+    CHECK(tls_open(&old, front_port(a), "\x02h2", 3, 0) == 0 && peer_serial(old.ssl) == 101);
+    tls_unary(&old, METHODS[0], req, get_request(req, "here", "proj", 1), &c);
+    CHECK(answered_with(&c, "from A"));
+
+    /* The symlink swap: v2 holds the new pair, data points there. */
+    snprintf(path, sizeof(path), "%s/cert.pem", v2);
+    CHECK(write_pem(path, p2.cert, NULL, 0) == 0);
+    snprintf(path, sizeof(path), "%s/key.pem", v2);
+    CHECK(write_pem(path, NULL, p2.key, 0) == 0);
+    snprintf(path, sizeof(path), "%s/data.tmp", tls_dir);
+    CHECK(symlink("v2", path) == 0 && rename(path, link) == 0);
+    usleep(1100 * 1000); /* past the once-a-second look */
+    tls_conn t;
+    CHECK(tls_open(&t, front_port(a), "\x02h2", 3, 0) == 0);
+    CHECK_CASE(peer_serial(t.ssl) == 102, "the new certificate after the swap");
+    X509 *x = SSL_get1_peer_certificate(t.ssl);
+    char cn[64] = "";
+    if (x) X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof(cn));
+    X509_free(x);
+    CHECK(strcmp(cn, "second") == 0);
+    tls_unary(&t, METHODS[0], req, get_request(req, "here", "proj", 1), &c);
+    CHECK(answered_with(&c, "from A"));
+    tls_close(&t);
+    /* The connection from before goes on, with the first certificate. */
+    tls_unary(&old, METHODS[0], req, get_request(req, "here", "proj", 1), &c);
+    CHECK(answered_with(&c, "from A") && peer_serial(old.ssl) == 101);
+    front_stats st;
+    front_stats_get(a, &st);
+    CHECK(st.tls_reloads == 1 && st.tls_reload_failures == 0);
+
+    /* A certificate whose key is not there yet (v2's key does not match):
+     * the second pair goes on serving; the failure is counted. */
+    snprintf(path, sizeof(path), "%s/cert.pem", v2);
+    CHECK(write_pem(path, p3.cert, NULL, 0) == 0);
+    usleep(1100 * 1000);
+    CHECK(tls_open(&t, front_port(a), "\x02h2", 3, 0) == 0);
+    CHECK_CASE(peer_serial(t.ssl) == 102, "the old certificate kept after a broken rewrite");
+    tls_unary(&t, METHODS[0], req, get_request(req, "here", "proj", 1), &c);
+    CHECK(answered_with(&c, "from A"));
+    tls_close(&t);
+    front_stats_get(a, &st);
+    CHECK(st.tls_reloads == 1 && st.tls_reload_failures == 1);
+    /* Unchanged since, the pair is tried again on the next look. */
+    usleep(1100 * 1000);
+    CHECK(tls_open(&t, front_port(a), "\x02h2", 3, 0) == 0 && peer_serial(t.ssl) == 102);
+    tls_close(&t);
+    front_stats_get(a, &st);
+    CHECK(st.tls_reloads == 1 && st.tls_reload_failures == 2);
+    /* A key written half way, in place: still the second pair. */
+    snprintf(path, sizeof(path), "%s/key.pem", v2);
+    CHECK(write_pem(path, NULL, p3.key, 1) == 0);
+    usleep(1100 * 1000);
+    CHECK(tls_open(&t, front_port(a), "\x02h2", 3, 0) == 0 && peer_serial(t.ssl) == 102);
+    tls_close(&t);
+    front_stats_get(a, &st);
+    CHECK(st.tls_reloads == 1 && st.tls_reload_failures == 3);
+    /* The key written whole: the third pair, on the next look. */
+    CHECK(write_pem(path, NULL, p3.key, 0) == 0);
+    usleep(1100 * 1000);
+    CHECK(tls_open(&t, front_port(a), "\x02h2", 3, 0) == 0);
+    CHECK_CASE(peer_serial(t.ssl) == 103, "the third pair once its key is whole");
+    tls_close(&t);
+    front_stats_get(a, &st);
+    CHECK(st.tls_reloads == 2 && st.tls_reload_failures == 3);
+    tls_unary(&old, METHODS[0], req, get_request(req, "here", "proj", 1), &c);
+    CHECK(answered_with(&c, "from A"));
+    tls_close(&old);
+    front_stop(a);
+    pair_free(&p1);
+    pair_free(&p2);
+    pair_free(&p3);
+}
+
+/* Removes what the TLS tests wrote (keys included). */
+static void tls_cleanup(void) {
+    if (!tls_dir[0]) return;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tls_dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void) {
     feeds();
     strings();
@@ -566,5 +1070,9 @@ int main(void) {
     calls();
     fetches();
     backpressure();
+    tls_start_errors();
+    tls_calls();
+    tls_reload();
+    tls_cleanup();
     return check_report("front");
 }
