@@ -100,7 +100,7 @@ def write_repo(path, url, idp):
     return FeatureStore(repo_path=str(path))
 
 
-def stock_server(store, stock_registry):
+def stock_server(store, stock_registry, tls=None):
     """Feast's own registry server stack, in this process: Feast's
     RegistryServer over Feast's SqlRegistry, Feast's interceptors (auth,
     errors) and a security manager over the stock registry."""
@@ -115,14 +115,23 @@ def stock_server(store, stock_registry):
                          interceptors=registry_server._grpc_interceptors(AuthManagerType.OIDC))
     pb_grpc.add_RegistryServerServicer_to_server(
         registry_server.StockRegistryServer(stock_registry, store=store), server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    if tls:
+        cert, key, _ = tls
+        credentials = grpc.ssl_server_credentials(((key.read_bytes(), cert.read_bytes()),))
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     return server, port
 
 
 class Caller:
-    def __init__(self, port):
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    def __init__(self, port, tls=None):
+        if tls:
+            creds = grpc.ssl_channel_credentials(root_certificates=tls[2])
+            self.channel = grpc.secure_channel(f"localhost:{port}", creds)
+        else:
+            self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.stub = pb_grpc.RegistryServerStub(self.channel)
 
     def __call__(self, rpc, token, **fields):
@@ -139,6 +148,18 @@ class Caller:
 @pytest.fixture
 def secured(make_registry, tmp_path):
     """(idp, tokens, native caller, stock caller, native server, writer)."""
+    yield from _secured(make_registry, tmp_path, None)
+
+
+@pytest.fixture
+def secured_tls(make_registry, tmp_path):
+    """secured, both servers serving TLS with one certificate."""
+    from test_front import make_cert
+
+    yield from _secured(make_registry, tmp_path, make_cert(tmp_path, "server"))
+
+
+def _secured(make_registry, tmp_path, tls):
     writer = make_registry("native", cache_ttl_seconds=600)
     populate(writer)
     for p in permissions():
@@ -146,10 +167,11 @@ def secured(make_registry, tmp_path):
     stock_registry = make_registry("stock", urls=urls_of(writer), cache_ttl_seconds=600)
     with Provider() as idp:
         store = write_repo(tmp_path / "repo", writer.registry_config.path, idp)
-        server = native_server.start_server(store, 0, wait_for_termination=False)
-        stock, stock_port = stock_server(store, stock_registry)
+        paths = dict(tls_cert_path=str(tls[0]), tls_key_path=str(tls[1])) if tls else {}
+        server = native_server.start_server(store, 0, wait_for_termination=False, **paths)
+        stock, stock_port = stock_server(store, stock_registry, tls)
         tokens = {user: idp.token(user, **claims) for user, claims in USERS.items()}
-        native, reference = Caller(server.port), Caller(stock_port)
+        native, reference = Caller(server.port, tls), Caller(stock_port, tls)
         yield idp, tokens, native, reference, server, writer
         native.channel.close()
         reference.channel.close()
@@ -170,7 +192,15 @@ def matrix():
 
 
 def test_every_decision_is_feasts(secured):
-    idp, tokens, native, reference, server, _ = secured
+    check_every_decision(*secured)
+
+
+def test_every_decision_is_feasts_over_tls(secured_tls):
+    check_every_decision(*secured_tls)
+    assert secured_tls[4].front.stats()["tls_handshakes"] >= 1
+
+
+def check_every_decision(idp, tokens, native, reference, server, _):
     cases = denied = allowed = 0
     for user, token in tokens.items():
         for rpc, fields in matrix():
