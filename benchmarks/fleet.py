@@ -298,29 +298,43 @@ def load(fleet, call, clients, seconds):
     return len(flat), flat, cpu
 
 
+def time_to_all(fleet, writer, command, sees):
+    """Writes command through the writer; then seconds from its commit until
+    sees(stub) holds on every replica (None: not within VISIBLE_WITHIN)."""
+    writer.stdin.write(command + "\n")
+    writer.stdin.flush()
+    assert writer.stdout.readline().startswith("ok")
+    t0 = time.monotonic()
+    pending = set(range(len(fleet.stubs)))
+    while pending and time.monotonic() - t0 < VISIBLE_WITHIN:
+        pending = {r for r in pending if not sees(fleet.stubs[r])}
+        time.sleep(0.005)
+    return None if pending else time.monotonic() - t0
+
+
+def get_entity(stub, name, metadata):
+    """A cached GetEntity: True when answered, False when refused
+    (PERMISSION_DENIED), None when not found."""
+    try:
+        stub.GetEntity(pb.GetEntityRequest(name=name, project=PROJECT, allow_cache=True),
+                       metadata=metadata)
+        return True
+    except grpc.RpcError as e:
+        if e.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        if e.code() != grpc.StatusCode.PERMISSION_DENIED:
+            raise
+        return False
+
+
 def visibility(fleet, writer, rounds=5):
     """Seconds from a write's commit until every replica's cached Get finds
     it, per round (None: not within VISIBLE_WITHIN)."""
     lags = []
     for _ in range(rounds):
         name = f"probe_{uuid.uuid4().hex[:8]}"
-        writer.stdin.write(f"entity {name}\n")
-        writer.stdin.flush()
-        assert writer.stdout.readline().startswith("ok")
-        t0 = time.monotonic()
-        pending = set(range(len(fleet.stubs)))
-        while pending and time.monotonic() - t0 < VISIBLE_WITHIN:
-            for r in list(pending):
-                try:
-                    fleet.stubs[r].GetEntity(
-                        pb.GetEntityRequest(name=name, project=PROJECT, allow_cache=True),
-                        metadata=fleet.metadata[0],
-                    )
-                    pending.discard(r)
-                except grpc.RpcError:
-                    pass
-            time.sleep(0.01)
-        lags.append(None if pending else time.monotonic() - t0)
+        lags.append(time_to_all(fleet, writer, f"entity {name}",
+                                lambda stub: get_entity(stub, name, fleet.metadata[0])))
     return lags
 
 
@@ -333,26 +347,9 @@ def permission_visibility(fleet, writer, rounds=6):
     lags = []
     for r in range(rounds):
         grant = r % 2 == 1
-        writer.stdin.write(f"probe {'prober' if grant else 'nobody'}\n")
-        writer.stdin.flush()
-        assert writer.stdout.readline().startswith("ok")
-        t0 = time.monotonic()
-        pending = set(range(len(fleet.stubs)))
-        while pending and time.monotonic() - t0 < VISIBLE_WITHIN:
-            for i in list(pending):
-                try:
-                    fleet.stubs[i].GetEntity(
-                        pb.GetEntityRequest(name="driver", project=PROJECT, allow_cache=True),
-                        metadata=fleet.probe)
-                    allowed = True
-                except grpc.RpcError as e:
-                    if e.code() != grpc.StatusCode.PERMISSION_DENIED:
-                        raise
-                    allowed = False
-                if allowed == grant:
-                    pending.discard(i)
-            time.sleep(0.005)
-        lags.append(None if pending else time.monotonic() - t0)
+        lags.append(time_to_all(
+            fleet, writer, f"probe {'prober' if grant else 'nobody'}",
+            lambda stub, grant=grant: get_entity(stub, "driver", fleet.probe) == grant))
     return lags
 
 

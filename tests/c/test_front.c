@@ -69,7 +69,7 @@ typedef struct {
     int32_t id;
     int closed;
     uint32_t code;
-    char status[8], grpc_status[8];
+    char status[8], grpc_status[8], grpc_message[256];
     uint8_t body[1 << 16];
     size_t n;
 } call;
@@ -88,6 +88,8 @@ static int header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
     if (nlen == 7 && memcmp(name, ":status", 7) == 0 && vlen < 8) memcpy(c->status, value, vlen);
     if (nlen == 11 && memcmp(name, "grpc-status", 11) == 0 && vlen < 8)
         memcpy(c->grpc_status, value, vlen);
+    if (nlen == 12 && memcmp(name, "grpc-message", 12) == 0 && vlen < sizeof(c->grpc_message))
+        memcpy(c->grpc_message, value, vlen);
     return 0;
 }
 
@@ -124,6 +126,10 @@ static nghttp2_ssize body_read(nghttp2_session *s, int32_t id, uint8_t *out, siz
     return (nghttp2_ssize)n;
 }
 
+/* The authorization headers unary() sends (none when NULL; a second one
+ * too when unary_auth2 is set). */
+static const char *unary_auth, *unary_auth2;
+
 /* One unary call on a new connection: path, request message. */
 static void unary(int port, const char *path, const uint8_t *msg, size_t mn, call *c) {
     memset(c, 0, sizeof(*c));
@@ -154,8 +160,11 @@ static void unary(int port, const char *path, const uint8_t *msg, size_t mn, cal
                         NV(":path", path),
                         NV(":authority", "localhost"),
                         NV("content-type", "application/grpc"),
-                        NV("te", "trailers")};
-    c->id = nghttp2_submit_request2(s, NULL, nva, 6, &prd, NULL);
+                        NV("te", "trailers"),
+                        NV("authorization", unary_auth ? unary_auth : ""),
+                        NV("authorization", unary_auth2 ? unary_auth2 : "")};
+    size_t nv = unary_auth ? (unary_auth2 ? 8 : 7) : 6;
+    c->id = nghttp2_submit_request2(s, NULL, nva, nv, &prd, NULL);
     uint8_t in[65536];
     while (!c->closed && nghttp2_session_send(s) == 0) {
         ssize_t r = recv(c->fd, in, sizeof(in), 0);
@@ -183,8 +192,21 @@ static int answered_with(const call *c, const char *msg) {
            c->body[4] == mn && memcmp(c->body + 5, msg, mn) == 0;
 }
 
-static void calls(void) {
+/* Two fronts, plaintext, no store: A relays to B, B to backend_port. 0,
+ * or -1 (counted as a failed check) when either did not start. */
+static int chained(int backend_port, front **a, front **b) {
     char err[256];
+    *b = front_start(0, backend_port, METHODS, KINDS, NULL, 2, NULL, 1, 0, NULL, err, sizeof(err));
+    CHECK_CASE(*b != NULL, err);
+    if (!*b) return -1;
+    *a = front_start(0, front_port(*b), METHODS, KINDS, NULL, 2, NULL, 1, 0, NULL, err,
+                     sizeof(err));
+    CHECK_CASE(*a != NULL, err);
+    if (!*a) front_stop(*b);
+    return *a ? 0 : -1;
+}
+
+static void calls(void) {
     /* B: relays to a port where nothing listens. A: relays to B. */
     int dead_port;
     {
@@ -197,17 +219,8 @@ static void calls(void) {
         dead_port = ntohs(sa.sin_port);
         close(fd);
     }
-    front *b =
-        front_start(0, dead_port, METHODS, KINDS, NULL, 2, NULL, 1, 0, NULL, err, sizeof(err));
-    CHECK_CASE(b != NULL, err);
-    if (!b) return;
-    front *a =
-        front_start(0, front_port(b), METHODS, KINDS, NULL, 2, NULL, 1, 0, NULL, err, sizeof(err));
-    CHECK_CASE(a != NULL, err);
-    if (!a) {
-        front_stop(b);
-        return;
-    }
+    front *a, *b;
+    if (chained(dead_port, &a, &b) != 0) return;
     front_answers *ta = front_answers_new(1), *tb = front_answers_new(1);
     front_answers_add(ta, 0, "proj", 4, "here", 4, "from A", 6);
     front_answers_add(tb, 0, "proj", 4, "there", 5, "from B", 6);
@@ -246,6 +259,100 @@ static void calls(void) {
     front_stats st;
     front_stats_get(a, &st);
     CHECK(st.answered == 1 && st.relayed == 7 && st.connections == 8);
+    front_stop(a);
+    front_stop(b);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Auth: A answers a cached Get only for a learned decision of its exact
+ * authorization header, refuses with a learned denial's status and
+ * percent-encoded message, and relays everything else to B. */
+static void auths(void) {
+    front *a, *b;
+    if (chained(1, &a, &b) != 0) return; /* nothing listens on port 1 */
+    front_set_auth(a, 1);
+    front_answers *ta = front_answers_new(2), *tb = front_answers_new(2);
+    front_answers_add(ta, 0, "proj", 4, "here", 4, "from A", 6);
+    front_answers_add(ta, 0, "proj", 4, "secret", 6, "secret A", 8);
+    front_answers_add(tb, 0, "proj", 4, "here", 4, "from B", 6);
+    front_set_answers(a, ta);
+    front_set_answers(b, tb);
+    uint64_t gen = front_generation(a);
+    static const char denial[] = "Permission error:\n100% no \xc3\xa9";
+    front_decision d[] = {{0, "proj", "here", "", 4, 4, 0, 0},
+                          {0, "proj", "secret", denial, 4, 6, sizeof(denial) - 1, 7}};
+    uint8_t req[128];
+    call c;
+    size_t n = get_request(req, "here", "proj", 1);
+    unary_auth = "Bearer t1";
+    unary(front_port(a), METHODS[0], req, n, &c); /* nothing learned yet */
+    CHECK(answered_with(&c, "from B"));
+    CHECK(front_learn(a, gen, "Bearer t1", 9, now_s() + 60, d, 2) == 1);
+    unary(front_port(a), METHODS[0], req, n, &c);
+    CHECK(answered_with(&c, "from A"));
+    size_t sn = get_request(req, "secret", "proj", 1);
+    unary(front_port(a), METHODS[0], req, sn, &c);
+    CHECK(c.closed && c.code == 0 && strcmp(c.grpc_status, "7") == 0 && c.n == 0);
+    CHECK_CASE(strcmp(c.grpc_message, "Permission error:%0A100%25 no %C3%A9") == 0, c.grpc_message);
+    n = get_request(req, "here", "proj", 1);
+    unary(front_port(a), METHODS[1], req, n, &c); /* learned for method 0 only */
+    CHECK(c.closed && c.code == NGHTTP2_REFUSED_STREAM);
+    unary_auth = "Bearer t2"; /* another header value */
+    unary(front_port(a), METHODS[0], req, n, &c);
+    CHECK(answered_with(&c, "from B"));
+    unary_auth = NULL; /* none */
+    unary(front_port(a), METHODS[0], req, n, &c);
+    CHECK(answered_with(&c, "from B"));
+    unary_auth = "Bearer t1", unary_auth2 = "Bearer t1"; /* two */
+    unary(front_port(a), METHODS[0], req, n, &c);
+    CHECK(answered_with(&c, "from B"));
+    unary_auth2 = NULL;
+    n = get_request(req, "here", "proj", 0); /* uncached: relayed (B has no store) */
+    unary(front_port(a), METHODS[0], req, n, &c);
+    CHECK(c.closed && c.code == NGHTTP2_REFUSED_STREAM);
+    /* Dropped: an older generation, a past until. */
+    CHECK(front_learn(a, gen - 1, "Bearer t3", 9, now_s() + 60, d, 1) == 0);
+    CHECK(front_learn(a, gen, "Bearer t3", 9, now_s() - 1, d, 1) == 0);
+    /* Expiry: t4's decision is forgotten at its until. */
+    CHECK(front_learn(a, gen, "Bearer t4", 9, now_s() + 0.3, d, 1) == 1);
+    unary_auth = "Bearer t4";
+    n = get_request(req, "here", "proj", 1);
+    unary(front_port(a), METHODS[0], req, n, &c);
+    CHECK(answered_with(&c, "from A"));
+    usleep(400 * 1000);
+    unary(front_port(a), METHODS[0], req, n, &c);
+    CHECK(answered_with(&c, "from B"));
+    front_stats st;
+    front_stats_get(a, &st);
+    CHECK(st.answered == 2 && st.denied == 1 && st.decisions == 3);
+    /* A new table forgets every decision. */
+    front_answers *ta2 = front_answers_new(1);
+    front_answers_add(ta2, 0, "proj", 4, "here", 4, "from A again", 12);
+    front_set_answers(a, ta2);
+    CHECK(front_generation(a) == gen + 1);
+    unary_auth = "Bearer t1";
+    unary(front_port(a), METHODS[0], req, n, &c);
+    CHECK(answered_with(&c, "from B"));
+    CHECK(front_learn(a, gen, "Bearer t1", 9, now_s() + 60, d, 2) == 0);
+    /* Bounded: past FRONT_TOKENS_MAX header values, all are forgotten. */
+    char token[32];
+    int learned = 0;
+    for (int i = 0; i < FRONT_TOKENS_MAX + 10; i++) {
+        int tn = snprintf(token, sizeof(token), "Bearer x%d", i);
+        learned += front_learn(a, gen + 1, token, (size_t)tn, now_s() + 60, d, 1) == 1;
+    }
+    CHECK(learned == FRONT_TOKENS_MAX + 10);
+    front_stats_get(a, &st);
+    CHECK(st.decisions == 10);
+    front_learn(a, gen + 1, "Bearer t1", 9, now_s() + 60, d, 1);
+    unary(front_port(a), METHODS[0], req, n, &c);
+    CHECK(answered_with(&c, "from A again"));
+    unary_auth = NULL;
     front_stop(a);
     front_stop(b);
 }
@@ -1068,6 +1175,7 @@ int main(void) {
     strings();
     table();
     calls();
+    auths();
     fetches();
     backpressure();
     tls_start_errors();
