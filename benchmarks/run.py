@@ -15,7 +15,11 @@ Scenarios (each on a fresh database per registry):
 - get: 200 uncached get_feature_view calls (mostly Feast's own from_proto,
   which native runs without typeguard's checks in the reading thread);
 - get_cached: 200 get_feature_view calls from the cached registry;
-- materialize: 50 apply_materialization calls on one view.
+- materialize: 50 apply_materialization calls on one view;
+- reapply N: the N views of a stored registry applied again unchanged (the
+  registry calls of `feast apply` on an unchanged repository);
+- apply_one N: one view of an N-view registry applied with a changed tag,
+  20 times (best of 3 rounds; per call = the time / 20).
 Ratio = stock time / native time (above 1: native is faster).
 """
 
@@ -110,6 +114,33 @@ class Bench:
             reg.list_feature_views("proj", allow_cache=True)
 
         return timed(run)
+
+    def reapply(self, kind, n):
+        reg = self.registry(kind)
+        ent, src, fvs = views(n)
+        reg.apply_entity(ent, "proj")
+        reg.apply_data_source(src, "proj")
+        for fv in fvs:
+            reg.apply_feature_view(fv, "proj")
+        _, _, again = views(n)  # the same definitions, built anew
+        return timed(lambda: [reg.apply_feature_view(fv, "proj") for fv in again])
+
+    def apply_one(self, kind, n):
+        reg = self.registry(kind)
+        ent, src, fvs = views(n)
+        reg.apply_entity(ent, "proj")
+        reg.apply_data_source(src, "proj")
+        for fv in fvs:
+            reg.apply_feature_view(fv, "proj")
+        target = fvs[n // 2]
+        rounds = iter(range(10**6))
+
+        def run():
+            for _ in range(20):
+                target.tags["round"] = str(next(rounds))
+                reg.apply_feature_view(target, "proj")
+
+        return timed(run, repeat=3) / 20
 
     def refresh(self, kind, n):
         reg = self.registry(kind)
@@ -209,7 +240,7 @@ def main():
     ap.add_argument("--sizes", default="10,100,300")
     ap.add_argument(
         "--scenarios",
-        default="apply,refresh,get,get_cached,materialize",
+        default="apply,refresh,get,get_cached,materialize,reapply,apply_one",
         help="a subset prints its table without rewriting RESULTS.md",
     )
     args = ap.parse_args()
@@ -230,7 +261,8 @@ def main():
             rows = []
             try:
                 for scenario in scenarios:
-                    for n in sizes if scenario in ("apply", "refresh") else sizes[-1:]:
+                    sized = ("apply", "refresh", "reapply", "apply_one")
+                    for n in sizes if scenario in sized else sizes[-1:]:
                         stock = getattr(bench, scenario)("stock", n)
                         bench.close()
                         native = getattr(bench, scenario)("native", n)
