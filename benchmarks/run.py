@@ -115,23 +115,23 @@ class Bench:
 
         return timed(run)
 
-    def reapply(self, kind, n):
+    def stored(self, kind, n):
+        """A registry holding an entity, a source and n views: (reg, views)."""
         reg = self.registry(kind)
         ent, src, fvs = views(n)
         reg.apply_entity(ent, "proj")
         reg.apply_data_source(src, "proj")
         for fv in fvs:
             reg.apply_feature_view(fv, "proj")
+        return reg, fvs
+
+    def reapply(self, kind, n):
+        reg, _ = self.stored(kind, n)
         _, _, again = views(n)  # the same definitions, built anew
         return timed(lambda: [reg.apply_feature_view(fv, "proj") for fv in again])
 
     def apply_one(self, kind, n):
-        reg = self.registry(kind)
-        ent, src, fvs = views(n)
-        reg.apply_entity(ent, "proj")
-        reg.apply_data_source(src, "proj")
-        for fv in fvs:
-            reg.apply_feature_view(fv, "proj")
+        reg, fvs = self.stored(kind, n)
         target = fvs[n // 2]
         rounds = iter(range(10**6))
 
