@@ -284,6 +284,7 @@ class NativeRegistryServer(RegistryServer):
         #: decisions (start_server sets it).
         self.front = None
         self._permission_memo = (None, {})
+        self._compiled_by_bytes = {}
         if self._native is not None:
             logger.info("feast_sqlreg: the registry server answers reads from stored protos")
 
@@ -297,9 +298,16 @@ class NativeRegistryServer(RegistryServer):
             self._permission_memo = (lists, compiled)
         found = compiled.get(project)
         if found is None:
-            found = _permissions.compile_permissions(
-                list(lists.get((_kinds.PERMISSION, project), ()))
-            )
+            # The same permissions in a new cached registry (any write makes
+            # one): the same compiled set, with what it has memoized.
+            messages = list(lists.get((_kinds.PERMISSION, project), ()))
+            key = (project, tuple(m.SerializeToString(deterministic=True) for m in messages))
+            found = self._compiled_by_bytes.get(key)
+            if found is None:
+                found = _permissions.compile_permissions(messages)
+                if len(self._compiled_by_bytes) >= 64:
+                    self._compiled_by_bytes.clear()
+                self._compiled_by_bytes[key] = found
             compiled[project] = found
         return found
 
@@ -546,15 +554,40 @@ FRONT_WORKERS = int(os.environ.get("FEAST_SQLREG_FRONT_WORKERS", "4") or 4)
 WATCH_SECONDS = 0.2
 
 
+def _decision_basis(lists):
+    """What the front's learned decisions depend on besides the caller and
+    their key (method, project, name): each project's permissions, and the
+    Feast class of each object whose class its message decides (a feature
+    view: batch or not; a data source: its type). A new cached registry
+    with the same basis (a materialization, a new object, a changed tag)
+    keeps them."""
+    basis = {}
+    for (kind, project), messages in lists.items():
+        if kind == _kinds.PERMISSION:
+            basis[kind, project] = tuple(m.SerializeToString(deterministic=True) for m in messages)
+        elif kind in (_kinds.FEATURE_VIEW, _kinds.DATA_SOURCE):
+            classes = []
+            for m in messages:
+                try:
+                    cls = _permissions.resource(kind, m).cls
+                except Exception as e:  # decided (refused) the same way each time
+                    cls = type(e)
+                classes.append((_carrier(kind, m).name, cls))
+            basis[kind, project] = tuple(classes)
+    return basis
+
+
 class _Answers:
     """Keeps a Front's table equal to the cached Get answers of registry:
     the cached registry's messages while change detection keeps the cache
     fresh (then a cached read never refreshes first), nothing otherwise
     (every call goes to the grpcio server, which follows cache_ttl_seconds)."""
 
-    def __init__(self, registry: NativeSqlRegistry, front):
+    def __init__(self, registry: NativeSqlRegistry, front, auth=False):
         self._registry = registry
         self._front = front
+        self._auth = auth
+        self._basis = None  # with auth: the decision basis of the table shown
         self._lock = threading.Lock()
         self._shown = None  # the registry proto the table holds, or None
         self._stopping = threading.Event()
@@ -572,20 +605,22 @@ class _Answers:
             if not fresh:
                 if self._shown is not None:
                     self._front.set_answers(None)
-                    self._shown = None
+                    self._shown = self._basis = None
                 return
-            by_name = reg._cached_index()[1]
+            lists, by_name = reg._cached_index()
             proto = reg._proto_index[0]
             if proto is self._shown:
                 return
+            basis = _decision_basis(lists) if self._auth else None
             self._front.set_answers(
                 [
                     (_FRONT_METHOD[kind], project, name, message.SerializeToString())
                     for (kind, project, name), message in by_name.items()
                     if kind in _FRONT_METHOD
-                ]
+                ],
+                keep_decisions=basis is not None and basis == self._basis,
             )
-            self._shown = proto
+            self._shown, self._basis = proto, basis
 
     def _watch(self):
         while not self._stopping.wait(WATCH_SECONDS):
@@ -595,7 +630,7 @@ class _Answers:
                 logger.warning("feast_sqlreg: front answers withdrawn: %s", e)
                 with self._lock:
                     self._front.set_answers(None)
-                    self._shown = None
+                    self._shown = self._basis = None
 
     def stop(self):
         with self._lock:
@@ -731,7 +766,7 @@ def start_server(store, port: int, wait_for_termination: bool = True, tls_key_pa
         # grpcio, whose interceptors authenticate every call.
         front.set_auth(True)
         servicer.front = front
-    answers = _Answers(store.registry, front)
+    answers = _Answers(store.registry, front, auth=auth_type != AuthManagerType.NONE)
     fronted = FrontedServer(server, front, answers, identities)
     logger.info("feast_sqlreg: registry server on port %d (native front%s; grpcio on "
                 "127.0.0.1:%d)", front.port, ", TLS" if tls else "", backend_port)

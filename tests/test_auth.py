@@ -405,3 +405,30 @@ def test_a_permission_feast_cannot_read_fails_every_check_as_in_feast(secured):
         for _ in range(2):
             assert native(rpc, tokens["admin"], **f) == want
     assert server.front.stats()["decisions"] == 0
+
+
+def test_decisions_outlive_writes_that_decide_nothing(secured):
+    """A write that changes no permission and no object's class (a
+    materialization, a new entity) makes a new answer table, but keeps what
+    the front learned: the caller's next Get is still answered natively.
+    A changed permission forgets it all (test above)."""
+    from datetime import datetime, timedelta, timezone
+
+    _, tokens, native, _, server, writer = secured
+    fields = dict(name="driver_hourly_stats", project="proj", allow_cache=True)
+    for _ in range(2):
+        assert native("GetFeatureView", tokens["reader"], **fields)[0] == "ok"
+    learned = server.front.stats()["decisions"]
+    assert learned > 0
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    fv = writer.get_feature_view("driver_hourly_stats", "proj")
+    writer.apply_materialization(fv, "proj", t0, t0 + timedelta(hours=1))
+    writer.apply_entity(Entity(name="rider", join_keys=["rider_id"]), "proj")
+    entity = dict(name="rider", project="proj", allow_cache=True)
+    wait_for(lambda: native("GetEntity", tokens["admin"], **entity)[0] == "ok", within=2.0)
+    before = server.front.stats()
+    answer = native("GetFeatureView", tokens["reader"], **fields)
+    after = server.front.stats()
+    assert answer[0] == "ok" and answer[1].meta.materialization_intervals  # the new table's
+    assert after["answered"] - before["answered"] == 1
+    assert after["relayed"] == before["relayed"]

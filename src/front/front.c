@@ -1657,6 +1657,14 @@ void front_set_answers(front *f, front_answers *a) {
     front_answers_free(decided);
 }
 
+void front_replace_answers(front *f, front_answers *a) {
+    pthread_mutex_lock(&f->lock);
+    front_answers *old = f->answers;
+    f->answers = a;
+    pthread_mutex_unlock(&f->lock);
+    front_answers_free(old);
+}
+
 void front_set_auth(front *f, int on) {
     atomic_store(&f->auth, on ? 1 : 0);
 }

@@ -97,6 +97,10 @@ int front_port(const front *f);
 /* Replaces the table (the front owns a from now on); NULL: answer nothing,
  * relay every call. */
 void front_set_answers(front *f, front_answers *a);
+/* front_set_answers, keeping what was learned (and the generation): for a
+ * new table whose changes cannot change a decision (the caller knows: the
+ * same permissions, the same objects' classes). Not with a NULL. */
+void front_replace_answers(front *f, front_answers *a);
 /* Auth (a registry server with `auth:` configured). With auth on, a
  * cached Get is answered here only when the front has learned the decision
  * for its exact `authorization` header value, method, project and name:
@@ -105,7 +109,8 @@ void front_set_answers(front *f, front_answers *a);
  * call's object and, as it likes, others); the next such call is answered
  * (allowed) or refused (denied, with the status and message Feast's server
  * gives) here. Decisions belong to one answer table: front_set_answers
- * forgets them all (a changed permission or object is decided again); a
+ * forgets them all (a changed permission or object is decided again;
+ * front_replace_answers keeps them, for changes that decide nothing); a
  * header's decisions are forgotten at the time learned with them (the
  * identity's expiry). A request with no, or more than one, authorization
  * header, and every uncached Get, is relayed. At most FRONT_TOKENS_MAX

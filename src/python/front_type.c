@@ -233,10 +233,19 @@ static front *live(FrontObject *self) {
     return self->f;
 }
 
-static PyObject *Front_set_answers(FrontObject *self, PyObject *entries) {
+static PyObject *Front_set_answers(FrontObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"entries", "keep_decisions", NULL};
+    PyObject *entries;
+    int keep = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|p:set_answers", kwlist, &entries, &keep))
+        return NULL;
     front *f = live(self);
     if (!f) return NULL;
     if (entries == Py_None) {
+        if (keep) {
+            PyErr_SetString(PyExc_ValueError, "set_answers(None) forgets every decision");
+            return NULL;
+        }
         front_set_answers(f, NULL);
         Py_RETURN_NONE;
     }
@@ -272,7 +281,10 @@ static PyObject *Front_set_answers(FrontObject *self, PyObject *entries) {
         }
     }
     Py_DECREF(seq);
-    front_set_answers(f, a);
+    if (keep)
+        front_replace_answers(f, a);
+    else
+        front_set_answers(f, a);
     Py_RETURN_NONE;
 }
 
@@ -373,9 +385,11 @@ static PyObject *Front_port(FrontObject *self, void *closure) {
 }
 
 static PyMethodDef Front_methods[] = {
-    {"set_answers", (PyCFunction)Front_set_answers, METH_O,
-     "set_answers(entries) -> None: the cached answers, [(method index, project, name, "
-     "serialized response)], swapped in whole; None answers nothing."},
+    {"set_answers", (PyCFunction)(void (*)(void))Front_set_answers, METH_VARARGS | METH_KEYWORDS,
+     "set_answers(entries, keep_decisions=False) -> None: the cached answers, [(method "
+     "index, project, name, serialized response)], swapped in whole; None answers nothing. "
+     "The learned decisions are forgotten, unless keep_decisions (for a new table whose "
+     "changes decide nothing: the same permissions, the same objects' classes)."},
     {"stats", (PyCFunction)Front_stats, METH_NOARGS,
      "stats() -> {answered, denied, decisions, fetched, relayed, connections, held, "
      "tls_handshakes, tls_handshake_failures, tls_reloads, tls_reload_failures}: calls so far "

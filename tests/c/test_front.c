@@ -330,6 +330,14 @@ static void auths(void) {
     front_stats st;
     front_stats_get(a, &st);
     CHECK(st.answered == 2 && st.denied == 1 && st.decisions == 3);
+    /* A table replaced keeping decisions: the same generation, still known. */
+    front_answers *kept = front_answers_new(1);
+    front_answers_add(kept, 0, "proj", 4, "here", 4, "from A, kept", 12);
+    front_replace_answers(a, kept);
+    CHECK(front_generation(a) == gen);
+    unary_auth = "Bearer t1";
+    unary(front_port(a), METHODS[0], req, n, &c);
+    CHECK(answered_with(&c, "from A, kept"));
     /* A new table forgets every decision. */
     front_answers *ta2 = front_answers_new(1);
     front_answers_add(ta2, 0, "proj", 4, "here", 4, "from A again", 12);
