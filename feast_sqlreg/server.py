@@ -254,7 +254,7 @@ def _permitted(server, reg, sm, kind, messages):
     return [messages[i] for i in kept]
 
 
-def _guarded_get(kind, rpc):
+def _guarded_get(kind):
     """A Get answered as Feast's method answers it with auth: the object
     (Feast's not-found error when there is none), then the check. The
     decision for a cached Get is handed to the native front, which answers
@@ -267,7 +267,7 @@ def _guarded_get(kind, rpc):
         try:
             _check(server, reg, sm, [(kind, message)])
         finally:  # allowed or denied: the front learns it
-            server._learn(reg, sm, rpc, kind, request, context, generation)
+            server._learn(reg, sm, kind, request, context, generation)
         return message
 
     return guarded
@@ -315,7 +315,7 @@ class NativeRegistryServer(RegistryServer):
         front = self.front
         return None if front is None else front.generation()
 
-    def _learn(self, reg, sm, rpc, kind, request, context, generation) -> None:
+    def _learn(self, reg, sm, kind, request, context, generation) -> None:
         """Tells the front the current caller's decisions on every object
         of kind in the request's project (the one asked for among them),
         for the same authorization header, while the caller's identity may
@@ -323,7 +323,7 @@ class NativeRegistryServer(RegistryServer):
         any of them is answered by the front. Only cached Gets the front
         answers; decided on the registry the front's table generation
         shows or a newer one."""
-        method = _FRONT_METHOD_OF_RPC.get(rpc)
+        method = _FRONT_METHOD.get(kind)  # the front answers kind's Get RPC
         if method is None or generation is None or not request.allow_cache:
             return
         until = _auth.identity_until.get()
@@ -404,7 +404,7 @@ def _list_all_feature_views(server, reg, request):
 
 
 @_fast("GetProject", {"name": True, "allow_cache": True},
-       _guarded_get(_kinds.PROJECT, "GetProject"))
+       _guarded_get(_kinds.PROJECT))
 def _get_project(server, reg, request):
     return reg.get_proto(_kinds.PROJECT, request.name, request.name, request.allow_cache)
 
@@ -478,7 +478,7 @@ def _proto(server, reg, request):
 
 
 def _get(rpc, kind):
-    @_fast(rpc, GET_FIELDS, _guarded_get(kind, rpc))
+    @_fast(rpc, GET_FIELDS, _guarded_get(kind))
     def get(server, reg, request):
         return reg.get_proto(kind, request.name, request.project, request.allow_cache)
 
@@ -546,7 +546,6 @@ del _rpc, _kind, _spec
 
 _FRONT_RPCS = list(_GETS)
 _FRONT_METHOD = {kind: i for i, kind in enumerate(_GETS.values())}
-_FRONT_METHOD_OF_RPC = {rpc: i for i, rpc in enumerate(_FRONT_RPCS)}
 # FEAST_SQLREG_FRONT=0 serves through grpcio alone. Uncached Gets are read
 # by FRONT_WORKERS threads of the front, each with a connection of its own.
 FRONT = os.environ.get("FEAST_SQLREG_FRONT", "1") != "0"
