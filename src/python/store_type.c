@@ -430,30 +430,94 @@ static PyObject *Store_apply(StoreObject *self, PyObject *args, PyObject *kwds) 
                              "version_number",
                              "version_type",
                              "version_id",
+                             "expect",
+                             "old_version_id",
+                             "versions_only",
                              NULL};
-    int kind, inserted = 0;
+    int kind, inserted = 0, raced = 0;
     sref project, name, proto;
     long long now, version_number = 0;
+    PyObject *expect = NULL;
     write_ctx w = {0};
     w.touch_metadata = 1;
     store *st = live(self);
     db_err err;
     if (!st ||
         !PyArg_ParseTupleAndKeywords(
-            args, kwds, "is#s#y#L|z#z#pLz#z#:apply", kwlist, &kind, &project.p, &project.n, &name.p,
-            &name.n, &proto.p, &proto.n, &now, &w.project_proto.p, &w.project_proto.n,
+            args, kwds, "is#s#y#L|z#z#pLz#z#Oz#p:apply", kwlist, &kind, &project.p, &project.n,
+            &name.p, &name.n, &proto.p, &proto.n, &now, &w.project_proto.p, &w.project_proto.n,
             &w.project_uuid.p, &w.project_uuid.n, &w.touch_metadata, &version_number,
-            &w.version_type.p, &w.version_type.n, &w.version_id.p, &w.version_id.n) ||
+            &w.version_type.p, &w.version_type.n, &w.version_id.p, &w.version_id.n, &expect,
+            &w.old_version_id.p, &w.old_version_id.n, &w.versions_only) ||
         check_kind(kind))
         return NULL;
     if (w.version_type.p && !w.version_id.p) {
         PyErr_SetString(PyExc_TypeError, "apply: version_type needs version_id");
         return NULL;
     }
+    if (expect) {
+        w.expect_set = 1;
+        if (expect != Py_None) {
+            char *p;
+            Py_ssize_t n;
+            if (!PyBytes_Check(expect)) {
+                PyErr_SetString(PyExc_TypeError, "apply: expect must be bytes or None");
+                return NULL;
+            }
+            PyBytes_AsStringAndSize(expect, &p, &n);
+            w.expect.p = p;
+            w.expect.n = (size_t)n;
+        }
+    }
+    if ((w.old_version_id.p || w.versions_only) && !(w.expect_set && w.version_type.p)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "apply: old_version_id and versions_only need expect and version_type");
+        return NULL;
+    }
     w.now = now;
     w.version_number = version_number;
-    CALL_STORE(self, store_apply(st, (obj_kind)kind, project, name, proto, &w, &inserted, &err));
+    CALL_STORE(self,
+               store_apply(st, (obj_kind)kind, project, name, proto, &w, &inserted, &raced, &err));
+    if (raced) Py_RETURN_NONE;
     return PyBool_FromLong(inserted);
+}
+
+static PyObject *Store_read_for_apply(StoreObject *self, PyObject *args) {
+    int kind, versions = 0;
+    sref project, name;
+    PyObject *others_arg;
+    store *st = live(self);
+    db_err err;
+    rowset rs;
+    obj_kind others[3];
+    int taken = -1, has_project = 0;
+    int64_t next_version = 0;
+    if (!st ||
+        !PyArg_ParseTuple(args, "is#s#O|p:read_for_apply", &kind, &project.p, &project.n, &name.p,
+                          &name.n, &others_arg, &versions) ||
+        check_kind(kind))
+        return NULL;
+    Py_ssize_t nothers = PySequence_Size(others_arg);
+    if (nothers < 0) return NULL;
+    if (nothers > 3) {
+        PyErr_SetString(PyExc_ValueError, "read_for_apply: at most 3 other kinds");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nothers; i++) {
+        PyObject *item = PySequence_GetItem(others_arg, i);
+        if (!item) return NULL;
+        long o = PyLong_AsLong(item);
+        Py_DECREF(item);
+        if ((o == -1 && PyErr_Occurred()) || check_kind((int)o)) return NULL;
+        others[i] = (obj_kind)o;
+    }
+    CALL_STORE(self, store_read_for_apply(st, (obj_kind)kind, project, name, others, (int)nothers,
+                                          versions, &rs, &taken, &next_version, &has_project,
+                                          &err));
+    PyObject *stored = first_columns_to_py(&rs, 1);
+    if (!stored) return NULL;
+    PyObject *taken_py = taken < 0 ? Py_NewRef(Py_None) : PyLong_FromLong(others[taken]);
+    return Py_BuildValue("(NNLi)", stored, taken_py, (long long)next_version, has_project);
 }
 
 static PyObject *Store_delete(StoreObject *self, PyObject *args, PyObject *kwds) {
@@ -517,21 +581,6 @@ static PyObject *Store_apply_materialization(StoreObject *self, PyObject *args, 
     CALL_STORE(self, store_apply_materialization(st, (obj_kind)kind, project, name, start, end, now,
                                                  &w, &found, &err));
     return PyBool_FromLong(found);
-}
-
-static PyObject *Store_replace_proto(StoreObject *self, PyObject *args) {
-    int kind;
-    sref project, name, proto;
-    long long now;
-    store *st = live(self);
-    db_err err;
-    if (!st ||
-        !PyArg_ParseTuple(args, "is#s#y#L:replace_proto", &kind, &project.p, &project.n, &name.p,
-                          &name.n, &proto.p, &proto.n, &now) ||
-        check_kind(kind))
-        return NULL;
-    CALL_STORE(self, store_replace_proto(st, (obj_kind)kind, project, name, proto, now, &err));
-    Py_RETURN_NONE;
 }
 
 static PyObject *Store_set_user_metadata(StoreObject *self, PyObject *args) {
@@ -761,7 +810,16 @@ static PyMethodDef Store_methods[] = {
      "apply(kind, project, name, proto, now, project_proto=None, project_uuid=None, "
      "touch_metadata=True, version_number=0, version_type=None, version_id=None) -> "
      "True if inserted, False if updated. With version_type, proto is also recorded "
-     "as that version of the feature view, in the same transaction."},
+     "as that version of the feature view, in the same transaction. expect=bytes or None: "
+     "apply only if the stored row is still exactly that (None: still missing), else "
+     "write nothing and return None; then the version is recorded on update too, "
+     "old_version_id records the stored bytes as version 0 first, and versions_only "
+     "records the versions without writing the row."},
+    {"read_for_apply", (PyCFunction)Store_read_for_apply, METH_VARARGS,
+     "read_for_apply(kind, project, name, others, versions=False) -> (stored proto or None, "
+     "the first kind of others holding that name or None, next version number, 1 if the "
+     "project row exists | 2 if its project_uuid does), read "
+     "from the write database in one statement."},
     {"delete", (PyCFunction)(void (*)(void))Store_delete, METH_VARARGS | METH_KEYWORDS,
      "delete(kind, project, name, now, touch_metadata=True) -> rows deleted."},
     {"delete_feature_view", (PyCFunction)(void (*)(void))Store_delete_feature_view,
@@ -770,8 +828,6 @@ static PyMethodDef Store_methods[] = {
     {"apply_materialization", (PyCFunction)(void (*)(void))Store_apply_materialization,
      METH_VARARGS | METH_KEYWORDS,
      "apply_materialization(kind, project, name, (s, ns), (s, ns), (s, ns)) -> found."},
-    {"replace_proto", (PyCFunction)Store_replace_proto, METH_VARARGS,
-     "replace_proto(kind, project, name, proto, now)."},
     {"set_user_metadata", (PyCFunction)Store_set_user_metadata, METH_VARARGS,
      "set_user_metadata(kind, project, name, data_or_None, now) -> found."},
     {"get_user_metadata", (PyCFunction)Store_get_user_metadata, METH_VARARGS,

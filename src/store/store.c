@@ -41,6 +41,10 @@ static void build_sql(store *st) {
         snprintf(s->update, SQL_LEN,
                  "UPDATE %s SET %s = ?, last_updated_timestamp = ? WHERE %s = ? AND project_id = ?",
                  t->table, t->proto_col, t->name_col);
+        snprintf(s->update_expect, SQL_LEN,
+                 "UPDATE %s SET %s = ?, last_updated_timestamp = ? WHERE %s = ? AND project_id = ? "
+                 "AND %s = ?",
+                 t->table, t->proto_col, t->name_col, t->proto_col);
         snprintf(s->del, SQL_LEN, "DELETE FROM %s WHERE %s = ? AND project_id = ?", t->table,
                  t->name_col);
         snprintf(s->del_project, SQL_LEN, "DELETE FROM %s WHERE project_id = ?", t->table);

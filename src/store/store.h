@@ -95,6 +95,18 @@ typedef struct {
      * written, if that number is taken). */
     sref version_type, version_id;
     int64_t version_number;
+    /* store_apply only. expect_set: apply only if the stored row is still
+     * exactly expect (expect.p == NULL: still missing), else nothing is
+     * written and *raced = 1: the caller decided on what it read, and
+     * decides again (also when a version number it records was taken
+     * meanwhile: the transaction is rolled back). With expect_set the version above is recorded
+     * whether the row was inserted or updated (the bytes written, merged),
+     * and old_version_id.p != NULL also records the stored bytes as version
+     * 0 first. versions_only: record the versions, leave the row as it is. */
+    int expect_set;
+    sref expect;
+    sref old_version_id;
+    int versions_only;
 } write_ctx;
 
 /* One row (table, column) per serialized-proto column of a registry table
@@ -113,6 +125,17 @@ int store_narrow_blob_columns(store *st, int read, rowset *out, db_err *err);
  * replica. */
 int store_get(store *st, obj_kind k, sref project, sref name, int primary, rowset *out,
               db_err *err);
+/* What an apply decides on, read from the write database in one statement:
+ * the object's stored row as store_get gives it (0 or 1 rows, proto in
+ * column 0), *taken = the index in others of the first other kind holding
+ * an object of the same name in the project (-1: none), and, when versions
+ * != 0, *next_version = the feature view's next version number (0 when it
+ * has no history), and *has_project: 1 when the project's row exists, | 2
+ * when its project_uuid metadata does (not read for OBJ_PROJECT). At most 3
+ * others. */
+int store_read_for_apply(store *st, obj_kind k, sref project, sref name, const obj_kind *others,
+                         int nothers, int versions, rowset *out, int *taken, int64_t *next_version,
+                         int *has_project, db_err *err);
 /* Rows of (name, proto, project_id); bad rows are left out and listed in
  * *bad as (table, project, name, reason). since < 0: no lower bound on
  * last_updated_timestamp. */
@@ -126,7 +149,7 @@ int store_list_projects(store *st, rowset *out, rowset *bad, db_err *err);
  * key that only the database's collation equates with this one (stored
  * 'Driver', applied 'driver') is DB_ERR_DUPLICATE, never overwritten. */
 int store_apply(store *st, obj_kind k, sref project, sref name, sref proto, const write_ctx *w,
-                int *inserted, db_err *err);
+                int *inserted, int *raced, db_err *err);
 int store_delete(store *st, obj_kind k, sref project, sref name, const write_ctx *w,
                  int64_t *deleted, db_err *err);
 /* Deletes a feature view of any kind and its version history. */
@@ -136,11 +159,6 @@ int store_delete_feature_view(store *st, sref project, sref name, const write_ct
  * feature view does not exist. */
 int store_apply_materialization(store *st, obj_kind k, sref project, sref name, pb_ts start,
                                 pb_ts end, pb_ts now, const write_ctx *w, int *found, db_err *err);
-/* Replaces the stored proto of an existing object (merged as store_apply
- * does); does nothing when the object is gone. */
-int store_replace_proto(store *st, obj_kind k, sref project, sref name, sref proto, int64_t now,
-                        db_err *err);
-
 int store_set_user_metadata(store *st, obj_kind k, sref project, sref name, const sref *data,
                             int64_t now, int *found, db_err *err);
 /* 0 rows: no such feature view; 1 row: (user_metadata or NULL). */

@@ -31,6 +31,7 @@ typedef struct {
     char list_all[SQL_LEN];       /* (project_id, name, proto) of every project */
     char insert_missing[SQL_LEN]; /* insert unless the key exists */
     char update[SQL_LEN];
+    char update_expect[SQL_LEN]; /* update, only while the stored proto is the expected one */
     char del[SQL_LEN];
     char del_project[SQL_LEN];
     char del_all[SQL_LEN];
@@ -139,7 +140,7 @@ int filtered(rowset *out, rowset *bad, row_filter *f);
 
 typedef struct {
     const char *sql;
-    db_value params[4];
+    db_value params[12];
     int n;
     rowset *out;
 } query_ctx;

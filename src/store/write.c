@@ -103,32 +103,108 @@ typedef struct {
     obj_kind k;
     sref project, name, proto;
     const write_ctx *w;
-    int update_only; /* a missing row stays missing */
     int inserted;
+    int raced;         /* expect_set and the stored row was not expect */
+    int version_taken; /* a version number was taken meanwhile */
 } apply_ctx;
+
+/* Records one version of the feature view in the caller's transaction
+ * (DB_ERR_INTEGRITY when the number is taken). */
+static int save_version(store *st, const db_driver *d, db_conn *c, const apply_ctx *a,
+                        int64_t number, db_value data, sref version_id, db_err *err) {
+    db_value v[8] = {txt(a->name),     txt(a->project),      db_int(number), txt(a->w->version_type),
+                     db_blob(data.p, data.n), db_int(a->w->now), txtz(""),       txt(version_id)};
+    return exec(d, c, st->version_save, v, 8, NULL, NULL, err);
+}
+
+/* Whether the locked row is what the caller decided on. */
+static int as_expected(const write_ctx *w, const rowset *old) {
+    if (old->nrows == 0) return w->expect.p == NULL;
+    db_value stored = rowset_get(old, 0, 0);
+    return w->expect.p && stored.n == w->expect.n &&
+           (stored.n == 0 || memcmp(stored.p, w->expect.p, stored.n) == 0);
+}
 
 static int apply_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
     apply_ctx *a = ctx;
+    const write_ctx *w = a->w;
     const table_sql *s = &st->sql[a->k];
     rowset old = {0};
     buf merged = {0};
     int rv = -1;
-    if (locked_row(st, d, c, a->k, a->project, a->name, &old, err) != 0) goto done;
-    if (old.nrows == 0 && a->update_only) {
-        rv = 0;
-        goto done;
+    db_value written = db_blob(a->proto.p, a->proto.n);
+    a->raced = 0;
+    a->inserted = 0;
+    if (w->expect_set && w->expect.p && !w->versions_only) {
+        /* An update of the row the caller read: no locking read first. The
+         * update matches only while the row still holds those bytes (an
+         * exact key too: a row only the collation matches holds another
+         * object's bytes), so the merge can start from them. */
+        char msg[256];
+        if (pb_merge_for_update(a->k, (const uint8_t *)a->proto.p, a->proto.n,
+                                (const uint8_t *)w->expect.p, w->expect.n, &merged, msg,
+                                sizeof(msg)) != 0) {
+            db_err_set(err, DB_ERR_DATA, 0, NULL, "%s '%.*s' in project '%.*s': %s",
+                       kind_of(a->k)->table, (int)a->name.n, a->name.p, (int)a->project.n,
+                       a->project.p, msg);
+            goto done;
+        }
+        int64_t matched = 0;
+        db_value p[5] = {db_blob(merged.p, merged.n), db_int(w->now), txt(a->name),
+                         txt(a->project), db_blob(w->expect.p, w->expect.n)};
+        if (exec(d, c, s->update_expect, p, 5, NULL, &matched, err) != 0) goto done;
+        if (matched == 0) {
+            a->raced = 1;
+            rv = 0;
+            goto done;
+        }
+        written = db_blob(merged.p, merged.n);
+        if (bookkeeping(st, d, c, a->project, w, err) != 0) goto done;
+        if (w->version_type.p && w->old_version_id.p &&
+            save_version(st, d, c, a, 0, db_blob(w->expect.p, w->expect.n), w->old_version_id,
+                         err) != 0)
+            goto taken;
+        rv = w->version_type.p
+                 ? save_version(st, d, c, a, w->version_number, written, w->version_id, err)
+                 : 0;
+        goto taken;
+    }
+    /* An insert the caller decided on a missing row needs no locking read:
+     * the insert itself finds a row that appeared meanwhile (lost). */
+    int expect_missing = w->expect_set && !w->expect.p && !w->versions_only;
+    if (!expect_missing) {
+        if (locked_row(st, d, c, a->k, a->project, a->name, &old, err) != 0) goto done;
+        if (w->expect_set && !as_expected(w, &old)) {
+            a->raced = 1;
+            rv = 0;
+            goto done;
+        }
+    }
+    if (w->versions_only) {
+        if (old.nrows == 0) { /* nothing stored to version: the caller saw a row */
+            a->raced = 1;
+            rv = 0;
+            goto done;
+        }
+        goto versions;
     }
     if (old.nrows == 0) {
         /* No row to lock yet: two writers can both get here. The loser of
-         * the insert race locks the winner's row and merges into it. */
+         * the insert race locks the winner's row and merges into it (or,
+         * when it decided on a missing row, decides again). */
         int lost = 0;
-        db_value p[4] = {txt(a->name), txt(a->project), db_int(a->w->now),
+        db_value p[4] = {txt(a->name), txt(a->project), db_int(w->now),
                          db_blob(a->proto.p, a->proto.n)};
         if (insert_missing(st, d, c, s->insert_missing, p, 4, &lost, err) != 0) goto done;
+        if (lost && w->expect_set) {
+            a->raced = 1;
+            rv = 0;
+            goto done;
+        }
         if (lost && locked_row(st, d, c, a->k, a->project, a->name, &old, err) != 0) goto done;
         a->inserted = !lost;
     }
-    if (old.nrows > 0) {
+    if (!a->inserted && old.nrows > 0) {
         db_value stored = rowset_get(&old, 0, 0);
         char msg[256];
         if (pb_merge_for_update(a->k, (const uint8_t *)a->proto.p, a->proto.n, stored.p, stored.n,
@@ -138,25 +214,30 @@ static int apply_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err
                        a->project.p, msg);
             goto done;
         }
-        db_value p[4] = {db_blob(merged.p, merged.n), db_int(a->w->now), txt(a->name),
+        db_value p[4] = {db_blob(merged.p, merged.n), db_int(w->now), txt(a->name),
                          txt(a->project)};
         if (exec(d, c, s->update, p, 4, NULL, NULL, err) != 0) goto done;
-        a->inserted = 0;
+        written = db_blob(merged.p, merged.n);
     }
-    rv = bookkeeping(st, d, c, a->project, a->w, err);
-    /* Only the writer that created the view records its first version; one
-     * that lost the insert race merged into the winner's row instead. */
-    if (rv == 0 && a->w->version_type.p && a->inserted) {
-        db_value v[8] = {txt(a->name),
-                         txt(a->project),
-                         db_int(a->w->version_number),
-                         txt(a->w->version_type),
-                         db_blob(a->proto.p, a->proto.n),
-                         db_int(a->w->now),
-                         txtz(""),
-                         txt(a->w->version_id)};
-        rv = exec(d, c, st->version_save, v, 8, NULL, NULL, err);
+    if (bookkeeping(st, d, c, a->project, w, err) != 0) goto done;
+versions:
+    rv = 0;
+    if (!w->version_type.p) goto done;
+    /* Without expect_set only the writer that created the view records its
+     * first version; one that lost the insert race merged into the
+     * winner's row instead. */
+    if (!w->expect_set && !a->inserted) goto done;
+    if (w->old_version_id.p && old.nrows > 0 &&
+        save_version(st, d, c, a, 0, rowset_get(&old, 0, 0), w->old_version_id, err) != 0) {
+        rv = -1;
+    } else {
+        rv = save_version(st, d, c, a, w->version_number, written, w->version_id, err);
     }
+taken:
+    /* Another writer saved that number (not under this row's lock: a
+     * pinned version): the transaction rolls back and, with expect_set,
+     * the caller decides again on a fresh read. */
+    a->version_taken = rv != 0 && err->kind == DB_ERR_DUPLICATE;
 done:
     rowset_free(&old);
     buf_free(&merged);
@@ -164,10 +245,16 @@ done:
 }
 
 int store_apply(store *st, obj_kind k, sref project, sref name, sref proto, const write_ctx *w,
-                int *inserted, db_err *err) {
-    apply_ctx a = {k, project, name, proto, w, 0, 0};
-    if (run(st, WRITE_TXN, apply_fn, &a, err) != 0) return -1;
+                int *inserted, int *raced, db_err *err) {
+    apply_ctx a = {k, project, name, proto, w, 0, 0, 0};
+    if (run(st, WRITE_TXN, apply_fn, &a, err) != 0) {
+        if (!(a.version_taken && w->expect_set && raced)) return -1;
+        db_err_clear(err);
+        a.inserted = 0;
+        a.raced = 1;
+    }
     *inserted = a.inserted;
+    if (raced) *raced = a.raced;
     return 0;
 }
 
@@ -280,14 +367,6 @@ int write_one_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *e
     (void)st;
     write_one_ctx *w = ctx;
     return exec(d, c, w->sql, w->params, w->n, NULL, &w->affected, err);
-}
-
-int store_replace_proto(store *st, obj_kind k, sref project, sref name, sref proto, int64_t now,
-                        db_err *err) {
-    /* Merged like any update, so intervals recorded meanwhile survive. */
-    write_ctx w = {now, {NULL, 0}, {NULL, 0}, 0, {NULL, 0}, {NULL, 0}, 0};
-    apply_ctx a = {k, project, name, proto, &w, 1, 0};
-    return run(st, WRITE_TXN, apply_fn, &a, err);
 }
 
 typedef struct {

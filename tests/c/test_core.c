@@ -264,7 +264,7 @@ static void test_store_sqlite(void) {
                    .project_uuid = S("uuid-1"),
                    .touch_metadata = 1};
     int inserted = -1, found = -1;
-    CHECK(store_apply(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), proto, &w, &inserted, &err) == 0);
+    CHECK(store_apply(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), proto, &w, &inserted, NULL, &err) == 0);
     CHECK(inserted == 1);
     CHECK(store_apply_materialization(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), (pb_ts){1, 0},
                                       (pb_ts){2, 0}, (pb_ts){101, 0}, &w, &found, &err) == 0);
@@ -272,7 +272,7 @@ static void test_store_sqlite(void) {
     CHECK(store_apply_materialization(st, OBJ_FEATURE_VIEW, S("p"), S("nope"), (pb_ts){1, 0},
                                       (pb_ts){2, 0}, (pb_ts){101, 0}, &w, &found, &err) == 0);
     CHECK(found == 0);
-    CHECK(store_apply(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), proto, &w, &inserted, &err) == 0);
+    CHECK(store_apply(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), proto, &w, &inserted, NULL, &err) == 0);
     CHECK(inserted == 0);
     CHECK(store_get(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), 0, &rs, &err) == 0 && rs.nrows == 1);
     if (rs.nrows == 1) {
@@ -300,8 +300,65 @@ static void test_store_sqlite(void) {
     int64_t next = -1;
     CHECK(store_version_next(st, S("p"), S("fv"), &next, &err) == 0 && next == 1);
 
+    /* The apply's one read, and its write over what it read. */
+    obj_kind rivals[3] = {OBJ_STREAM_FEATURE_VIEW, OBJ_ON_DEMAND_FEATURE_VIEW, OBJ_LABEL_VIEW};
+    int taken = -2, has_project = -1, raced = -1;
+    CHECK(store_read_for_apply(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), rivals, 3, 1, &rs, &taken,
+                               &next, &has_project, &err) == 0);
+    CHECK(rs.nrows == 1 && taken == -1 && next == 1 && has_project == 3);
+    buf stored = {0};
+    if (rs.nrows == 1) {
+        db_value v = rowset_get(&rs, 0, 0);
+        CHECK(buf_put(&stored, v.p, v.n) == 0);
+    }
+    rowset_free(&rs);
+    CHECK(store_apply(st, OBJ_STREAM_FEATURE_VIEW, S("p"), S("fv"), proto, &w, &inserted, NULL,
+                      &err) == 0);
+    CHECK(store_read_for_apply(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), rivals, 3, 0, &rs, &taken,
+                               &next, &has_project, &err) == 0);
+    CHECK(rs.nrows == 1 && taken == 0 && next == 0);
+    rowset_free(&rs);
+    CHECK(store_read_for_apply(st, OBJ_FEATURE_VIEW, S("q"), S("fv"), rivals, 3, 1, &rs, &taken,
+                               &next, &has_project, &err) == 0);
+    CHECK(rs.nrows == 0 && taken == -1 && next == 0 && has_project == 0);
+    rowset_free(&rs);
+    write_ctx wx = w;
+    wx.expect_set = 1;
+    wx.expect = (sref){(const char *)fv.p, fv.n}; /* not the stored bytes: intervals were merged */
+    CHECK(store_apply(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), proto, &wx, &inserted, &raced,
+                      &err) == 0);
+    CHECK(raced == 1 && inserted == 0);
+    wx.expect = (sref){(const char *)stored.p, stored.n};
+    wx.version_type = S("feature_view");
+    wx.version_id = S("v1");
+    wx.version_number = 1;
+    CHECK(store_apply(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), proto, &wx, &inserted, &raced,
+                      &err) == 0);
+    CHECK(raced == 0 && inserted == 0);
+    CHECK(store_version_next(st, S("p"), S("fv"), &next, &err) == 0 && next == 2);
+    /* The same number again: taken, rolled back, reported as a race. */
+    CHECK(store_get(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), 1, &rs, &err) == 0 && rs.nrows == 1);
+    buf_free(&stored);
+    if (rs.nrows == 1) {
+        db_value v = rowset_get(&rs, 0, 0);
+        CHECK(buf_put(&stored, v.p, v.n) == 0);
+    }
+    rowset_free(&rs);
+    wx.expect = (sref){(const char *)stored.p, stored.n};
+    CHECK(store_apply(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), proto, &wx, &inserted, &raced,
+                      &err) == 0);
+    CHECK(raced == 1);
+    CHECK(store_get(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), 1, &rs, &err) == 0 && rs.nrows == 1);
+    if (rs.nrows == 1) {
+        db_value v = rowset_get(&rs, 0, 0);
+        CHECK(v.n == stored.n && memcmp(v.p, stored.p, v.n) == 0); /* nothing written */
+    }
+    rowset_free(&rs);
+    buf_free(&stored);
+
     int64_t deleted = 0;
-    CHECK(store_delete_feature_view(st, S("p"), S("fv"), &w, &deleted, &err) == 0 && deleted == 1);
+    /* Every kind of view of that name: the feature view and the stream one. */
+    CHECK(store_delete_feature_view(st, S("p"), S("fv"), &w, &deleted, &err) == 0 && deleted == 2);
     CHECK(store_get(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), 0, &rs, &err) == 0 && rs.nrows == 0);
     rowset_free(&rs);
     buf_free(&fv);

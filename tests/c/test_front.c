@@ -381,7 +381,7 @@ static void fetches(void) {
     write_ctx w = {.now = 100};
     int inserted = 0;
     sref proj = {"p", 1}, name = {"fv", 2}, proto = {(const char *)fv, sizeof(fv)};
-    CHECK(store_apply(st, OBJ_FEATURE_VIEW, proj, name, proto, &w, &inserted, &dberr) == 0);
+    CHECK(store_apply(st, OBJ_FEATURE_VIEW, proj, name, proto, &w, &inserted, NULL, &dberr) == 0);
     store_close(st);
     front *a = front_start(0, 1, METHODS, KINDS, NULL, 2, store_open(url, NULL, &opts, &dberr), 1,
                            2, NULL, err, sizeof(err));
