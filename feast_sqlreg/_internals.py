@@ -162,10 +162,26 @@ def cancel_refresh_thread(registry) -> None:
         thread.cancel()
 
 
-def ensure_unique_view_name(registry, feature_view, project: str) -> None:
-    """``BaseRegistry._ensure_feature_view_name_is_unique`` (private): the
-    check stock's apply_feature_view makes first."""
-    registry._ensure_feature_view_name_is_unique(feature_view, project)
+def view_name_rivals(feature_view) -> tuple:
+    """What ``BaseRegistry._ensure_feature_view_name_is_unique`` (private),
+    the check stock's apply_feature_view makes first, looks for: the view
+    types (by class name) whose table must not hold feature_view's name, in
+    the order it looks, which decides the type its
+    ConflictingFeatureViewNames names. Its first isinstance match wins."""
+    from feast.feature_view import FeatureView
+    from feast.labeling.label_view import LabelView
+    from feast.on_demand_feature_view import OnDemandFeatureView
+    from feast.stream_feature_view import StreamFeatureView
+
+    for cls, rivals in (
+        (LabelView, ("FeatureView", "StreamFeatureView", "OnDemandFeatureView")),
+        (StreamFeatureView, ("FeatureView", "OnDemandFeatureView", "LabelView")),
+        (FeatureView, ("StreamFeatureView", "OnDemandFeatureView", "LabelView")),
+        (OnDemandFeatureView, ("FeatureView", "StreamFeatureView", "LabelView")),
+    ):
+        if isinstance(feature_view, cls):
+            return rivals
+    return ()
 
 
 def schema_or_udf_changed(new, old) -> bool:
@@ -474,7 +490,7 @@ _TARGETS: tuple[tuple[str, str, str, str], ...] = (
     ("feast", "feast.infra.registry.caching_registry", "CachingRegistry.*", _REGISTRY),
     ("feast", "feast.infra.registry.base_registry",
      "BaseRegistry._ensure_feature_view_name_is_unique",
-     f"{_REGISTRY}.apply_feature_view (calls it)"),
+     "feast_sqlreg._internals.view_name_rivals (its checks as a table: order, types)"),
     # permission decisions on stored messages
     *(("feast", module, qualname, f"{_PERMISSIONS} (decides as this does)")
       for module, qualname in _PERMISSION_RULES),

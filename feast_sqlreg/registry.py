@@ -22,7 +22,9 @@ fixes a stock bug:
 import atexit
 import logging
 import os
+import random
 import threading
+import time
 import uuid
 import weakref
 from datetime import datetime, timezone
@@ -33,6 +35,7 @@ from feast.data_source import DataSource
 from feast.entity import Entity
 from feast.errors import (
     ConcurrentVersionConflict,
+    ConflictingFeatureViewNames,
     FeatureViewNotFoundException,
     FeatureViewPinConflict,
     FeatureViewVersionNotFound,
@@ -116,6 +119,11 @@ def _definition(kind: int, message) -> bytes:
     equal objects to Feast (tests/test_unchanged.py checks it against
     __eq__ object by object); unequal ones are compared as stock compares
     them."""
+    return _definition_message(kind, message).SerializeToString(deterministic=True)
+
+
+def _definition_message(kind: int, message):
+    """A copy of message without what _definition leaves out."""
     copy = type(message)()
     copy.CopyFrom(message)
     carrier = _carrier(kind, copy)
@@ -123,7 +131,92 @@ def _definition(kind: int, message) -> bytes:
         carrier.ClearField("project")
     _clear_volatile_meta(copy)
     _clear_source_times(copy)
-    return copy.SerializeToString(deterministic=True)
+    return copy
+
+
+# Fields of the carrier (spec) that these classes' __eq__ compares as plain
+# values (a dict of strings, a string): a difference in their bytes is a
+# difference to Feast. BaseFeatureView.__eq__ (under FeatureView's, under
+# StreamFeatureView's), Entity.__eq__ and FeatureService.__eq__ return
+# False on any of them.
+_PLAIN_FIELDS = ("tags", "description", "owner")  # tags first: a map
+_INTERVALS = {FEATURE_VIEW, STREAM_FEATURE_VIEW}  # kinds with materialization intervals
+_PLAIN_EQ = {Entity.__eq__, FeatureView.__eq__, StreamFeatureView.__eq__, FeatureService.__eq__}
+
+
+def _surely_differs(kind: int, obj, old_def, new_def) -> bool:
+    """True when Feast's __eq__ is sure to find obj (serialized as new_def)
+    unlike the stored definition old_def: they differ in a plain field, or
+    the new view has no materialization intervals and the stored one has
+    some (FeatureView.__eq__ compares the lists). Whatever else differs,
+    those settle it. False: not known without building the stored object."""
+    if type(obj).__eq__ not in _PLAIN_EQ or _KINDS[kind][1].__eq__ not in _PLAIN_EQ:
+        return False
+    old, new = _carrier(kind, old_def), _carrier(kind, new_def)
+    if dict(old.tags) != dict(new.tags) or any(
+        getattr(old, field) != getattr(new, field) for field in _PLAIN_FIELDS[1:]
+    ):
+        return True
+    return (
+        kind in _INTERVALS
+        and not new_def.meta.materialization_intervals
+        and len(old_def.meta.materialization_intervals) > 0
+    )
+
+
+# Spec fields that no _schema_or_udf_changed of these kinds reads
+# (FeatureView's: features, entities, entity_columns, source_views;
+# StreamFeatureView's adds udf, udf_string, aggregations, timestamp_field,
+# mode). Two specs equal in every other field make no new version.
+_SCHEMA_KINDS = {FEATURE_VIEW, STREAM_FEATURE_VIEW}
+_NOT_SCHEMA = (
+    "name", "project", "tags", "description", "owner", "org", "ttl", "online", "offline",
+    "batch_source", "stream_source", "enable_validation", "version",
+)
+
+
+def _schema_surely_same(kind: int, old, new) -> bool:
+    """True when the stored view old and the new one new (messages) are sure
+    to make no new version: every spec field a schema check reads is equal
+    in bytes. False: decide with Feast's objects."""
+    if kind not in _SCHEMA_KINDS:
+        return False
+    a, b = type(old.spec)(), type(new.spec)()
+    a.CopyFrom(old.spec)
+    b.CopyFrom(new.spec)
+    for spec in (a, b):
+        for field in _NOT_SCHEMA:
+            if field in spec.DESCRIPTOR.fields_by_name:
+                spec.ClearField(field)
+    return a.SerializeToString(deterministic=True) == b.SerializeToString(deterministic=True)
+
+
+# Kinds whose to_proto() writes created_timestamp and last_updated_timestamp
+# (and current_version_number where its meta has one) into meta straight
+# from the attributes of those names: their message after an apply's
+# re-stamping is the first to_proto() with those fields set, not a second
+# to_proto() (tests/test_write_path.py checks it kind by kind).
+_RESTAMPED = {ENTITY, FEATURE_SERVICE, FEATURE_VIEW, STREAM_FEATURE_VIEW, ON_DEMAND_FEATURE_VIEW}
+
+
+def _restamped(kind: int, obj, message, created, updated, version=None):
+    """obj.to_proto() after an apply set obj's created_timestamp and
+    last_updated_timestamp (and current_version_number to version): a copy
+    of message, obj's first to_proto(), with those set, for _RESTAMPED
+    kinds; obj.to_proto() again for the others."""
+    if kind not in _RESTAMPED:
+        with _typechecks.thread_suppressed():
+            return obj.to_proto()
+    proto = type(message)()
+    proto.CopyFrom(message)
+    meta = proto.meta
+    if created is not None:
+        meta.created_timestamp.FromDatetime(created)
+    if updated is not None:
+        meta.last_updated_timestamp.FromDatetime(updated)
+    if version is not None and "current_version_number" in meta.DESCRIPTOR.fields_by_name:
+        meta.current_version_number = version
+    return proto
 
 
 def _clear_volatile_meta(message) -> None:
@@ -139,13 +232,52 @@ def _clear_source_times(message) -> None:
     nested in message (a stream source's batch source, a view's sources):
     each is stamped when its Python object is made, and DataSource.__eq__
     does not read them."""
-    for field, value in message.ListFields():
-        if field.message_type is None or field.message_type.GetOptions().map_entry:
+    for name, repeated, is_source in _source_fields(message.DESCRIPTOR):
+        if repeated:
+            items = getattr(message, name)
+        elif message.HasField(name):
+            items = (getattr(message, name),)
+        else:
             continue
-        for item in (value if _kinds.is_repeated(field) else (value,)):
-            if field.message_type.full_name == "feast.core.DataSource":
+        for item in items:
+            if is_source:
                 _clear_volatile_meta(item)
             _clear_source_times(item)
+
+
+_DATA_SOURCE = "feast.core.DataSource"
+_SOURCE_FIELDS: Dict[str, tuple] = {}
+
+
+def _source_fields(descriptor) -> tuple:
+    """The message fields of descriptor (no maps) that are, or may hold, a
+    DataSource: (name, repeated, is a DataSource), worked out once per
+    message type."""
+    plan = _SOURCE_FIELDS.get(descriptor.full_name)
+    if plan is None:
+        plan = _SOURCE_FIELDS[descriptor.full_name] = tuple(
+            (f.name, _kinds.is_repeated(f), f.message_type.full_name == _DATA_SOURCE)
+            for f in descriptor.fields
+            if f.message_type is not None
+            and not f.message_type.GetOptions().map_entry
+            and _may_hold_source(f.message_type, set())
+        )
+    return plan
+
+
+def _may_hold_source(descriptor, seen: set) -> bool:
+    if descriptor.full_name == _DATA_SOURCE:
+        return True
+    if descriptor.full_name in seen:
+        return False
+    seen.add(descriptor.full_name)
+    return any(
+        f.message_type is not None
+        and not f.message_type.GetOptions().map_entry
+        and _may_hold_source(f.message_type, seen)
+        for f in descriptor.fields
+    )
+
 
 # The feature view kinds, in the order stock looks a name up.
 _VIEW_LOOKUP_ORDER = (
@@ -157,6 +289,33 @@ _VIEW_LOOKUP_ORDER = (
 assert set(_VIEW_LOOKUP_ORDER) == set(VIEWS)
 
 _VERSION_TYPE = {k.id: k.view for k in KINDS if k.view}
+
+# The view kinds by the class names Feast's name check and its
+# ConflictingFeatureViewNames use (_internals.view_name_rivals).
+_VIEW_TYPE_NAME = {
+    FEATURE_VIEW: "FeatureView",
+    STREAM_FEATURE_VIEW: "StreamFeatureView",
+    ON_DEMAND_FEATURE_VIEW: "OnDemandFeatureView",
+    LABEL_VIEW: "LabelView",
+}
+assert set(_VIEW_TYPE_NAME) == set(VIEWS)
+_VIEW_KIND_OF_TYPE = {v: k for k, v in _VIEW_TYPE_NAME.items()}
+
+# How many times an apply decides again when another writer changed the row
+# between its read and its write (or took the version number it chose).
+_APPLY_ATTEMPTS = 5
+
+
+def _intervals_of(message):
+    """A stored view's materialization intervals as Feast's from_proto
+    reads them."""
+    return [
+        (
+            i.start_time.ToDatetime().replace(tzinfo=timezone.utc),
+            i.end_time.ToDatetime().replace(tzinfo=timezone.utc),
+        )
+        for i in message.meta.materialization_intervals
+    ]
 _KIND_OF_VERSION_TYPE = {v: k for k, v in _VERSION_TYPE.items()}
 
 # kind -> its table, for messages about stored rows.
@@ -699,93 +858,194 @@ class NativeSqlRegistry(CachingRegistry):
         return index[1], index[2]
 
     def _apply_object(
-        self, kind: int, project: str, obj, name: Optional[str] = None, first_version=False
+        self, kind: int, project: str, obj, name: Optional[str] = None, versioned=False,
+        no_promote=False,
     ):
-        """Stock _apply_object: skip an unchanged object, keep created_timestamp
-        and intervals of a changed one, create the project if needed. The C
-        core merges again under the row lock, so a concurrent writer's
-        intervals survive.
+        """Stock _apply_object (and, with versioned, the rest of stock's
+        apply_feature_view: the name check across view tables, the version
+        history) as one read and at most one transaction.
 
-        Returns (existing, stored, sent): the stored object as it was and its
-        bytes (None if there was none), and the serialized object written
-        (None if unchanged, and then existing is None too when the bytes
-        said so: see _definition), so apply_feature_view reads and parses
-        neither again.
+        The read (Store.read_for_apply, one statement on the write database)
+        brings the stored row, whether another view table holds the name,
+        and the next version number. Everything is decided on those bytes,
+        building no Feast object in the common cases (_definition,
+        _surely_differs, _schema_surely_same; Feast's from_proto and == or
+        _schema_or_udf_changed otherwise). The write is one transaction that
+        first checks that the row is still what was read (expect): if
+        another writer changed it meanwhile, nothing is written and the
+        decision is made again on a fresh read. The C core merges
+        created_timestamp and intervals under the row lock.
 
-        first_version: a feature view that turns out to be new is stored as
-        its v0 snapshot and recorded as v0 in the same transaction: the end
-        state of stock's three writes (apply, save v0, re-stamp), in one."""
-        proto_class, python_class, _ = _KINDS[kind]
+        no_promote: a schema change is saved as the next version and the
+        stored row stays as it is, as Feast documents."""
         name = name or getattr(obj, "name", None)
         assert name, f"name needs to be provided for {obj}"
-        now = utc_now()
-        stored = self._store.get(kind, project, name, True)
-        existing = None
-        if stored is not None:
-            if kind in _COMPARED:
-                stored_proto = proto_class.FromString(stored)
-                # The common re-apply (feast apply of an unchanged repo):
-                # equal definitions, no Feast object built. Serializing the
-                # caller's object and reading the stored one run without
-                # typeguard's checks of Feast's own return values (as reads
-                # do; feast_sqlreg._typechecks): they are most of the cost.
-                with _typechecks.thread_suppressed():
-                    if kind in _SAME_BYTES and _definition(kind, stored_proto) == _definition(
-                        kind, obj.to_proto()
-                    ):
-                        return None, stored, None
-                    existing = type(obj).from_proto(stored_proto)
-                if existing == obj:
-                    return existing, stored, None
-                obj.created_timestamp = stored_proto.meta.created_timestamp.ToDatetime().replace(
-                    tzinfo=timezone.utc
+        rivals = ()
+        if versioned:
+            rivals = tuple(_VIEW_KIND_OF_TYPE[t] for t in _internals.view_name_rivals(obj))
+        with _typechecks.thread_suppressed():
+            new = obj.to_proto()
+        for attempt in range(_APPLY_ATTEMPTS + 1):
+            if attempt:
+                # Writers racing on one row: step aside a little, at random.
+                time.sleep(random.uniform(0, 0.002 * attempt))
+            stored, taken, next_version, has_project = self._store.read_for_apply(
+                kind, project, name, rivals, versioned
+            )
+            if taken is not None:
+                raise ConflictingFeatureViewNames(name, _VIEW_TYPE_NAME[taken], type(obj).__name__)
+            now = utc_now()
+            write = self._decide(kind, project, obj, new, stored, next_version, versioned, now)
+            if write is None:
+                return  # unchanged: nothing written
+            sent, extra = write
+            if no_promote and extra.get("version_type") and stored is not None:
+                extra["versions_only"] = True
+            # The last attempt of a write that makes no new version does not
+            # insist on the row it read: the core merges under the row lock
+            # and the last writer wins, as in stock (whose read is not
+            # checked at all). A new view's v0 is then recorded only by the
+            # writer that inserted it.
+            bump = extra.get("versions_only") or (extra.get("version_type") and stored is not None)
+            if attempt < _APPLY_ATTEMPTS or bump:
+                extra["expect"] = stored
+            done = self._store.apply(
+                kind,
+                project,
+                name,
+                sent,
+                int(now.timestamp()),
+                **self._bookkeeping(kind, project, now, stored is not None and has_project == 3),
+                **extra,
+            )
+            if done is not None:
+                self._written()
+                return
+        raise ConcurrentVersionConflict(
+            f"Failed to assign version for '{name}' after {_APPLY_ATTEMPTS} attempts "
+            f"due to concurrent applies. Please retry."
+        )
+
+    def _ensure_unique_view_name(self, kind: int, project: str, feature_view) -> None:
+        """Stock's _ensure_feature_view_name_is_unique, in one statement."""
+        rivals = tuple(_VIEW_KIND_OF_TYPE[t] for t in _internals.view_name_rivals(feature_view))
+        _, taken, _, _ = self._store.read_for_apply(kind, project, feature_view.name, rivals)
+        if taken is not None:
+            raise ConflictingFeatureViewNames(
+                feature_view.name, _VIEW_TYPE_NAME[taken], type(feature_view).__name__
+            )
+
+    def _bookkeeping(self, kind: int, project: str, now: datetime, known=False) -> dict:
+        """The project row and metadata an object write creates if missing.
+        known: an update of a row the read found, in a project whose row and
+        project_uuid the same read found; the update only applies while that
+        row is as read, so the project is still there (delete_project
+        deletes its objects in the same transaction) and only the last
+        updated time is recorded."""
+        touch = dict(touch_metadata=not self.purge_feast_metadata)
+        if known:
+            return touch
+        project_proto = None
+        if kind != PROJECT:
+            with _typechecks.thread_suppressed():
+                project_proto = (
+                    Project(name=project, created_timestamp=now, last_updated_timestamp=now)
+                    .to_proto()
+                    .SerializeToString()
                 )
-                if hasattr(obj, "last_updated_timestamp"):
-                    obj.last_updated_timestamp = now
-                if isinstance(obj, (FeatureView, StreamFeatureView)):
-                    obj.update_materialization_intervals(existing.materialization_intervals)
-            proto = obj.to_proto()
-        else:
+        return dict(
+            project_proto=project_proto,
+            project_uuid=None if self.purge_feast_metadata else str(uuid.uuid4()),
+            **touch,
+        )
+
+    def _decide(self, kind, project, obj, new, stored, next_version, versioned, now):
+        """What an apply of obj (new: its to_proto()) over the stored bytes
+        writes: None when nothing (unchanged), else (bytes, Store.apply
+        version arguments). Mutates obj as stock does (created and updated
+        times, intervals, version number)."""
+        proto_class, python_class, _ = _KINDS[kind]
+        if stored is None:
             if hasattr(obj, "created_timestamp"):
                 obj.created_timestamp = now
             if hasattr(obj, "last_updated_timestamp"):
                 obj.last_updated_timestamp = now
-            if first_version:
+            if versioned:
                 obj.current_version_number = 0
-            proto = obj.to_proto()
+            proto = _restamped(kind, obj, new, now, now, 0 if versioned else None)
             if hasattr(proto, "meta") and hasattr(proto.meta, "created_timestamp"):
                 if not proto.meta.HasField("created_timestamp"):
                     proto.meta.created_timestamp.FromDatetime(now)
-            if first_version:
-                proto.spec.project = project
-        version = {}
-        if first_version and stored is None:
-            version = dict(
-                version_number=0,
-                version_type=_VERSION_TYPE[kind],
-                version_id=generate_version_id(),
+            if not versioned:
+                return proto.SerializeToString(), {}
+            # New: stored as its v0 snapshot and recorded as v0 in the same
+            # transaction, the end state of stock's three writes.
+            proto.spec.project = project
+            return proto.SerializeToString(), dict(
+                version_number=0, version_type=_VERSION_TYPE[kind], version_id=generate_version_id()
             )
-        project_proto = None
-        if kind != PROJECT:
-            project_proto = (
-                Project(name=project, created_timestamp=now, last_updated_timestamp=now)
-                .to_proto()
-                .SerializeToString()
+        if kind not in _COMPARED:
+            return new.SerializeToString(), {}  # stock writes these whatever they hold
+        stored_proto = proto_class.FromString(stored)
+        existing = None
+        # The common re-apply (feast apply of an unchanged repo): equal
+        # definitions, no Feast object built. Reading the stored object runs
+        # without typeguard's checks of Feast's own return values, as reads
+        # do (feast_sqlreg._typechecks).
+        with _typechecks.thread_suppressed():
+            differs = False
+            if kind in _SAME_BYTES:
+                old_def = _definition_message(kind, stored_proto)
+                new_def = _definition_message(kind, new)
+                if old_def.SerializeToString(deterministic=True) == new_def.SerializeToString(
+                    deterministic=True
+                ):
+                    return None
+                differs = _surely_differs(kind, obj, old_def, new_def)
+            if not differs:
+                existing = type(obj).from_proto(stored_proto)
+        if existing is not None and existing == obj:
+            return None
+        created = stored_proto.meta.created_timestamp.ToDatetime().replace(tzinfo=timezone.utc)
+        obj.created_timestamp = created
+        updated = None
+        if hasattr(obj, "last_updated_timestamp"):
+            obj.last_updated_timestamp = updated = now
+        if isinstance(obj, (FeatureView, StreamFeatureView)):
+            obj.update_materialization_intervals(
+                existing.materialization_intervals
+                if existing is not None
+                else _intervals_of(stored_proto)
             )
-        sent = proto.SerializeToString()
-        self._store.apply(
-            kind,
-            project,
-            name,
-            sent,
-            int(now.timestamp()),
-            project_proto=project_proto,
-            project_uuid=None if self.purge_feast_metadata else str(uuid.uuid4()),
-            touch_metadata=not self.purge_feast_metadata,
-            **version,
+        proto = _restamped(kind, obj, new, created, updated)
+        if not versioned or not self._schema_changed(kind, stored_proto, proto, existing):
+            return proto.SerializeToString(), {}
+        # A schema or UDF change: the next version, and v0 for the stored
+        # definition when the view has no history yet.
+        number = next_version or 1
+        obj.current_version_number = number
+        if "current_version_number" in proto.meta.DESCRIPTOR.fields_by_name:
+            proto.meta.current_version_number = number
+        proto.spec.project = project
+        return proto.SerializeToString(), dict(
+            version_number=number,
+            version_type=_VERSION_TYPE[kind],
+            version_id=generate_version_id(),
+            old_version_id=generate_version_id() if next_version == 0 else None,
         )
-        self._written()
-        return existing, stored, sent
+
+    @staticmethod
+    def _schema_changed(kind: int, stored_proto, proto, existing) -> bool:
+        """Stock's decision, on the stored object and the one written as
+        read back from its bytes: bytes when they settle it, else Feast's
+        _schema_or_udf_changed."""
+        if _schema_surely_same(kind, stored_proto, proto):
+            return False
+        proto_class, python_class, _ = _KINDS[kind]
+        with _typechecks.thread_suppressed():
+            old_fv = existing if existing is not None else python_class.from_proto(stored_proto)
+            new_fv = python_class.from_proto(proto_class.FromString(proto.SerializeToString()))
+        return _internals.schema_or_udf_changed(new_fv, old_fv)
 
     def _delete(self, kind: int, name: str, project: str) -> int:
         _, _, not_found = _KINDS[kind]
@@ -1052,72 +1312,12 @@ class NativeSqlRegistry(CachingRegistry):
         no_promote: bool = False,
     ):
         feature_view.ensure_valid()
-        _internals.ensure_unique_view_name(self, feature_view, project)
         kind = view_kind(feature_view)
         is_latest, pin_version = parse_version(feature_view.version)
         if not is_latest:
+            self._ensure_unique_view_name(kind, project, feature_view)
             return self._apply_pinned_version(feature_view, kind, project, pin_version)
-
-        if no_promote and self._stage_version(feature_view, kind, project):
-            return  # saved as the next version; the active row is as it was
-        old_fv, old_bytes, sent = self._apply_object(
-            kind, project, feature_view, first_version=True
-        )
-        if sent is None:
-            return  # unchanged: nothing written, no new version
-        if old_fv is None:
-            return  # new: stored as v0 with its history, in one transaction
-        # As stock: compare what was stored with what is stored now, both as
-        # read back from their bytes.
-        proto_class, fv_class, _ = _KINDS[kind]
-        new_fv = fv_class.from_proto(proto_class.FromString(sent))
-        if not _internals.schema_or_udf_changed(new_fv, old_fv):
-            return
-        snapshot = self._save_next_version(feature_view, kind, project, old_bytes)
-        self._store.replace_proto(
-            kind, project, feature_view.name, snapshot, int(utc_now().timestamp())
-        )
-        self._written()
-
-    def _save_next_version(self, feature_view, kind: int, project: str, old_bytes: bytes) -> bytes:
-        """Saves feature_view as its next version (the stored definition,
-        old_bytes, becomes v0 first when it has no history); returns the
-        snapshot saved."""
-        next_ver = self._store.version_next(project, feature_view.name)
-        if next_ver == 0:
-            # First time versioned: the old definition becomes v0.
-            self._save_version(feature_view.name, project, 0, kind, old_bytes)
-            next_ver = 1
-        for attempt in range(3):
-            feature_view.current_version_number = next_ver
-            snapshot = self._snapshot(feature_view, project)
-            try:
-                self._save_version(feature_view.name, project, next_ver, kind, snapshot)
-                return snapshot
-            except errors.IntegrityError:
-                if attempt == 2:
-                    raise ConcurrentVersionConflict(
-                        f"Failed to assign version for '{feature_view.name}' after "
-                        f"3 attempts due to concurrent applies. Please retry."
-                    )
-                next_ver = self._store.version_next(project, feature_view.name)
-
-    def _stage_version(self, feature_view, kind: int, project: str) -> bool:
-        """apply_feature_view(no_promote=True) of a schema or UDF change to a
-        stored view: saves it as the next version and leaves the active row
-        as it is, as Feast documents (and its file registry does; stock's
-        SQL registry overwrites the active row). False when nothing is
-        stored or the change is metadata only: applied as usual."""
-        stored = self._store.get(kind, project, feature_view.name, True)
-        if stored is None:
-            return False
-        proto_class, fv_class, _ = _KINDS[kind]
-        old_fv = fv_class.from_proto(proto_class.FromString(stored))
-        new_fv = fv_class.from_proto(feature_view.to_proto())
-        if not _internals.schema_or_udf_changed(new_fv, old_fv):
-            return False
-        self._save_next_version(feature_view, kind, project, stored)
-        return True
+        self._apply_object(kind, project, feature_view, versioned=True, no_promote=no_promote)
 
     def _apply_pinned_version(self, feature_view, kind: int, project: str, pin_version: int):
         snapshot = self._store.version_get(project, feature_view.name, pin_version)

@@ -88,6 +88,20 @@ def variants():
     }
 
 
+def spy_from_proto(monkeypatch, kinds, built):
+    """Appends to built the class name of every Feast object of these kinds
+    that from_proto builds."""
+    for kind in kinds:
+        cls = KINDS[kind].py_class
+        original = cls.__dict__["from_proto"]
+
+        def spy(*args, _original=original, _cls=cls, **kwargs):
+            built.append(_cls.__name__)
+            return _original.__get__(None, _cls)(*args, **kwargs)
+
+        monkeypatch.setattr(cls, "from_proto", classmethod(lambda c, *a, _s=spy, **k: _s(*a, **k)))
+
+
 def apply(reg, kind, obj):
     getattr(reg, {native.ENTITY: "apply_entity", native.DATA_SOURCE: "apply_data_source",
                   native.FEATURE_SERVICE: "apply_feature_service"}.get(kind, "apply_feature_view"))(
@@ -143,15 +157,7 @@ def test_an_unchanged_reapply_builds_nothing_and_writes_nothing(make_registry, m
         apply(reg, kind, make())
     before = {kind: reg._store.get(kind, "proj", make().name, True) for kind, make in objects}
     built = []
-    for kind, _ in objects:
-        cls = KINDS[kind].py_class
-        original = cls.__dict__["from_proto"]
-
-        def spy(*args, _original=original, _cls=cls, **kwargs):
-            built.append(_cls.__name__)
-            return _original.__get__(None, _cls)(*args, **kwargs)
-
-        monkeypatch.setattr(cls, "from_proto", classmethod(lambda c, *a, _s=spy, **k: _s(*a, **k)))
+    spy_from_proto(monkeypatch, [kind for kind, _ in objects], built)
     for kind, make in objects:
         apply(reg, kind, make())
     monkeypatch.undo()
