@@ -5,6 +5,9 @@ the same run. Prints a table per backend and writes benchmarks/RESULTS.md.
 
 --backends pgbouncer runs PostgreSQL through PgBouncer in transaction mode
 (scripts/databases.sh), both registries with prepare_threshold: None.
+--backends sqlite-wal runs SQLite on database files set to WAL mode
+(PRAGMA journal_mode=WAL, kept in the file) for both registries: see the
+README's SQLite section for what that mode trades.
 
 Scenarios (each on a fresh database per registry):
 - apply N: what `feast apply` does for a repository of N feature views
@@ -80,11 +83,21 @@ PGBOUNCER_PORT = int(os.environ.get("FEAST_SQLREG_PGBOUNCER_PORT", "6435"))
 class Bench:
     def __init__(self, backend, tmp):
         self.bounced = backend == "pgbouncer"
-        self.dbs = conftest.Databases("postgresql" if self.bounced else backend, Path(tmp))
+        self.wal = backend == "sqlite-wal"
+        real = {"pgbouncer": "postgresql", "sqlite-wal": "sqlite"}.get(backend, backend)
+        self.dbs = conftest.Databases(real, Path(tmp))
         self.made = []
 
     def registry(self, kind, **kw):
         urls = self.dbs.new()
+        if self.wal:
+            # The database file in WAL mode before either registry opens it;
+            # the mode is kept in the file, and both run on it.
+            import sqlite3
+
+            db = sqlite3.connect(urls[0][len("sqlite:///"):])
+            assert db.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+            db.close()
         if self.bounced:
             urls = [u.replace(":5432/", f":{PGBOUNCER_PORT}/") for u in urls]
             kw.setdefault("sqlalchemy_config_kwargs", {"connect_args": {"prepare_threshold": None}})
