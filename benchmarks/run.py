@@ -10,9 +10,10 @@ the same run. Prints a table per backend and writes benchmarks/RESULTS.md.
 README's SQLite section for what that mode trades.
 
 Scenarios (each on a fresh database per registry):
-- apply N: what `feast apply` does for a repository of N feature views
-  (entity, source, N views, a feature service), in the default sync cache
-  mode, where stock re-reads the whole registry after every write;
+- apply N: the registry calls `feast apply` makes for a repository of N
+  feature views (entity, source, N views, a feature service; each with
+  commit=False, then commit()), in the default sync cache mode, where stock
+  re-reads the whole registry after every write;
 - refresh: one full registry rebuild (proto()) with N views in each of 5
   projects;
 - get: 200 uncached get_feature_view calls (mostly Feast's own from_proto,
@@ -119,11 +120,14 @@ class Bench:
         ent, src, fvs = views(n)
 
         def run():
-            reg.apply_entity(ent, "proj")
-            reg.apply_data_source(src, "proj")
+            # As FeatureStore.apply and `feast apply` call the registry:
+            # commit=False for each object, then commit().
+            reg.apply_entity(ent, "proj", commit=False)
+            reg.apply_data_source(src, "proj", commit=False)
             for fv in fvs:
-                reg.apply_feature_view(fv, "proj")
-            reg.apply_feature_service(o.feature_service(views=fvs[:5]), "proj")
+                reg.apply_feature_view(fv, "proj", commit=False)
+            reg.apply_feature_service(o.feature_service(views=fvs[:5]), "proj", commit=False)
+            reg.commit()
             reg.list_feature_views("proj", allow_cache=True)
 
         return timed(run)

@@ -144,7 +144,7 @@ class Poller:
             return
         self._pruned_at = now
         try:
-            registry._store.prune_changes(int(time.time()) - PRUNE_AFTER_SECONDS)
+            registry._raw_store.prune_changes(int(time.time()) - PRUNE_AFTER_SECONDS)
         except errors.DatabaseError as e:  # a read-only user, say
             logger.debug("feast_sqlreg: not pruning the change log: %s", e)
             self._may_prune = False

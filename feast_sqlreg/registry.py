@@ -28,7 +28,7 @@ import time
 import uuid
 import weakref
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from feast.base_feature_view import BaseFeatureView
 from feast.data_source import DataSource
@@ -393,6 +393,56 @@ def _close_open_registries():
 
 PROJECT_UUID = "project_uuid"
 
+
+class _Pending(NamedTuple):
+    """An apply with commit=False, decided and waiting (NativeSqlRegistry._flush)."""
+
+    kind: int
+    project: str
+    name: str
+    obj: Any
+    versioned: bool
+    no_promote: bool
+    item: tuple  # Store.apply_batch's item
+
+
+def _once_per_project(pending) -> list:
+    """The batch's items, with each project's bookkeeping done once in the
+    transaction: the project row and project_uuid (if missing) with its
+    first write, the last-updated time with its last."""
+    items = [list(p.item) for p in pending]
+    first, last = {}, {}
+    for i, item in enumerate(items):
+        first.setdefault(item[1], i)
+        last[item[1]] = i
+    for i, item in enumerate(items):
+        if first[item[1]] != i:
+            item[5] = item[6] = None  # project_proto, project_uuid
+        if last[item[1]] != i:
+            item[7] = False  # touch_metadata
+    return [tuple(item) for item in items]
+
+
+class _FlushingStore:
+    """The Store, but every use of it other than an apply's read first
+    writes the applies waiting for commit(): a read sees them, and writes
+    keep their order."""
+
+    __slots__ = ("_store", "_flush")
+    _UNFLUSHED = frozenset({"read_for_apply", "apply_batch", "url", "close", "closed"})
+
+    def __init__(self, store, flush):
+        self._store = store
+        self._flush = flush
+
+    def __getattr__(self, name):
+        if name not in self._UNFLUSHED:
+            self._flush()
+        return getattr(self._store, name)
+
+    def __repr__(self):
+        return repr(self._store)
+
 def view_kind(feature_view) -> int:
     """The table kind of a feature view object (subclasses first)."""
     if isinstance(feature_view, LabelView):
@@ -467,7 +517,13 @@ class NativeSqlRegistry(CachingRegistry):
         self.cache_updates = {"full": 0, "patched": 0}
         #: Called with no arguments after each new cached registry is in.
         self.cache_listeners: List[Any] = []
-        self._store = open_store(registry_config)
+        self._raw_store = open_store(registry_config)
+        # Applies with commit=False wait here, prepared, for one transaction
+        # (_flush); any other use of the store writes them first.
+        self._pending: List["_Pending"] = []
+        self._pending_keys: Dict[Tuple[int, str, str], int] = {}
+        self._pending_lock = threading.RLock()
+        self._store = _FlushingStore(self._raw_store, self._flush)
         mode = registry_config.schema_mode
         if mode == "auto":
             self._store.create_schema()
@@ -518,6 +574,12 @@ class NativeSqlRegistry(CachingRegistry):
     def close(self):
         """Closes every database connection of this registry (also done at
         interpreter exit). Later calls raise feast_sqlreg.errors.InterfaceError."""
+        try:
+            self._flush()
+        finally:
+            self._close()
+
+    def _close(self):
         _internals.cancel_refresh_thread(self)
         poller = getattr(self, "_poller", None)
         if poller is not None:
@@ -605,7 +667,7 @@ class NativeSqlRegistry(CachingRegistry):
                     e,
                 )
         try:
-            return ChangeFeed(self._store)
+            return ChangeFeed(self._raw_store)  # the poller writes nothing waiting
         except errors.DatabaseError as e:
             logger.info(
                 "feast_sqlreg: change detection is off on %s (%s); run `feast registry "
@@ -859,7 +921,7 @@ class NativeSqlRegistry(CachingRegistry):
 
     def _apply_object(
         self, kind: int, project: str, obj, name: Optional[str] = None, versioned=False,
-        no_promote=False,
+        no_promote=False, commit=True,
     ):
         """Stock _apply_object (and, with versioned, the rest of stock's
         apply_feature_view: the name check across view tables, the version
@@ -877,7 +939,13 @@ class NativeSqlRegistry(CachingRegistry):
         created_timestamp and intervals under the row lock.
 
         no_promote: a schema change is saved as the next version and the
-        stored row stays as it is, as Feast documents."""
+        stored row stays as it is, as Feast documents.
+
+        commit=False (what feast apply passes for every object, then calls
+        commit()): decided now, written with the others waiting, in one
+        transaction, at commit() or at the next other use of the store
+        (any read, any other write, close, exit), whichever comes first.
+        As Feast documents it: not persisted immediately."""
         name = name or getattr(obj, "name", None)
         assert name, f"name needs to be provided for {obj}"
         rivals = ()
@@ -885,6 +953,14 @@ class NativeSqlRegistry(CachingRegistry):
             rivals = tuple(_VIEW_KIND_OF_TYPE[t] for t in _internals.view_name_rivals(obj))
         with _typechecks.thread_suppressed():
             new = obj.to_proto()
+        with self._pending_lock:
+            if (kind, project, name) in self._pending_keys:
+                self._flush()  # the read must see it
+            for rival in rivals:
+                if (rival, project, name) in self._pending_keys:
+                    raise ConflictingFeatureViewNames(
+                        name, _VIEW_TYPE_NAME[rival], type(obj).__name__
+                    )
         for attempt in range(_APPLY_ATTEMPTS + 1):
             if attempt:
                 # Writers racing on one row: step aside a little, at random.
@@ -907,6 +983,10 @@ class NativeSqlRegistry(CachingRegistry):
             # checked at all). A new view's v0 is then recorded only by the
             # writer that inserted it.
             bump = extra.get("versions_only") or (extra.get("version_type") and stored is not None)
+            if not commit:
+                self._defer(kind, project, name, obj, versioned, no_promote, sent, now, stored,
+                            extra)
+                return
             if attempt < _APPLY_ATTEMPTS or bump:
                 extra["expect"] = stored
             done = self._store.apply(
@@ -925,6 +1005,46 @@ class NativeSqlRegistry(CachingRegistry):
             f"Failed to assign version for '{name}' after {_APPLY_ATTEMPTS} attempts "
             f"due to concurrent applies. Please retry."
         )
+
+    def _defer(self, kind, project, name, obj, versioned, no_promote, sent, now, stored, extra):
+        """Keeps a decided write of an apply with commit=False for _flush."""
+        book = self._bookkeeping(kind, project, now)
+        item = (
+            kind, project, name, sent, int(now.timestamp()), book.get("project_proto"),
+            book.get("project_uuid"), book["touch_metadata"], extra.get("version_number", 0),
+            extra.get("version_type"), extra.get("version_id"), stored,
+            extra.get("old_version_id"), bool(extra.get("versions_only")),
+        )
+        with self._pending_lock:
+            self._pending_keys[(kind, project, name)] = len(self._pending)
+            self._pending.append(_Pending(kind, project, name, obj, versioned, no_promote, item))
+        self._written()  # a cached read first writes them (through the store)
+
+    def _flush(self) -> None:
+        """Writes the waiting applies in one transaction. When one of their
+        rows changed since it was decided on (or its version number was
+        taken), nothing of it is written and each apply decides again and
+        writes alone, as if it had been made with commit=True; an error
+        then comes from the apply that meets it, the others written."""
+        with self._pending_lock:
+            if not self._pending:
+                return
+            pending = self._pending
+            self._pending, self._pending_keys = [], {}
+            try:
+                if self._raw_store.apply_batch(_once_per_project(pending)) is not None:
+                    return
+            except errors.DatabaseError:
+                pass  # decided again below, one by one
+            first_error = None
+            for p in pending:
+                try:
+                    self._apply_object(p.kind, p.project, p.obj, p.name, p.versioned,
+                                       p.no_promote)
+                except Exception as e:  # raised once all are written
+                    first_error = first_error or e
+            if first_error is not None:
+                raise first_error
 
     def _ensure_unique_view_name(self, kind: int, project: str, feature_view) -> None:
         """Stock's _ensure_feature_view_name_is_unique, in one statement."""
@@ -1099,7 +1219,7 @@ class NativeSqlRegistry(CachingRegistry):
         return self._get(PROJECT, name, name)
 
     def apply_project(self, project: Project, commit: bool = True):
-        self._apply_object(PROJECT, project.name, project)
+        self._apply_object(PROJECT, project.name, project, commit=commit)
 
     def delete_project(self, name: str, commit: bool = True):
         self.get_project(name, allow_cache=False)  # ProjectObjectNotFoundException
@@ -1129,7 +1249,7 @@ class NativeSqlRegistry(CachingRegistry):
     # ---- entities, data sources, services, datasets, permissions ----------
 
     def apply_entity(self, entity: Entity, project: str, commit: bool = True):
-        self._apply_object(ENTITY, project, entity)
+        self._apply_object(ENTITY, project, entity, commit=commit)
 
     def _get_entity(self, name: str, project: str) -> Entity:
         return self._get(ENTITY, name, project)
@@ -1141,7 +1261,7 @@ class NativeSqlRegistry(CachingRegistry):
         return self._delete(ENTITY, name, project)
 
     def apply_data_source(self, data_source: DataSource, project: str, commit: bool = True):
-        self._apply_object(DATA_SOURCE, project, data_source)
+        self._apply_object(DATA_SOURCE, project, data_source, commit=commit)
 
     def _get_data_source(self, name: str, project: str) -> DataSource:
         return self._get(DATA_SOURCE, name, project)
@@ -1158,7 +1278,7 @@ class NativeSqlRegistry(CachingRegistry):
         self, feature_service: FeatureService, project: str, commit: bool = True
     ):
         feature_service.prepare_for_apply(self, project, allow_cache=True)
-        self._apply_object(FEATURE_SERVICE, project, feature_service)
+        self._apply_object(FEATURE_SERVICE, project, feature_service, commit=commit)
 
     def _get_feature_service(self, name: str, project: str) -> FeatureService:
         return self._get(FEATURE_SERVICE, name, project)
@@ -1174,7 +1294,7 @@ class NativeSqlRegistry(CachingRegistry):
     def apply_saved_dataset(
         self, saved_dataset: SavedDataset, project: str, commit: bool = True
     ):
-        self._apply_object(SAVED_DATASET, project, saved_dataset)
+        self._apply_object(SAVED_DATASET, project, saved_dataset, commit=commit)
 
     def _get_saved_dataset(self, name: str, project: str) -> SavedDataset:
         return self._get(SAVED_DATASET, name, project)
@@ -1203,7 +1323,7 @@ class NativeSqlRegistry(CachingRegistry):
         project: str,
         commit: bool = True,
     ):
-        self._apply_object(VALIDATION_REFERENCE, project, validation_reference)
+        self._apply_object(VALIDATION_REFERENCE, project, validation_reference, commit=commit)
 
     def _get_validation_reference(self, name: str, project: str) -> ValidationReference:
         return self._get(VALIDATION_REFERENCE, name, project)
@@ -1217,7 +1337,7 @@ class NativeSqlRegistry(CachingRegistry):
         self._delete(VALIDATION_REFERENCE, name, project)
 
     def apply_permission(self, permission: Permission, project: str, commit: bool = True):
-        self._apply_object(PERMISSION, project, permission)
+        self._apply_object(PERMISSION, project, permission, commit=commit)
 
     def _get_permission(self, name: str, project: str) -> Permission:
         return self._get(PERMISSION, name, project)
@@ -1317,7 +1437,9 @@ class NativeSqlRegistry(CachingRegistry):
         if not is_latest:
             self._ensure_unique_view_name(kind, project, feature_view)
             return self._apply_pinned_version(feature_view, kind, project, pin_version)
-        self._apply_object(kind, project, feature_view, versioned=True, no_promote=no_promote)
+        self._apply_object(
+            kind, project, feature_view, versioned=True, no_promote=no_promote, commit=commit
+        )
 
     def _apply_pinned_version(self, feature_view, kind: int, project: str, pin_version: int):
         snapshot = self._store.version_get(project, feature_view.name, pin_version)
@@ -1521,8 +1643,9 @@ class NativeSqlRegistry(CachingRegistry):
         self._written()
 
     def commit(self):
-        # Every write is committed when its call returns.
-        pass
+        """Writes what applies with commit=False left waiting, in one
+        transaction; every other write is committed when its call returns."""
+        self._flush()
 
 
 # Reads build Feast objects from protos Feast itself serialized: without

@@ -743,9 +743,11 @@ def start_server(store, port: int, wait_for_termination: bool = True, tls_key_pa
     # own (its workers' connections apart from the registry's pool); with
     # one, through the registry's own store, which knows this process's
     # writes and waits for the replica to replay them (read-your-writes).
+    # Applies left waiting for commit() (commit=False) are not seen there
+    # before it, as in another process.
     path, own = None, None
     if config.read_path:
-        own = store.registry._store
+        own = store.registry._raw_store
     else:
         connect_args = (config.sqlalchemy_config_kwargs or {}).get("connect_args")
         path = with_connect_args(config.path, connect_args)

@@ -101,6 +101,29 @@ def test_cli_lifecycle(repo):
     assert state["views"] == [] and state["entities"] == []
 
 
+def _registry_rows(repo):
+    """Every row of every table of the repo's SQLite registry."""
+    import sqlite3
+
+    text = next(repo.rglob("feature_store.yaml")).read_text()
+    path = Path(text.split("sqlite:///", 1)[1].split()[0])
+    db = sqlite3.connect(path if path.is_absolute() else repo / path)
+    try:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: sorted(db.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables}
+    finally:
+        db.close()
+
+
+def test_plan_and_an_unchanged_apply_rewrite_nothing(repo):
+    feast(repo, "apply")
+    before = _registry_rows(repo)
+    assert before["feature_views"]
+    feast(repo, "plan")
+    feast(repo, "apply")
+    assert _registry_rows(repo) == before
+
+
 def test_status_command(repo):
     registry_db = next(repo.rglob("feature_store.yaml")).read_text().split("sqlite:///", 1)[1].split()[0]
     db = Path(registry_db) if Path(registry_db).is_absolute() else repo / registry_db

@@ -22,6 +22,7 @@ from feast.errors import ConcurrentVersionConflict, ConflictingFeatureViewNames
 from feast.types import Float32, Int64
 
 import feast_sqlreg.registry as native
+import conftest
 import objects as o
 from feast_sqlreg import _internals
 from feast_sqlreg._kinds import KINDS
@@ -285,3 +286,70 @@ def test_a_name_taken_by_another_view_kind_is_refused_as_stock_refuses_it(make_r
         outcomes[kind] = seen
     assert outcomes["native"] == outcomes["stock"]
     assert sum(1 for _, r in outcomes["native"] if r != "ok") == 3
+
+
+def test_applies_with_commit_false_are_one_transaction_at_commit(make_registry):
+    """What feast apply does: every object with commit=False, then commit().
+    They wait, decided, and go in one transaction; this registry's own reads
+    see them first, another process's only after commit()."""
+    reg = make_registry("native")
+    other = make_registry("native", urls=conftest.urls_of(reg))
+    reg.apply_entity(o.entity(), "proj")
+    calls = {"apply": 0, "apply_batch": 0}
+    raw = reg._raw_store
+
+    class Counting:
+        def __getattr__(self, name):
+            if name in calls:
+                calls[name] += 1
+            return getattr(raw, name)
+
+    reg._raw_store = Counting()
+    reg._store._store = reg._raw_store
+    views = [o.feature_view(name=f"fv_{i}") for i in range(5)]
+    for fv in views:
+        reg.apply_feature_view(fv, "proj", commit=False)
+    reg.apply_entity(o.entity(description="batched"), "proj", commit=False)
+    assert other.get_entity("driver", "proj").description == o.entity().description  # not yet
+    assert other.list_feature_views("proj") == []
+    reg.commit()
+    assert calls == {"apply": 0, "apply_batch": 1}
+    assert sorted(v.name for v in other.list_feature_views("proj")) == [v.name for v in views]
+    assert other.get_entity("driver", "proj").description == "batched"
+    assert [v["version_number"] for v in other.list_feature_view_versions("fv_0", "proj")] == [0]
+    # Its own reads see what waits.
+    reg.apply_entity(o.entity(description="mine"), "proj", commit=False)
+    assert reg.get_entity("driver", "proj").description == "mine"
+    assert calls["apply_batch"] == 2
+    # And so does the next apply of the same object.
+    reg.apply_feature_view(o.feature_view(name="fv_0", tags={"a": "1"}), "proj", commit=False)
+    reg.apply_feature_view(o.feature_view(name="fv_0", tags={"a": "2"}), "proj", commit=False)
+    reg.close()
+    assert other.get_feature_view("fv_0", "proj").tags == {"a": "2"}
+
+
+def test_a_name_taken_in_the_same_batch_is_refused(make_registry):
+    reg = make_registry("native")
+    reg.apply_entity(o.entity(), "proj")
+    reg.apply_feature_view(o.feature_view(name="shared"), "proj", commit=False)
+    with pytest.raises(ConflictingFeatureViewNames, match="shared"):
+        reg.apply_feature_view(o.stream_feature_view(name="shared"), "proj", commit=False)
+    reg.commit()
+    assert reg.get_feature_view("shared", "proj").name == "shared"
+    with pytest.raises(Exception):
+        reg.get_stream_feature_view("shared", "proj")
+
+
+def test_a_batch_over_a_row_changed_meanwhile_loses_nothing(make_registry):
+    reg = make_registry("native")
+    other = make_registry("native", urls=conftest.urls_of(reg))
+    reg.apply_entity(o.entity(), "proj")
+    reg.apply_feature_view(o.feature_view(), "proj")
+    reg.apply_feature_view(o.feature_view(tags={"mine": "1"}), "proj", commit=False)
+    reg.apply_feature_view(o.feature_view(name="second"), "proj", commit=False)
+    other.apply_materialization(o.feature_view(), "proj", T0, T0 + timedelta(hours=1))
+    reg.commit()  # the batch finds the row changed: each apply decides again
+    stored = _stored(other, native.FEATURE_VIEW, "driver_hourly_stats")
+    assert dict(stored.spec.tags) == {"mine": "1"}
+    assert len(stored.meta.materialization_intervals) == 1
+    assert other.get_feature_view("second", "proj").name == "second"

@@ -482,6 +482,96 @@ static PyObject *Store_apply(StoreObject *self, PyObject *args, PyObject *kwds) 
     return PyBool_FromLong(inserted);
 }
 
+/* An optional bytes-or-str argument (None: absent) as an sref. */
+static int opt_sref(PyObject *o, sref *out, const char *what) {
+    out->p = NULL;
+    out->n = 0;
+    if (o == Py_None) return 0;
+    Py_ssize_t n;
+    const char *p;
+    if (PyBytes_Check(o)) {
+        char *bp;
+        if (PyBytes_AsStringAndSize(o, &bp, &n) != 0) return -1;
+        p = bp;
+    } else if (PyUnicode_Check(o)) {
+        p = PyUnicode_AsUTF8AndSize(o, &n);
+        if (!p) return -1;
+    } else {
+        PyErr_Format(PyExc_TypeError, "apply_batch: %s must be bytes, str or None", what);
+        return -1;
+    }
+    out->p = p;
+    out->n = (size_t)n;
+    return 0;
+}
+
+static PyObject *Store_apply_batch(StoreObject *self, PyObject *args) {
+    PyObject *list;
+    store *st = live(self);
+    db_err err;
+    if (!st || !PyArg_ParseTuple(args, "O!:apply_batch", &PyList_Type, &list)) return NULL;
+    Py_ssize_t n = PyList_Size(list);
+    if (n < 0) return NULL;
+    store_batch_item *items = PyMem_Calloc((size_t)(n ? n : 1), sizeof(*items));
+    if (!items) return PyErr_NoMemory();
+    /* The list keeps every item (and its bytes) alive while the GIL is
+     * released; nobody else holds it. */
+    Py_INCREF(list);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PyList_GetItem(list, i);
+        store_batch_item *it = &items[i];
+        int kind, touch, versions_only;
+        long long now, version_number;
+        PyObject *project_proto, *project_uuid, *version_type, *version_id, *expect, *old_id;
+        if (!PyTuple_Check(t) ||
+            !PyArg_ParseTuple(t, "is#s#y#LOOpLOOOOp:apply_batch item", &kind, &it->project.p,
+                              &it->project.n, &it->name.p, &it->name.n, &it->proto.p,
+                              &it->proto.n, &now, &project_proto, &project_uuid, &touch,
+                              &version_number, &version_type, &version_id, &expect, &old_id,
+                              &versions_only) ||
+            check_kind(kind) || opt_sref(project_proto, &it->w.project_proto, "project_proto") ||
+            opt_sref(project_uuid, &it->w.project_uuid, "project_uuid") ||
+            opt_sref(version_type, &it->w.version_type, "version_type") ||
+            opt_sref(version_id, &it->w.version_id, "version_id") ||
+            opt_sref(expect, &it->w.expect, "expect") ||
+            opt_sref(old_id, &it->w.old_version_id, "old_version_id")) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "apply_batch: items must be tuples");
+            PyMem_Free(items);
+            Py_DECREF(list);
+            return NULL;
+        }
+        if (it->w.version_type.p && !it->w.version_id.p) {
+            PyErr_SetString(PyExc_TypeError, "apply_batch: version_type needs version_id");
+            PyMem_Free(items);
+            Py_DECREF(list);
+            return NULL;
+        }
+        it->k = (obj_kind)kind;
+        it->w.now = now;
+        it->w.touch_metadata = touch;
+        it->w.version_number = version_number;
+        it->w.expect_set = 1;
+        it->w.versions_only = versions_only;
+    }
+    int raced = 0;
+    if ((self)->st != st && !live(self)) {
+        PyMem_Free(items);
+        Py_DECREF(list);
+        return NULL;
+    }
+    self->inflight++;
+    PyThreadState *ts = PyEval_SaveThread();
+    int rv = store_apply_batch(st, items, (size_t)n, &raced, &err);
+    PyEval_RestoreThread(ts);
+    store_done(self);
+    PyMem_Free(items);
+    Py_DECREF(list);
+    if (rv != 0) return sqlreg_raise(state_of((PyObject *)self), &err);
+    if (raced) Py_RETURN_NONE;
+    Py_RETURN_TRUE;
+}
+
 static PyObject *Store_read_for_apply(StoreObject *self, PyObject *args) {
     int kind, versions = 0;
     sref project, name;
@@ -815,6 +905,11 @@ static PyMethodDef Store_methods[] = {
      "write nothing and return None; then the version is recorded on update too, "
      "old_version_id records the stored bytes as version 0 first, and versions_only "
      "records the versions without writing the row."},
+    {"apply_batch", (PyCFunction)Store_apply_batch, METH_VARARGS,
+     "apply_batch([(kind, project, name, proto, now, project_proto, project_uuid, "
+     "touch_metadata, version_number, version_type, version_id, expect, old_version_id, "
+     "versions_only)]) -> True when every item was applied in one transaction, None when "
+     "one of the rows was not as expected (nothing written)."},
     {"read_for_apply", (PyCFunction)Store_read_for_apply, METH_VARARGS,
      "read_for_apply(kind, project, name, others, versions=False) -> (stored proto or None, "
      "the first kind of others holding that name or None, next version number, 1 if the "

@@ -150,6 +150,16 @@ int store_list_projects(store *st, rowset *out, rowset *bad, db_err *err);
  * 'Driver', applied 'driver') is DB_ERR_DUPLICATE, never overwritten. */
 int store_apply(store *st, obj_kind k, sref project, sref name, sref proto, const write_ctx *w,
                 int *inserted, int *raced, db_err *err);
+/* Several store_apply calls, each with expect_set, in one transaction:
+ * all are written, or (*raced = 1: one of the rows was not as expected, or
+ * a version number was taken) none. */
+typedef struct {
+    obj_kind k;
+    sref project, name, proto;
+    write_ctx w;
+} store_batch_item;
+int store_apply_batch(store *st, const store_batch_item *items, size_t n, int *raced,
+                      db_err *err);
 int store_delete(store *st, obj_kind k, sref project, sref name, const write_ctx *w,
                  int64_t *deleted, db_err *err);
 /* Deletes a feature view of any kind and its version history. */

@@ -259,6 +259,41 @@ int store_apply(store *st, obj_kind k, sref project, sref name, sref proto, cons
 }
 
 typedef struct {
+    const store_batch_item *items;
+    size_t n;
+    int raced;
+} batch_ctx;
+
+/* Every item's apply_fn in the caller's transaction; the first race rolls
+ * all of it back. */
+static int batch_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
+    batch_ctx *b = ctx;
+    for (size_t i = 0; i < b->n; i++) {
+        const store_batch_item *it = &b->items[i];
+        apply_ctx a = {it->k, it->project, it->name, it->proto, &it->w, 0, 0, 0};
+        int rv = apply_fn(st, d, c, &a, err);
+        if (rv != 0 && !a.version_taken) return -1;
+        if (rv != 0 || a.raced) {
+            b->raced = 1;
+            db_err_set(err, DB_ERR_INTERFACE, 0, NULL, "apply_batch: item %zu raced", i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int store_apply_batch(store *st, const store_batch_item *items, size_t n, int *raced,
+                      db_err *err) {
+    batch_ctx b = {items, n, 0};
+    *raced = 0;
+    if (run(st, WRITE_TXN, batch_fn, &b, err) == 0) return 0;
+    if (!b.raced) return -1;
+    db_err_clear(err);
+    *raced = 1;
+    return 0;
+}
+
+typedef struct {
     const obj_kind *kinds;
     int nkinds;
     sref project, name;
