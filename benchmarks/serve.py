@@ -16,7 +16,7 @@ database kind, a SQLite online store holding materialized rows. Then:
    service resolved once (one FeatureService object for every call) and
    with store.get_feature_service(name, allow_cache=True) on every call,
    on a store with each registry;
-3. the real `feast serve` (uvicorn, 1 worker, started with
+3. the real `feast serve` (gunicorn, 1 uvicorn worker, not recycled, started with
    FEAST_SQLREG_DISABLE=1 for stock), POST /get-online-features by
    {"feature_service": name} and by {"features": [the same 40 refs]}, the
    nearest HTTP request that resolves no service (its views come from
@@ -196,7 +196,10 @@ class Server:
         self.log = open(log, "w")
         self.proc = subprocess.Popen(
             feast + ["-c", str(repo), "serve", "-h", "127.0.0.1", "-p", str(self.port),
-             "--no-access-log", "--workers", "1"],
+             "--no-access-log", "--workers", "1",
+             # no worker recycling every ~1,000 requests (a restarted worker
+             # is a cold process, and drops the keep-alive connection)
+             "--max-requests", "0", "--max-requests-jitter", "0"],
             stdout=self.log, stderr=subprocess.STDOUT, env=env,
         )
         deadline = time.time() + 120
@@ -385,7 +388,12 @@ def report(backend, gets, procs, served, requests, rounds) -> str:
             lines.append(
                 f"| {n_rows} | {kind} | {_ms(svc)} | {_ms(res)} | {_ms(lst)} | {svc / res:.2f}x |"
             )
-    lines.append("")
+    lines += [
+        "",
+        "Medians move by 10-20% between runs on a loaded 2-core machine: compare the rows",
+        "of one run.",
+        "",
+    ]
     for n_rows, by_kind in served.items():
         s, n = by_kind["stock"][0], by_kind["native"][0]
         verdict = "within" if n / by_kind["native"][1] <= 1.2 else "NOT within"
