@@ -2,6 +2,7 @@
 #   make demo   build, then run the main job on the embedded SQLite default
 #   make test   build, start the database servers, run every test
 #   make bench  native vs stock registry, side by side (benchmarks/)
+#   make bench-serve  the serving path: cached gets, `feast serve` by feature service
 
 PYTHON ?= python3
 VENV   := .venv
@@ -95,6 +96,15 @@ ctest: deps
 
 bench: install databases
 	$(PY) benchmarks/run.py
+
+# The serving path (benchmarks/serve.py): cached gets, and `feast serve`
+# answering by feature service, stock and native on one database kind;
+# writes the "## Serving path" section of RESULTS.md.
+# SERVE_BACKEND=postgresql|mysql for a server-backed registry.
+SERVE_BACKEND ?= sqlite
+.PHONY: bench-serve
+bench-serve: install databases
+	$(PY) benchmarks/serve.py --backend $(SERVE_BACKEND)
 
 # Replicas of `feast serve_registry` on one PostgreSQL registry, stock then
 # native (benchmarks/fleet.py); writes the "## Fleet" section of RESULTS.md.

@@ -346,6 +346,78 @@ def data_source_class(message):
     return get_data_source_class_from_type(options[source_type])
 
 
+# ---- Feast objects as feast_sqlreg._objects copies them ----------------------
+#
+# The cached getters (proto_registry_utils.get_entity, get_data_source,
+# get_feature_view, get_stream_feature_view, get_on_demand_feature_view,
+# get_label_view, get_feature_service) build a new object with from_proto on
+# every call; get_any_feature_view (registry_proto_cache_name) and the
+# cached lists (registry_proto_cache_with_tags) hand every caller the same
+# objects while the proto is the same. feast_sqlreg._objects keeps the
+# first contract with copies of a template, and relies on what from_proto
+# builds (checked on 0.67.0 for every class the tests' objects reach):
+# instances of plain Python classes keeping all their state in __dict__ (no
+# __slots__, no C base but object), UDFs rehydrated from source
+# (feast.transformation.udf_rehydrate.resolve_udf) as new functions in a new
+# globals dict each time, and UDFs dill loads by reference (a module's
+# function) as that one function for every caller.
+
+_PLAIN: dict = {}
+
+
+def plain_feast_object(value) -> bool:
+    """Whether value is an instance of a Feast class (defined under
+    ``feast.``, not a protobuf message of ``feast.protos``) that keeps all
+    its state in its __dict__: every class of its MRO but object is
+    defined in Python and declares no __slots__ beyond empty ones (ABC's),
+    so ``object.__new__(cls)`` and a copied __dict__ make an equal object."""
+    cls = type(value)
+    plain = _PLAIN.get(cls)
+    if plain is None:
+        module = getattr(cls, "__module__", "") or ""
+        plain = (
+            (module == "feast" or module.startswith("feast."))
+            and not module.startswith("feast.protos")
+            and all(
+                base is object
+                or (
+                    base.__flags__ & (1 << 9)  # Py_TPFLAGS_HEAPTYPE: defined in Python
+                    and not [s for s in _slots(base) if s not in ("__dict__", "__weakref__")]
+                )
+                for base in cls.__mro__
+            )
+            and "__dict__" in dir(cls)
+        )
+        _PLAIN[cls] = plain
+    return plain and isinstance(getattr(value, "__dict__", None), dict)
+
+
+def _slots(cls):
+    slots = cls.__dict__.get("__slots__", ())
+    return (slots,) if isinstance(slots, str) else tuple(slots)
+
+
+def module_function(function) -> bool:
+    """Whether function is its module's attribute under its qualified name:
+    what pickle and dill load by reference, so a view's from_proto hands
+    every caller that same function (a stream view's dill-loaded UDF)."""
+    module = sys.modules.get(getattr(function, "__module__", None) or "")
+    if module is None or "<locals>" in function.__qualname__:
+        return False
+    found = module
+    for part in function.__qualname__.split("."):
+        found = getattr(found, part, None)
+    return found is function
+
+
+def module_namespace(function) -> bool:
+    """Whether function's globals are an imported module's namespace
+    (shared, as by every function of that module), not a dict of its own
+    (a UDF rehydrated from source gets a new one per from_proto)."""
+    module = sys.modules.get(getattr(function, "__module__", None) or "")
+    return module is not None and getattr(module, "__dict__", None) is function.__globals__
+
+
 # ---- typeguard._suppression ---------------------------------------------------
 
 
@@ -399,6 +471,11 @@ SERVER_OVERRIDES = (
 )
 
 _PERMISSIONS = "feast_sqlreg._permissions"
+_OBJECTS = "feast_sqlreg._objects"
+_OBJECT_GETS = (
+    "entity", "data_source", "feature_view", "stream_feature_view",
+    "on_demand_feature_view", "label_view", "feature_service",
+)
 
 #: What feast_sqlreg._permissions reproduces of Feast's permission checks.
 _PERMISSION_RULES = (
@@ -463,6 +540,17 @@ _TARGETS: tuple[tuple[str, str, str, str], ...] = (
        f"{_SERVER}.NativeRegistryServer.{m} (answers as this does)") for m in SERVER_OVERRIDES),
     ("feast", "feast.infra.registry.proto_registry_utils", "get_any_feature_view",
      f"{_SERVER} _ANY_ORDER_CACHED (the cached lookup order)"),
+    # cached gets as copies of templates: what Feast builds anew per call,
+    # what it shares, and the fresh UDFs from_proto makes
+    *(("feast", "feast.infra.registry.proto_registry_utils", f"get_{noun}",
+       f"{_OBJECTS} (builds anew per call: copies, looked up as this does)")
+      for noun in _OBJECT_GETS),
+    ("feast", "feast.infra.registry.proto_registry_utils", "registry_proto_cache_name",
+     f"{_OBJECTS} (get_any_feature_view shares its objects: left to Feast)"),
+    ("feast", "feast.infra.registry.proto_registry_utils", "registry_proto_cache_with_tags",
+     f"{_OBJECTS} (cached lists share their objects: left to Feast)"),
+    ("feast", "feast.transformation.udf_rehydrate", "resolve_udf",
+     "feast_sqlreg._internals.module_namespace (a UDF's globals are its own)"),
     # auth: the interceptor we fork, the security manager's state we read,
     # the checks the server's guarded answers make as these do
     ("feast", "feast.permissions.server.grpc", "AuthInterceptor.intercept_service",
@@ -494,7 +582,8 @@ _TARGETS: tuple[tuple[str, str, str, str], ...] = (
     # permission decisions on stored messages
     *(("feast", module, qualname, f"{_PERMISSIONS} (decides as this does)")
       for module, qualname in _PERMISSION_RULES),
-    *(("feast", module, qualname, f"{_PERMISSIONS}.resource (the class and name this builds)")
+    *(("feast", module, qualname, f"{_PERMISSIONS}.resource (the class and name this builds), "
+       f"{_OBJECTS} (copies what this builds: plain_feast_object)")
       for module, qualname in _FROM_PROTO),
     # typeguard
     ("typeguard", "typeguard._suppression", "suppress_type_checks",
@@ -871,6 +960,15 @@ FINGERPRINTS: dict[str, dict[str, str | None]] = {
     'feast.infra.registry.caching_registry:CachingRegistry.list_validation_references': {'0.67.0': '33e51ee1083367f4'},
     'feast.infra.registry.caching_registry:CachingRegistry.refresh': {'0.67.0': '1d0d1599cf0ca880'},
     'feast.infra.registry.proto_registry_utils:get_any_feature_view': {'0.67.0': '33ecd241cc27ed52'},
+    'feast.infra.registry.proto_registry_utils:get_data_source': {'0.67.0': '11d2b7913e284319'},
+    'feast.infra.registry.proto_registry_utils:get_entity': {'0.67.0': '8c370811bb4bae9d'},
+    'feast.infra.registry.proto_registry_utils:get_feature_service': {'0.67.0': '263d5fb1c122cdfb'},
+    'feast.infra.registry.proto_registry_utils:get_feature_view': {'0.67.0': '12a98469af343087'},
+    'feast.infra.registry.proto_registry_utils:get_label_view': {'0.67.0': '5b5fa89e52b1e6e8'},
+    'feast.infra.registry.proto_registry_utils:get_on_demand_feature_view': {'0.67.0': '7b47550addd24b41'},
+    'feast.infra.registry.proto_registry_utils:get_stream_feature_view': {'0.67.0': '13774b3f5a23ab03'},
+    'feast.infra.registry.proto_registry_utils:registry_proto_cache_name': {'0.67.0': '567c5af5a64c9e7f'},
+    'feast.infra.registry.proto_registry_utils:registry_proto_cache_with_tags': {'0.67.0': '67e769a074d2d717'},
     'feast.infra.registry.sql:SqlRegistry.__init__': {'0.67.0': '748014f32deca1f3'},
     'feast.infra.registry.sql:SqlRegistry._apply_object': {'0.67.0': '007e0d8f88347f3a'},
     'feast.infra.registry.sql:SqlRegistry._delete_object': {'0.67.0': 'e29ecfd37b83b893'},
@@ -1015,6 +1113,7 @@ FINGERPRINTS: dict[str, dict[str, str | None]] = {
     'feast.saved_dataset:SavedDataset.from_proto': {'0.67.0': '854fb49eccd27364'},
     'feast.saved_dataset:ValidationReference.from_proto': {'0.67.0': 'd91cde0a3b825efb'},
     'feast.stream_feature_view:StreamFeatureView.from_proto': {'0.67.0': '198ca16bb19d7cd3'},
+    'feast.transformation.udf_rehydrate:resolve_udf': {'0.67.0': 'e48d82b923347253'},
     'typeguard._suppression:suppress_type_checks': {'4.6.1': '6b1f8dee6a7efeaf'},
     'typeguard:uses:type_checks_suppressed': {'4.6.1': 'ccd5da9bcbe52b64'},
 }

@@ -58,7 +58,7 @@ from feast.stream_feature_view import StreamFeatureView
 
 from google.protobuf.message import DecodeError
 
-from feast_sqlreg import _changes, _engines, _install, _internals, _typechecks, errors
+from feast_sqlreg import _changes, _engines, _install, _internals, _objects, _typechecks, errors
 from feast_sqlreg._config import store_options, with_connect_args
 from feast_sqlreg._changes import ChangeFeed
 from feast_sqlreg import _kinds
@@ -918,6 +918,58 @@ class NativeSqlRegistry(CachingRegistry):
             index = (registry,) + _index_registry(registry)
             self._proto_index = index
         return index[1], index[2]
+
+    # ---- cached gets: fresh objects without from_proto (feast_sqlreg._objects)
+    #
+    # Feast's cached get_<kind> of these kinds builds a new object from the
+    # cached proto on every call, so each caller owns its object; these give
+    # a new copy of a template made once per stored message, equal to what
+    # from_proto builds. A name the cached proto lacks goes to Feast's own
+    # lookup, which raises as stock does. get_any_feature_view and the
+    # cached lists, which Feast shares between callers, stay Feast's.
+
+    def _cached_object(self, kind: int, name: str, project: str):
+        """A new object of the cached registry's (kind, project, name), or
+        None when it has none; refreshed first as Feast's cached reads are."""
+        _internals.refresh_cache_if_needed(self)
+        templates = self.__dict__.get("_templates")
+        if templates is None:
+            templates = self.__dict__.setdefault("_templates", _objects.Templates())
+        return templates.get(_internals.cached_proto(self), kind, project, name)
+
+    def get_entity(self, name: str, project: str, allow_cache: bool = False) -> Entity:
+        found = self._cached_object(ENTITY, name, project) if allow_cache else None
+        return found if found is not None else super().get_entity(name, project, allow_cache)
+
+    def get_data_source(self, name: str, project: str, allow_cache: bool = False) -> DataSource:
+        found = self._cached_object(DATA_SOURCE, name, project) if allow_cache else None
+        return found if found is not None else super().get_data_source(name, project, allow_cache)
+
+    def get_feature_view(self, name: str, project: str, allow_cache: bool = False) -> FeatureView:
+        found = self._cached_object(FEATURE_VIEW, name, project) if allow_cache else None
+        return found if found is not None else super().get_feature_view(name, project, allow_cache)
+
+    def get_stream_feature_view(
+        self, name: str, project: str, allow_cache: bool = False
+    ) -> StreamFeatureView:
+        found = self._cached_object(STREAM_FEATURE_VIEW, name, project) if allow_cache else None
+        return found if found is not None else super().get_stream_feature_view(name, project, allow_cache)
+
+    def get_on_demand_feature_view(
+        self, name: str, project: str, allow_cache: bool = False
+    ) -> OnDemandFeatureView:
+        found = self._cached_object(ON_DEMAND_FEATURE_VIEW, name, project) if allow_cache else None
+        return found if found is not None else super().get_on_demand_feature_view(name, project, allow_cache)
+
+    def get_label_view(self, name: str, project: str, allow_cache: bool = False) -> LabelView:
+        found = self._cached_object(LABEL_VIEW, name, project) if allow_cache else None
+        return found if found is not None else super().get_label_view(name, project, allow_cache)
+
+    def get_feature_service(
+        self, name: str, project: str, allow_cache: bool = False
+    ) -> FeatureService:
+        found = self._cached_object(FEATURE_SERVICE, name, project) if allow_cache else None
+        return found if found is not None else super().get_feature_service(name, project, allow_cache)
 
     def _apply_object(
         self, kind: int, project: str, obj, name: Optional[str] = None, versioned=False,
