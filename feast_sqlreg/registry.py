@@ -1156,6 +1156,10 @@ class NativeSqlRegistry(CachingRegistry):
             return proto.SerializeToString(), dict(
                 version_number=0, version_type=_VERSION_TYPE[kind], version_id=generate_version_id()
             )
+        if kind == INFRA and proto_class.FromString(stored).SerializeToString(
+            deterministic=True
+        ) == new.SerializeToString(deterministic=True):
+            return None  # feast apply's update_infra of the same tables: stock rewrites it
         if kind not in _COMPARED:
             return new.SerializeToString(), {}  # stock writes these whatever they hold
         stored_proto = proto_class.FromString(stored)
