@@ -260,6 +260,10 @@ def main():
         default="apply,refresh,get,get_cached,materialize,reapply,apply_one",
         help="a subset prints its table without rewriting RESULTS.md",
     )
+    ap.add_argument(
+        "--section",
+        help="write the tables as this section of RESULTS.md (replacing it), not the whole file",
+    )
     args = ap.parse_args()
     scenarios = args.scenarios.split(",")
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -297,6 +301,15 @@ def main():
         lines += ["", f"An uncached get: {store_us:.0f} us in the native store (GIL released); "
                   f"Feast's FeatureView.from_proto takes {checked_us:.0f} us with typeguard's checks "
                   f"(stock) and {unchecked_us:.0f} us without them (native, reading thread only).", ""]
+    results = ROOT / "benchmarks" / "RESULTS.md"
+    if args.section:
+        old = results.read_text() if results.exists() else ""
+        inner = ["#" + line if line.startswith("## ") else line for line in lines[2:]]
+        body = "\n".join([f"## {args.section}", "", *inner]).rstrip("\n") + "\n\n"
+        pattern = re.compile(rf"^## {re.escape(args.section)}\n.*?(?=^## |\Z)", re.S | re.M)
+        new = pattern.sub(lambda _: body, old) if pattern.search(old) else old + "\n" + body
+        results.write_text(new)
+        return
     if args.scenarios != ap.get_default("scenarios"):
         return
     us = hook_import_us()
@@ -304,11 +317,12 @@ def main():
               f"The .pth hook adds {us} us to the start of a Python process that never imports "
               "Feast (median of 15 runs, `python -X importtime -c pass`).", ""]
     print(lines[-2])
-    results = ROOT / "benchmarks" / "RESULTS.md"
-    # Sections other benchmarks own (make soak: "## Soak", make fleet:
-    # "## Fleet") are kept.
+    # Sections other runs own (make soak: "## Soak", make fleet: "## Fleet",
+    # make bench-serve: "## Serving path", --section: "## Large registries")
+    # are kept.
     old = results.read_text() if results.exists() else ""
-    kept = re.findall(r"^## (?:Soak|Fleet)\b.*?(?=^## |\Z)", old, flags=re.S | re.M)
+    kept = re.findall(r"^## (?:Soak|Fleet|Serving path|Large registries)\b.*?(?=^## |\Z)", old,
+                      flags=re.S | re.M)
     results.write_text("\n".join(lines).rstrip("\n") + "\n\n" + "".join(kept))
 
 
