@@ -16,7 +16,12 @@ fixes a stock bug:
 - ``get_user_metadata`` looks in the given project only;
 - each refresh gets a new ``version_id``, so cached reads in sync mode never
   return results memoized for an older registry;
-- ``delete_project`` also deletes the project's feature view version history.
+- ``delete_project`` also deletes the project's feature view version history;
+- an apply writes only over the row it decided on (else it decides again),
+  in one transaction with its version history;
+- applies with ``commit=False`` are written together at ``commit()`` (or the
+  next other use of the store), as Feast documents that flag;
+- ``update_infra`` of the same infra writes nothing.
 """
 
 import atexit
