@@ -230,3 +230,52 @@ def test_table_altered_under_prepared_statements(pg):
         assert failures == []
     finally:
         reg.close()
+
+
+def test_statements_are_planned_again_as_the_registry_grows(pg):
+    """A statement prepared while its table was nearly empty (a new
+    registry) gets a generic plan that may find a view by its project's
+    index alone, reading every view of the project, and PostgreSQL keeps
+    that plan until the table is analyzed. After 5,000 views arrive, the
+    native store's reads keep that plan only until their statement is
+    prepared again (at its 64th run): the index's own counter of rows read
+    shows it. Without the re-plan, each of the 300 reads after the growth
+    reads all 5,001 rows."""
+    import time
+
+    import psycopg
+
+    from feast_sqlreg._sqlregistry import Store
+
+    url, _ = pg.new()
+    reg = NativeSqlRegistry(config(url), "proj", None)
+    reg.apply_feature_view(o.feature_view(name="fv_watched"), "proj")
+    reg.close()
+    store = Store(url, None)
+    for _ in range(10):  # planned with one row in the table
+        assert store.get(3, "proj", "fv_watched") is not None
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO feature_views (feature_view_name, project_id, last_updated_timestamp, "
+            "feature_view_proto) SELECT 'bulk_' || g, project_id, last_updated_timestamp, "
+            "feature_view_proto FROM feature_views, generate_series(1, 5000) g"
+        )
+    for _ in range(300):
+        assert store.get(3, "proj", "fv_watched") is not None
+    store.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        # A backend's counters reach the statistics when it ends.
+        for _ in range(50):
+            if not conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            ).fetchone()[0]:
+                break
+            time.sleep(0.1)
+        scanned = dict(conn.execute(
+            "SELECT indexrelname, idx_tup_read FROM pg_stat_user_indexes "
+            "WHERE relname = 'feature_views'"
+        ).fetchall())
+    # Runs 11 to 63 may read the whole project (53 x 5,001 rows); the 237
+    # after the re-plan read one row each.
+    assert scanned["idx_feature_views_project_id"] <= 60 * 5001, scanned

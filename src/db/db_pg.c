@@ -57,6 +57,7 @@ typedef struct {
     unsigned runs;
     char *text;    /* the $n form */
     char name[16]; /* "" until prepared */
+    int replan;    /* due to be prepared again, once the session is idle */
 } stmt_entry;
 
 struct db_conn {
@@ -64,6 +65,7 @@ struct db_conn {
     double read_timeout;    /* seconds per round trip; 0: no limit */
     long prepare_threshold; /* runs before a statement is prepared; -1: never */
     int stalled;            /* missed read_timeout: never used again */
+    int replan_marked;      /* some statement's replan waits for idle */
     int nstmt;
     unsigned next_id;
     uint64_t clock;
@@ -653,6 +655,54 @@ static int server_prepare(db_conn *c, stmt_entry *e, db_err *err) {
     return 0;
 }
 
+/* Whether a prepared statement is due to be prepared again before run
+ * number `runs` (64, 256, 1024, ... then every 65536th). PostgreSQL keeps
+ * a statement's generic plan until its tables are altered or analyzed; a
+ * plan made while the registry's tables were empty (a fresh registry, never
+ * analyzed yet) scans them whole, and a registry that grew under it (a
+ * first feast apply of a large repository) would pay that on every read
+ * until autovacuum analyzes them. Preparing again lets the planner see the
+ * tables' current size; the cost is one round trip, ever rarer. */
+static int replan_due(unsigned runs) {
+    if (runs < 64) return 0;
+    if (runs >= 65536) return runs % 65536 == 0;
+    return (runs & (runs - 1)) == 0 && (runs & 0x15540) != 0; /* 4^k, k >= 3 */
+}
+
+/* Prepares e again under a new name and frees the old one (see
+ * replan_due). Never fails the call: on any error e keeps its plan. Only
+ * between transactions: a failed Parse inside one would abort it, so a
+ * statement due there is marked and prepared again at the next idle
+ * moment (replan_marked). */
+static void server_replan(db_conn *c, stmt_entry *e) {
+    if (c->stalled) return;
+    if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        e->replan = c->replan_marked = 1;
+        return;
+    }
+    e->replan = 0;
+    char old[16], name[16];
+    memcpy(old, e->name, sizeof(old));
+    snprintf(name, sizeof(name), "s%u", ++c->next_id);
+    PGresult *res = q_prepare(c, name, e->text, e->nparams);
+    int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    if (!ok) return;
+    memcpy(e->name, name, sizeof(name));
+    char sqltext[32];
+    snprintf(sqltext, sizeof(sqltext), "DEALLOCATE %s", old);
+    PQclear(q_exec(c, sqltext)); /* a failure here only leaks it */
+}
+
+/* Prepares again the statements marked while in a transaction; the
+ * session is idle. */
+static void replan_marked(db_conn *c) {
+    if (!c->replan_marked) return;
+    c->replan_marked = 0;
+    for (int i = 0; i < c->nstmt; i++)
+        if (c->stmt[i].replan && c->stmt[i].name[0]) server_replan(c, &c->stmt[i]);
+}
+
 /* The cached statement for sql, made on a miss (prepared on the server
  * when prepare_threshold is 0). */
 static stmt_entry *statement(db_conn *c, const char *sql, int nparams, db_err *err) {
@@ -842,6 +892,8 @@ static int pg_exec(db_conn *c, const char *sql, const db_value *params, int npar
     if (!e->name[0] && c->prepare_threshold > 0 && e->runs >= (unsigned long)c->prepare_threshold &&
         server_prepare(c, e, err) != 0)
         return -1;
+    if (e->name[0] && replan_due(e->runs)) server_replan(c, e);
+    if (c->replan_marked && PQtransactionStatus(c->pg) == PQTRANS_IDLE) replan_marked(c);
 
     /* Parameter text: INT as decimal, TEXT copied to end in '\0'. */
     size_t need = 0;
@@ -952,6 +1004,7 @@ static int pg_begin(db_conn *c, int write, db_err *err) {
                    NULL, "postgresql: connection is not idle at BEGIN");
         return -1;
     }
+    replan_marked(c);
     return simple(c, "BEGIN", err);
 }
 
