@@ -116,6 +116,22 @@ _SAME_BYTES = {ENTITY, DATA_SOURCE, FEATURE_VIEW, STREAM_FEATURE_VIEW, FEATURE_S
 _VOLATILE_META = ("created_timestamp", "last_updated_timestamp", "current_version_number")
 
 
+def _same_definition(kind: int, stored_proto, new) -> bool:
+    """Whether an apply of new (to_proto()) over stored_proto writes
+    nothing, decided on the bytes alone: the same infra, or, for the
+    _SAME_BYTES kinds, the same definition. False means "not settled
+    here", not "changed"."""
+    if kind == INFRA:
+        return stored_proto.SerializeToString(deterministic=True) == new.SerializeToString(
+            deterministic=True
+        )
+    if kind not in _SAME_BYTES:
+        return False
+    return _definition_message(kind, stored_proto).SerializeToString(
+        deterministic=True
+    ) == _definition_message(kind, new).SerializeToString(deterministic=True)
+
+
 def _definition(kind: int, message) -> bytes:
     """What an object's equality depends on, as bytes: message without the
     parts an apply of the same definition changes (the project stamp, the
@@ -309,6 +325,9 @@ _VIEW_KIND_OF_TYPE = {v: k for k, v in _VIEW_TYPE_NAME.items()}
 # How many times an apply decides again when another writer changed the row
 # between its read and its write (or took the version number it chose).
 _APPLY_ATTEMPTS = 5
+# How long rows read for applies with commit=False stay the ones their
+# "unchanged" is decided on (NativeSqlRegistry._unchanged_in_snapshot).
+SNAPSHOT_SECONDS = 1.0
 
 
 def _intervals_of(message):
@@ -408,7 +427,7 @@ class _Pending(NamedTuple):
     obj: Any
     versioned: bool
     no_promote: bool
-    item: tuple  # Store.apply_batch's item
+    item: Any  # Store.apply_batch's item; for an unchanged apply, the bytes it kept
 
 
 def _once_per_project(pending) -> list:
@@ -528,6 +547,13 @@ class NativeSqlRegistry(CachingRegistry):
         self._pending: List["_Pending"] = []
         self._pending_keys: Dict[Tuple[int, str, str], int] = {}
         self._pending_lock = threading.RLock()
+        # What applies with commit=False decide "unchanged" on without a
+        # read each (_unchanged_in_snapshot): (kind, project) -> (taken at,
+        # {name: stored bytes, or None for a bad row}).
+        self._snapshots: Dict[Tuple[int, str], Tuple[float, Dict[str, Optional[bytes]]]] = {}
+        # Applies with commit=False found unchanged, checked at commit():
+        # (kind, project, name) -> the latest such apply.
+        self._unchanged: Dict[Tuple[int, str, str], "_Pending"] = {}
         self._store = _FlushingStore(self._raw_store, self._flush)
         mode = registry_config.schema_mode
         if mode == "auto":
@@ -1018,6 +1044,12 @@ class NativeSqlRegistry(CachingRegistry):
                     raise ConflictingFeatureViewNames(
                         name, _VIEW_TYPE_NAME[rival], type(obj).__name__
                     )
+            if not commit:
+                stored = self._unchanged_in_snapshot(kind, project, name, new, rivals)
+                if stored is not None:  # as the read below would find it
+                    self._check_at_commit(_Pending(kind, project, name, obj, versioned,
+                                                   no_promote, stored))
+                    return
         for attempt in range(_APPLY_ATTEMPTS + 1):
             if attempt:
                 # Writers racing on one row: step aside a little, at random.
@@ -1030,6 +1062,9 @@ class NativeSqlRegistry(CachingRegistry):
             now = utc_now()
             write = self._decide(kind, project, obj, new, stored, next_version, versioned, now)
             if write is None:
+                if not commit:
+                    self._check_at_commit(_Pending(kind, project, name, obj, versioned,
+                                                   no_promote, stored))
                 return  # unchanged: nothing written
             sent, extra = write
             if no_promote and extra.get("version_type") and stored is not None:
@@ -1063,6 +1098,66 @@ class NativeSqlRegistry(CachingRegistry):
             f"due to concurrent applies. Please retry."
         )
 
+    def _unchanged_in_snapshot(self, kind: int, project: str, name: str, new, rivals):
+        """The stored bytes when an apply with commit=False of new
+        (to_proto()) is unchanged, told without a read of its own, else
+        None: feast apply re-applies
+        every object of a repository with commit=False, most of them
+        unchanged, and one read per object is most of its time on a
+        database server. The rows of the kind (and of the rival view
+        tables) in the project are read in one statement each, from the
+        write database, and kept for SNAPSHOT_SECONDS at most, until
+        commit() or until any other use of the store (any read or write
+        of this registry). Only "unchanged on the bytes" (_same_definition)
+        is decided here, with no rival row of the name; everything else
+        (new, changed, a name another view table holds, a bad row) reads
+        its row and decides as a commit=True apply does. commit() checks
+        that the row is still what was decided on (_check_at_commit)."""
+        if kind not in _SAME_BYTES:
+            return None
+        stored = self._rows_for_applies(kind, project).get(name)
+        if stored is None:
+            return None
+        for rival in rivals:
+            if name in self._rows_for_applies(rival, project):
+                return None
+        with _typechecks.thread_suppressed():
+            same = _same_definition(kind, _KINDS[kind][0].FromString(stored), new)
+        return stored if same else None
+
+    def _check_at_commit(self, unchanged: "_Pending") -> None:
+        """An apply with commit=False found unchanged (item: the stored
+        bytes it was found equal to) takes effect at commit() too: there
+        the row is read again, and an apply whose row another writer
+        changed meanwhile is made again, as with commit=True."""
+        with self._pending_lock:
+            self._unchanged[unchanged[:3]] = unchanged
+
+    def _changed_since(self, unchanged) -> list:
+        """Of the applies found unchanged, those whose row is no longer the
+        bytes they were found equal to: one read per kind and project."""
+        groups: Dict[Tuple[int, str], list] = {}
+        for u in unchanged:
+            groups.setdefault((u.kind, u.project), []).append(u)
+        changed = []
+        for (kind, project), group in groups.items():
+            rows = dict(self._raw_store.list(kind, project, -1, True)[0])
+            changed += [u for u in group if rows.get(u.name) != u.item]
+        return changed
+
+    def _rows_for_applies(self, kind: int, project: str) -> Dict[str, Optional[bytes]]:
+        now = time.monotonic()
+        with self._pending_lock:
+            taken = self._snapshots.get((kind, project))
+            if taken is not None and now - taken[0] < SNAPSHOT_SECONDS:
+                return taken[1]
+            rows, bad = self._raw_store.list(kind, project, -1, True)
+            rows = dict(rows)
+            for _table, _project, bad_name, _reason in bad:
+                rows[bad_name] = None
+            self._snapshots[(kind, project)] = (now, rows)
+            return rows
+
     def _defer(self, kind, project, name, obj, versioned, no_promote, sent, now, stored, extra):
         """Keeps a decided write of an apply with commit=False for _flush."""
         book = self._bookkeeping(kind, project, now)
@@ -1073,6 +1168,7 @@ class NativeSqlRegistry(CachingRegistry):
             extra.get("old_version_id"), bool(extra.get("versions_only")),
         )
         with self._pending_lock:
+            self._unchanged.pop((kind, project, name), None)  # this one is later
             self._pending_keys[(kind, project, name)] = len(self._pending)
             self._pending.append(_Pending(kind, project, name, obj, versioned, no_promote, item))
         self._written()  # a cached read first writes them (through the store)
@@ -1082,19 +1178,26 @@ class NativeSqlRegistry(CachingRegistry):
         rows changed since it was decided on (or its version number was
         taken), nothing of it is written and each apply decides again and
         writes alone, as if it had been made with commit=True; an error
-        then comes from the apply that meets it, the others written."""
+        then comes from the apply that meets it, the others written. The
+        applies found unchanged are checked too: one whose row another
+        writer changed since is made again the same way."""
         with self._pending_lock:
-            if not self._pending:
+            self._snapshots.clear()
+            if not self._pending and not self._unchanged:
                 return
-            pending = self._pending
-            self._pending, self._pending_keys = [], {}
-            try:
-                if self._raw_store.apply_batch(_once_per_project(pending)) is not None:
-                    return
-            except errors.DatabaseError:
-                pass  # decided again below, one by one
+            pending, unchanged = self._pending, list(self._unchanged.values())
+            self._pending, self._pending_keys, self._unchanged = [], {}, {}
+            redo = []
+            if pending:
+                try:
+                    if self._raw_store.apply_batch(_once_per_project(pending)) is None:
+                        redo = pending
+                except errors.DatabaseError:
+                    redo = pending  # decided again below, one by one
+            if unchanged:
+                redo += self._changed_since(unchanged)
             first_error = None
-            for p in pending:
+            for p in redo:
                 try:
                     self._apply_object(p.kind, p.project, p.obj, p.name, p.versioned,
                                        p.no_promote)
@@ -1161,9 +1264,7 @@ class NativeSqlRegistry(CachingRegistry):
             return proto.SerializeToString(), dict(
                 version_number=0, version_type=_VERSION_TYPE[kind], version_id=generate_version_id()
             )
-        if kind == INFRA and proto_class.FromString(stored).SerializeToString(
-            deterministic=True
-        ) == new.SerializeToString(deterministic=True):
+        if kind == INFRA and _same_definition(kind, proto_class.FromString(stored), new):
             return None  # feast apply's update_infra of the same tables: stock rewrites it
         if kind not in _COMPARED:
             return new.SerializeToString(), {}  # stock writes these whatever they hold

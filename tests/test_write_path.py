@@ -353,3 +353,106 @@ def test_a_batch_over_a_row_changed_meanwhile_loses_nothing(make_registry):
     assert dict(stored.spec.tags) == {"mine": "1"}
     assert len(stored.meta.materialization_intervals) == 1
     assert other.get_feature_view("second", "proj").name == "second"
+
+
+def _counting(reg, calls):
+    """Counts the registry's calls of the named Store methods."""
+    raw = reg._raw_store
+
+    class Counting:
+        def __getattr__(self, name):
+            if name in calls:
+                calls[name] += 1
+            return getattr(raw, name)
+
+    reg._raw_store = Counting()
+    reg._store._store = reg._raw_store
+
+
+def test_an_unchanged_repository_applied_with_commit_false_reads_per_kind_not_per_object(
+    make_registry,
+):
+    """feast apply (without a plan) of an unchanged repository: every
+    object with commit=False, then commit(). The rows are read once per
+    kind (and per rival view table) and checked once per kind at commit(),
+    not read once per object; nothing is written."""
+    reg = make_registry("native")
+    views = [o.feature_view(name=f"fv_{i}") for i in range(30)]
+    reg.apply_entity(o.entity(), "proj")
+    for fv in views:
+        reg.apply_feature_view(fv, "proj")
+    before = {fv.name: reg._store.get(native.FEATURE_VIEW, "proj", fv.name, True) for fv in views}
+    calls = {"read_for_apply": 0, "list": 0, "apply": 0, "apply_batch": 0}
+    _counting(reg, calls)
+    reg.apply_entity(o.entity(), "proj", commit=False)
+    for i in range(30):
+        reg.apply_feature_view(o.feature_view(name=f"fv_{i}"), "proj", commit=False)
+    reg.commit()
+    # entities; feature views and their 3 rival tables; then the check at
+    # commit(): entities, feature views.
+    assert calls == {"read_for_apply": 0, "list": 1 + 4 + 2, "apply": 0, "apply_batch": 0}
+    assert {n: reg._store.get(native.FEATURE_VIEW, "proj", n, True) for n in before} == before
+
+
+def test_an_unchanged_apply_whose_row_changed_before_commit_takes_effect_at_commit(
+    make_registry,
+):
+    """An apply with commit=False found unchanged, then another writer
+    changes the row before commit(): at commit() the apply is made, as the
+    later one (stock writes it then too). Found unchanged on the rows read
+    for the batch and on a read of its own alike."""
+    reg = make_registry("native")
+    other = make_registry("native", urls=conftest.urls_of(reg))
+    reg.apply_entity(o.entity(), "proj")
+    reg.apply_feature_view(o.feature_view(), "proj")
+    reg.apply_feature_view(o.feature_view(name="read_alone"), "proj")
+    # One found on the batch's rows, one on its own read (a rival table
+    # holds no such name; the second kind's rows are read after the first
+    # was changed, so it takes the same path).
+    reg.apply_feature_view(o.feature_view(), "proj", commit=False)
+    other.apply_feature_view(o.feature_view(tags={"theirs": "1"}), "proj")
+    other.apply_feature_view(o.feature_view(name="read_alone", tags={"theirs": "1"}), "proj")
+    reg._snapshots.clear()  # as after SNAPSHOT_SECONDS: read_alone is read on its own
+    reg.apply_feature_view(o.feature_view(name="read_alone", tags={"theirs": "1"}), "proj",
+                           commit=False)
+    assert other.get_feature_view("driver_hourly_stats", "proj").tags == {"theirs": "1"}
+    reg.commit()
+    assert other.get_feature_view("driver_hourly_stats", "proj").tags == dict(o.feature_view().tags)
+    # read_alone was unchanged against what it read (their version): it stays.
+    assert other.get_feature_view("read_alone", "proj").tags == {"theirs": "1"}
+
+
+def test_a_later_changed_apply_of_an_unchanged_one_wins_at_commit(make_registry):
+    reg = make_registry("native")
+    reg.apply_entity(o.entity(), "proj")
+    reg.apply_feature_view(o.feature_view(), "proj")
+    reg.apply_feature_view(o.feature_view(), "proj", commit=False)  # unchanged
+    reg.apply_feature_view(o.feature_view(tags={"later": "1"}), "proj", commit=False)
+    reg.commit()
+    assert reg.get_feature_view("driver_hourly_stats", "proj").tags == {"later": "1"}
+
+
+def test_rows_read_for_a_batch_are_not_used_past_other_uses_of_the_store(make_registry):
+    """The rows read for applies with commit=False are dropped at the next
+    other use of the store and after SNAPSHOT_SECONDS, so a later apply
+    never decides on them: here a row this registry changed itself."""
+    reg = make_registry("native")
+    reg.apply_entity(o.entity(), "proj")
+    reg.apply_feature_view(o.feature_view(), "proj")
+    reg.apply_feature_view(o.feature_view(), "proj", commit=False)
+    assert reg._snapshots
+    reg.apply_feature_view(o.feature_view(tags={"x": "1"}), "proj")  # commit=True
+    assert not reg._snapshots
+    # The original definition again, with commit=False: a change from
+    # x=1, not "unchanged" on rows read before.
+    reg.apply_feature_view(o.feature_view(), "proj", commit=False)
+    reg.commit()
+    assert reg.get_feature_view("driver_hourly_stats", "proj").tags == dict(o.feature_view().tags)
+    reg.apply_feature_view(o.feature_view(), "proj", commit=False)
+    taken = reg._snapshots[(native.FEATURE_VIEW, "proj")][0]
+    reg._snapshots[(native.FEATURE_VIEW, "proj")] = (taken - native.SNAPSHOT_SECONDS, {})
+    calls = {"list": 0}
+    _counting(reg, calls)
+    reg.apply_feature_view(o.feature_view(), "proj", commit=False)
+    assert calls["list"] == 1  # read again, not taken from the stale rows
+    reg.commit()

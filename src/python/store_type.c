@@ -396,14 +396,16 @@ static PyObject *Store_list(StoreObject *self, PyObject *args) {
     int kind;
     sref project;
     long long since = -1;
+    int primary = 0;
     store *st = live(self);
     db_err err;
     rowset rs;
-    if (!st || !PyArg_ParseTuple(args, "is#|L:list", &kind, &project.p, &project.n, &since) ||
+    if (!st ||
+        !PyArg_ParseTuple(args, "is#|Lp:list", &kind, &project.p, &project.n, &since, &primary) ||
         check_kind(kind))
         return NULL;
     rowset bad;
-    CALL_STORE(self, store_list(st, (obj_kind)kind, project, since, &rs, &bad, &err));
+    CALL_STORE(self, store_list(st, (obj_kind)kind, project, since, primary, &rs, &bad, &err));
     return rows_and_bad_to_py(&rs, 2, &bad); /* (name, proto) */
 }
 
@@ -892,8 +894,9 @@ static PyMethodDef Store_methods[] = {
      "get(kind, project, name, primary=False) -> stored proto bytes or None; DataError "
      "naming the row when it is not a valid object."},
     {"list", (PyCFunction)Store_list, METH_VARARGS,
-     "list(kind, project, since=-1) -> ([(name, proto)], bad): bad rows are left out and "
-     "listed as (table, project, name, reason)."},
+     "list(kind, project, since=-1, primary=False) -> ([(name, proto)], bad): bad rows are "
+     "left out and listed as (table, project, name, reason); primary: from the write "
+     "database, never a replica."},
     {"list_projects", (PyCFunction)Store_list_projects, METH_NOARGS,
      "list_projects() -> ([(name, proto)], bad)."},
     {"apply", (PyCFunction)(void (*)(void))Store_apply, METH_VARARGS | METH_KEYWORDS,

@@ -31,14 +31,14 @@ int store_get(store *st, obj_kind k, sref project, sref name, int primary, rowse
     return -1;
 }
 
-int store_list(store *st, obj_kind k, sref project, int64_t since, rowset *out, rowset *bad,
-               db_err *err) {
+int store_list(store *st, obj_kind k, sref project, int64_t since, int primary, rowset *out,
+               rowset *bad, db_err *err) {
     query_ctx q = {since < 0 ? st->sql[k].list : st->sql[k].list_since,
                    {txt(project), db_int(since)},
                    since < 0 ? 1 : 2,
                    out};
     memset(bad, 0, sizeof(*bad));
-    if (query(st, 0, &q, err) != 0) return -1;
+    if (query(st, primary, &q, err) != 0) return -1;
     row_filter f = {k, 2, 0, 1, &project, bad, err, 0};
     return filtered(out, bad, &f);
 }

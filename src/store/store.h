@@ -138,9 +138,10 @@ int store_read_for_apply(store *st, obj_kind k, sref project, sref name, const o
                          int *has_project, db_err *err);
 /* Rows of (name, proto, project_id); bad rows are left out and listed in
  * *bad as (table, project, name, reason). since < 0: no lower bound on
- * last_updated_timestamp. */
-int store_list(store *st, obj_kind k, sref project, int64_t since, rowset *out, rowset *bad,
-               db_err *err);
+ * last_updated_timestamp. primary: from the write database, never a
+ * replica (what an apply decides on). */
+int store_list(store *st, obj_kind k, sref project, int64_t since, int primary, rowset *out,
+               rowset *bad, db_err *err);
 /* Rows of (project_id, proto); bad rows are left out and listed in *bad. */
 int store_list_projects(store *st, rowset *out, rowset *bad, db_err *err);
 
