@@ -97,6 +97,16 @@ ctest: deps
 bench: install databases
 	$(PY) benchmarks/run.py
 
+# Registries of 1,000 and 5,000 views on every backend (about 40 minutes;
+# stock's apply of 5,000 views is not run: about 10 minutes per backend
+# alone); writes the "## Large registries" section of RESULTS.md.
+LARGE_BACKENDS ?= sqlite,sqlite-wal,postgresql,mysql
+.PHONY: bench-large
+bench-large: install databases
+	$(PY) benchmarks/run.py --backends $(LARGE_BACKENDS) --sizes 1000,5000 \
+	  --scenarios apply,reapply,noop_apply,noop_plan,apply_one --limit apply=1000 \
+	  --section "Large registries"
+
 # The serving path (benchmarks/serve.py): cached gets, and `feast serve`
 # answering by feature service, stock and native on one database kind;
 # writes the "## Serving path" section of RESULTS.md.

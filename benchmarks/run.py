@@ -22,6 +22,17 @@ Scenarios (each on a fresh database per registry):
 - materialize: 50 apply_materialization calls on one view;
 - reapply N: the N views of a stored registry applied again unchanged (the
   registry calls of `feast apply` on an unchanged repository);
+- noop_apply N: the registry calls of `feast apply` of an unchanged
+  repository where Feast does not plan (any online store but SQLite):
+  FeatureStore.apply re-applies every object with commit=False, then
+  commit();
+- noop_plan N: the registry calls of `feast apply` (and `feast plan`) of an
+  unchanged repository where Feast plans (the local provider with the
+  SQLite online store): Feast's own diff_between (every list_* call, then
+  Feast comparing each stored object with the repository's), refresh,
+  get_infra, and update_infra of the same infra. Feast's comparison is
+  most of it, the same work for both registries (the note under the table
+  gives native's list_* share);
 - apply_one N: one view of an N-view registry applied with a changed tag,
   20 times (best of 3 rounds; per call = the time / 20).
 Ratio = stock time / native time (above 1: native is faster).
@@ -89,7 +100,19 @@ class Bench:
         self.dbs = conftest.Databases(real, Path(tmp))
         self.made = []
 
-    def registry(self, kind, **kw):
+    def registry(self, kind, urls=None, **kw):
+        if urls is None:
+            urls = self.new_database()
+        if self.bounced:
+            kw.setdefault("sqlalchemy_config_kwargs", {"connect_args": {"prepare_threshold": None}})
+        cls = conftest.NativeSqlRegistry if kind == "native" else conftest.StockSqlRegistry
+        reg = cls(conftest.config(urls[0] if kind == "native" else urls[1], **kw), "proj", None)
+        reg.bench_urls = urls
+        self.made.append(reg)
+        return reg
+
+    def new_database(self):
+        """(native URL, stock URL) of a new, empty database."""
         urls = self.dbs.new()
         if self.wal:
             # The database file in WAL mode before either registry opens it;
@@ -101,11 +124,7 @@ class Bench:
             db.close()
         if self.bounced:
             urls = [u.replace(":5432/", f":{PGBOUNCER_PORT}/") for u in urls]
-            kw.setdefault("sqlalchemy_config_kwargs", {"connect_args": {"prepare_threshold": None}})
-        cls = conftest.NativeSqlRegistry if kind == "native" else conftest.StockSqlRegistry
-        reg = cls(conftest.config(urls[0] if kind == "native" else urls[1], **kw), "proj", None)
-        self.made.append(reg)
-        return reg
+        return urls
 
     def close(self):
         """Closes the native registries made so far: their change pollers
@@ -133,19 +152,74 @@ class Bench:
         return timed(run)
 
     def stored(self, kind, n):
-        """A registry holding an entity, a source and n views: (reg, views)."""
-        reg = self.registry(kind)
+        """A registry of `kind` over a database holding an entity, a source
+        and n views: (reg, views). The rows are written by the native
+        registry for both (the same tables and bytes either registry
+        writes: stock reads them as its own, tests/test_compat.py), in one
+        commit, so that a large registry is made in seconds, not in the
+        quarter of an hour stock's applies take at 5,000 views."""
+        builder = self.registry("native")
+        urls = builder.bench_urls
         ent, src, fvs = views(n)
-        reg.apply_entity(ent, "proj")
-        reg.apply_data_source(src, "proj")
+        builder.apply_entity(ent, "proj", commit=False)
+        builder.apply_data_source(src, "proj", commit=False)
         for fv in fvs:
-            reg.apply_feature_view(fv, "proj")
-        return reg, fvs
+            builder.apply_feature_view(fv, "proj", commit=False)
+        builder.commit()
+        builder.close()
+        self.made.remove(builder)
+        return self.registry(kind, urls), fvs
 
     def reapply(self, kind, n):
         reg, _ = self.stored(kind, n)
         _, _, again = views(n)  # the same definitions, built anew
         return timed(lambda: [reg.apply_feature_view(fv, "proj") for fv in again])
+
+    def noop_apply(self, kind, n):
+        reg, _ = self.stored(kind, n)
+        ent, src, fvs = views(n)  # the same definitions, built anew
+
+        def run():
+            reg.apply_entity(ent, "proj", commit=False)
+            reg.apply_data_source(src, "proj", commit=False)
+            for fv in fvs:
+                reg.apply_feature_view(fv, "proj", commit=False)
+            reg.commit()
+
+        return timed(run)
+
+    def noop_plan(self, kind, n):
+        from feast.diff.registry_diff import diff_between
+        from feast.project import Project
+        from feast.repo_contents import RepoContents
+
+        reg, _ = self.stored(kind, n)
+        ent, src, fvs = views(n)
+        repo = RepoContents(
+            projects=[Project(name="proj")], data_sources=[src], entities=[ent],
+            feature_views=fvs, on_demand_feature_views=[], stream_feature_views=[],
+            label_views=[], feature_services=[], permissions=[],
+        )
+        reg.apply_project(Project(name="proj"))
+        listed = {}
+
+        def run():
+            t0 = time.perf_counter()
+            diff = diff_between(reg, "proj", repo)
+            listed["diff"] = time.perf_counter() - t0
+            assert all(d.transition_type.name == "UNCHANGED" for d in diff.feast_object_diffs)
+            reg.refresh(project="proj")
+            reg.update_infra(reg.get_infra("proj"), "proj", commit=True)
+
+        took = timed(run)
+        if kind == "native":
+            # native's own share of the diff: the list_* calls it made
+            from feast.infra.registry.registry import FeastObjectType
+
+            t0 = time.perf_counter()
+            FeastObjectType.get_objects_from_registry(reg, "proj")
+            self.plan_lists = (time.perf_counter() - t0, listed["diff"], took)
+        return took
 
     def apply_one(self, kind, n):
         reg, fvs = self.stored(kind, n)
@@ -257,14 +331,21 @@ def main():
     ap.add_argument("--sizes", default="10,100,300")
     ap.add_argument(
         "--scenarios",
-        default="apply,refresh,get,get_cached,materialize,reapply,apply_one",
+        default="apply,refresh,get,get_cached,materialize,reapply,noop_apply,noop_plan,apply_one",
         help="a subset prints its table without rewriting RESULTS.md",
     )
     ap.add_argument(
         "--section",
         help="write the tables as this section of RESULTS.md (replacing it), not the whole file",
     )
+    ap.add_argument(
+        "--limit",
+        default="",
+        help="scenario=N,...: sizes above N are not run for that scenario "
+        "(stock's apply of 5,000 views alone takes about 10 minutes per backend)",
+    )
     args = ap.parse_args()
+    limits = {k: int(v) for k, v in (x.split("=") for x in args.limit.split(",") if x)}
     scenarios = args.scenarios.split(",")
     sizes = [int(s) for s in args.sizes.split(",")]
     lines = [
@@ -282,8 +363,10 @@ def main():
             rows = []
             try:
                 for scenario in scenarios:
-                    sized = ("apply", "refresh", "reapply", "apply_one")
+                    sized = ("apply", "refresh", "reapply", "noop_apply", "noop_plan", "apply_one")
                     for n in sizes if scenario in sized else sizes[-1:]:
+                        if n > limits.get(scenario, n):
+                            continue
                         stock = getattr(bench, scenario)("stock", n)
                         bench.close()
                         native = getattr(bench, scenario)("native", n)
@@ -301,6 +384,11 @@ def main():
         lines += ["", f"An uncached get: {store_us:.0f} us in the native store (GIL released); "
                   f"Feast's FeatureView.from_proto takes {checked_us:.0f} us with typeguard's checks "
                   f"(stock) and {unchecked_us:.0f} us without them (native, reading thread only).", ""]
+        if getattr(bench, "plan_lists", None):
+            lists, diff, total = bench.plan_lists
+            lines += [f"noop_plan, native: {total*1000:.0f} ms, of which Feast's diff_between "
+                      f"{diff*1000:.0f} ms; its list_* calls to the registry take {lists*1000:.0f} ms "
+                      "of that, the rest is Feast comparing objects.", ""]
     results = ROOT / "benchmarks" / "RESULTS.md"
     if args.section:
         old = results.read_text() if results.exists() else ""

@@ -288,14 +288,8 @@ def test_a_name_taken_by_another_view_kind_is_refused_as_stock_refuses_it(make_r
     assert sum(1 for _, r in outcomes["native"] if r != "ok") == 3
 
 
-def test_applies_with_commit_false_are_one_transaction_at_commit(make_registry):
-    """What feast apply does: every object with commit=False, then commit().
-    They wait, decided, and go in one transaction; this registry's own reads
-    see them first, another process's only after commit()."""
-    reg = make_registry("native")
-    other = make_registry("native", urls=conftest.urls_of(reg))
-    reg.apply_entity(o.entity(), "proj")
-    calls = {"apply": 0, "apply_batch": 0}
+def _counting(reg, calls):
+    """Counts the registry's calls of the named Store methods."""
     raw = reg._raw_store
 
     class Counting:
@@ -306,6 +300,17 @@ def test_applies_with_commit_false_are_one_transaction_at_commit(make_registry):
 
     reg._raw_store = Counting()
     reg._store._store = reg._raw_store
+
+
+def test_applies_with_commit_false_are_one_transaction_at_commit(make_registry):
+    """What feast apply does: every object with commit=False, then commit().
+    They wait, decided, and go in one transaction; this registry's own reads
+    see them first, another process's only after commit()."""
+    reg = make_registry("native")
+    other = make_registry("native", urls=conftest.urls_of(reg))
+    reg.apply_entity(o.entity(), "proj")
+    calls = {"apply": 0, "apply_batch": 0}
+    _counting(reg, calls)
     views = [o.feature_view(name=f"fv_{i}") for i in range(5)]
     for fv in views:
         reg.apply_feature_view(fv, "proj", commit=False)
@@ -353,20 +358,6 @@ def test_a_batch_over_a_row_changed_meanwhile_loses_nothing(make_registry):
     assert dict(stored.spec.tags) == {"mine": "1"}
     assert len(stored.meta.materialization_intervals) == 1
     assert other.get_feature_view("second", "proj").name == "second"
-
-
-def _counting(reg, calls):
-    """Counts the registry's calls of the named Store methods."""
-    raw = reg._raw_store
-
-    class Counting:
-        def __getattr__(self, name):
-            if name in calls:
-                calls[name] += 1
-            return getattr(raw, name)
-
-    reg._raw_store = Counting()
-    reg._store._store = reg._raw_store
 
 
 def test_an_unchanged_repository_applied_with_commit_false_reads_per_kind_not_per_object(
