@@ -118,6 +118,9 @@ WARNINGS = [
     "-Wmissing-prototypes",
     "-Wshadow",
     "-Wstrict-prototypes",
+    # A function the client library's headers lack (an older library, as
+    # in Debian 11) is an error here, not an undefined symbol at import.
+    "-Werror=implicit-function-declaration",
     "-fvisibility=hidden",
 ]
 

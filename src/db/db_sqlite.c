@@ -210,7 +210,11 @@ static int sq_exec(db_conn *c, const char *sql, const db_value *params, int npar
         sqlite3_reset(st);
         return -1;
     }
+#if SQLITE_VERSION_NUMBER >= 3037000
     if (affected) *affected = sqlite3_changes64(c->db);
+#else /* SQLite before 3.37 (Debian 11 has 3.34): an int count, enough here */
+    if (affected) *affected = sqlite3_changes(c->db);
+#endif
     sqlite3_reset(st);
     return 0;
 }
