@@ -18,6 +18,13 @@
 # 4. Import cost of the module: the wheel against the sdist's build.
 #
 # Usage: scripts/wheel_test.sh [PYTHON ...]   (as root; FEAST_VERSION=x.y.z)
+#
+# WHEEL=path tests that wheel instead of the one in dist/. WHEEL_SUITE=bullseye
+# makes the clean root Debian 11 (glibc 2.31), whose own Python (3.9) is too
+# old for the wheel and for Feast: WHEEL_PYTHON_DIR (a CPython built in the
+# same suite, scripts/wheel_roots.sh makes one) is copied into it as
+# /opt/python with the runtime libraries such a Python needs, as a
+# python:3.11-slim-bullseye image has them.
 set -eu
 cd "$(dirname "$0")/.."
 here=$(pwd)
@@ -34,60 +41,52 @@ one() { # the single file a glob names
   [ $# -eq 1 ] && [ -e "$1" ] || { echo "expected one file, got: $*" >&2; exit 1; }
   echo "$1"
 }
-wheel=$(one dist/feast_sqlreg-*-abi3-*.whl)
-sdist=$(one dist/feast_sqlreg-*.tar.gz)
+wheel=${WHEEL:-$(one dist/feast_sqlreg-*-abi3-*.whl)}
+SUITE=${WHEEL_SUITE:-bookworm}
+if [ "$SUITE" = bookworm ]; then
+  ROOT_PACKAGES=python3,python3-venv
+  RPY=python3
+else
+  ROOT=${WHEEL_ROOT:-build/wheel-root-$SUITE}
+  ROOT_PACKAGES=libssl1.1,libffi7,libsqlite3-0,libreadline8,libgdbm6,libncursesw6,libbz2-1.0,ca-certificates
+  RPY=/opt/python/bin/python3
+  : "${WHEEL_PYTHON_DIR:?WHEEL_PYTHON_DIR: a CPython built for $SUITE}"
+fi
+sdist=${WHEEL_SDIST:-$(one dist/feast_sqlreg-*.tar.gz)}
 echo "== $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB)"
 
 # ---- the clean root ------------------------------------------------------
-mirror=${DEBIAN_MIRROR:-$({
-  sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null
-  sed -n 's/^deb[[:space:]]\{1,\}\(\[[^]]*\][[:space:]]\{1,\}\)\{0,1\}//p' /etc/apt/sources.list 2>/dev/null
-} | awk '{print $1}' | grep -v security | head -1)}
-mirror=${mirror:-http://deb.debian.org/debian}
+. scripts/root_lib.sh
+mirror=$(debian_mirror)
 if [ ! -e "$ROOT/.fsr-root" ]; then
-  echo "== debootstrap bookworm into $ROOT from $mirror (python3 python3-venv)"
+  echo "== debootstrap $SUITE into $ROOT from $mirror ($ROOT_PACKAGES)"
   rm -rf --one-file-system "$ROOT.tmp"
   # Its own mount namespace: whatever debootstrap mounts dies with it.
   unshare --mount --propagation private \
-    debootstrap --variant=minbase --include=python3,python3-venv bookworm "$ROOT.tmp" "$mirror" \
+    debootstrap --variant=minbase --include="$ROOT_PACKAGES" "$SUITE" "$ROOT.tmp" "$mirror" \
     >build/wheel-root.log 2>&1 || { tail -20 build/wheel-root.log; exit 1; }
   touch "$ROOT.tmp/.fsr-root"
   rm -rf --one-file-system "$ROOT"
   mv "$ROOT.tmp" "$ROOT"
 fi
 
-in_root() { # runs "$@" in the root, with /proc, /dev and a fresh /dev/shm
-  unshare --mount --propagation private sh -c '
-    r=$1; shift
-    mount --bind /proc "$r/proc" && mount --bind /dev "$r/dev" &&
-      mount -t tmpfs -o mode=1777 tmpfs "$r/dev/shm" || exit 1
-    exec chroot "$r" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
-      PATH=/usr/local/bin:/usr/bin:/bin PIP_DISABLE_PIP_VERSION_CHECK=1 $ROOT_ENV "$@"' \
-    sh "$ROOT" "$@"
-}
-
 rm -rf --one-file-system "$ROOT/opt/fsr"
+if [ "$SUITE" != bookworm ]; then
+  rm -rf --one-file-system "$ROOT/opt/python"
+  cp -a "$WHEEL_PYTHON_DIR" "$ROOT/opt/python"
+fi
 mkdir -p "$ROOT/opt/fsr"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 cp "$wheel" scripts/wheel_test_root.py "$ROOT/opt/fsr/"
-# The host's CA bundle for pip, in case HTTPS goes through a proxy that
-# only the host trusts (Debian's pip 23 in the root reads certifi's, not the
-# system's). It is network set-up, nothing of ours.
-ROOT_ENV=
-ca=${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
-if [ -f "$ca" ]; then
-  cp "$ca" "$ROOT/opt/fsr/host-ca.crt"
-  ROOT_ENV=PIP_CERT=/opt/fsr/host-ca.crt
-fi
-export ROOT_ENV
-echo "== the root: $(in_root python3 -c 'import sys; print("python", sys.version.split()[0])')," \
-  "$(in_root dpkg-query -W -f '${Package}\n' | wc -l) Debian packages"
-if in_root python3 -c 'import feast_sqlreg' 2>/dev/null; then
+root_pip_cert "$ROOT"
+echo "== the root: $(in_root "$ROOT" $RPY -c 'import sys; print("python", sys.version.split()[0])'), $(in_root "$ROOT" ldd --version | head -1)," \
+  "$(in_root "$ROOT" dpkg-query -W -f '${Package}\n' | wc -l) Debian packages"
+if in_root "$ROOT" $RPY -c 'import feast_sqlreg' 2>/dev/null; then
   echo "FAIL: feast_sqlreg is importable in the root before the test"; exit 1
 fi
 have= lack=
 for p in libpq5 libmariadb3 libprotobuf-c1 libsqlite3-0; do
-  if in_root dpkg-query -W "$p" >/dev/null 2>&1; then have="$have $p"; else lack="$lack $p"; fi
+  if in_root "$ROOT" dpkg-query -W "$p" >/dev/null 2>&1; then have="$have $p"; else lack="$lack $p"; fi
 done
 echo "   client library packages absent:${lack:- none}; present:${have:- none}"
 
@@ -119,13 +118,13 @@ MY_URL=mysql+pymysql://$MY_USER:$MY_PASS@$MY_HOST:$MY_PORT/$tag
 # ---- 1. the clean root -------------------------------------------------------
 echo "== in the root: venv, pip install $(basename "$wheel") $FEAST_SPEC (from PyPI)"
 t1=$(date +%s)
-in_root sh -c "cd /opt/fsr && python3 -m venv venv &&
+in_root "$ROOT" sh -c "cd /opt/fsr && $RPY -m venv venv &&
   venv/bin/pip install -q ./$(basename "$wheel") '$FEAST_SPEC'" 2>&1 |
   grep -v '^WARNING: Location' || true
-in_root /opt/fsr/venv/bin/python -c 'import feast_sqlreg._sqlregistry' ||
+in_root "$ROOT" /opt/fsr/venv/bin/python -c 'import feast_sqlreg._sqlregistry' ||
   { echo "FAIL: pip install in the root"; exit 1; }
 echo "   installed in $(($(date +%s) - t1)) s"
-in_root /opt/fsr/venv/bin/python /opt/fsr/wheel_test_root.py /opt/fsr \
+in_root "$ROOT" /opt/fsr/venv/bin/python /opt/fsr/wheel_test_root.py /opt/fsr \
   sqlite=sqlite:////opt/fsr/registry.db postgresql="$PG_URL" mariadb="$MY_URL"
 
 # ---- 2. other CPythons -----------------------------------------------------
