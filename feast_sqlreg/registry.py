@@ -1101,10 +1101,9 @@ class NativeSqlRegistry(CachingRegistry):
     def _unchanged_in_snapshot(self, kind: int, project: str, name: str, new, rivals):
         """The stored bytes when an apply with commit=False of new
         (to_proto()) is unchanged, told without a read of its own, else
-        None: feast apply re-applies
-        every object of a repository with commit=False, most of them
-        unchanged, and one read per object is most of its time on a
-        database server. The rows of the kind (and of the rival view
+        None: feast apply re-applies every object of a repository with
+        commit=False, most of them unchanged, and one read per object is
+        most of its time on a database server. The rows of the kind (and of the rival view
         tables) in the project are read in one statement each, from the
         write database, and kept for SNAPSHOT_SECONDS at most, until
         commit() or until any other use of the store (any read or write
@@ -1141,22 +1140,29 @@ class NativeSqlRegistry(CachingRegistry):
             groups.setdefault((u.kind, u.project), []).append(u)
         changed = []
         for (kind, project), group in groups.items():
-            rows = dict(self._raw_store.list(kind, project, -1, True)[0])
+            rows = self._primary_rows(kind, project)
             changed += [u for u in group if rows.get(u.name) != u.item]
         return changed
 
     def _rows_for_applies(self, kind: int, project: str) -> Dict[str, Optional[bytes]]:
+        """_primary_rows, kept for SNAPSHOT_SECONDS (and until _flush)."""
         now = time.monotonic()
         with self._pending_lock:
             taken = self._snapshots.get((kind, project))
             if taken is not None and now - taken[0] < SNAPSHOT_SECONDS:
                 return taken[1]
-            rows, bad = self._raw_store.list(kind, project, -1, True)
-            rows = dict(rows)
-            for _table, _project, bad_name, _reason in bad:
-                rows[bad_name] = None
+            rows = self._primary_rows(kind, project)
             self._snapshots[(kind, project)] = (now, rows)
             return rows
+
+    def _primary_rows(self, kind: int, project: str) -> Dict[str, Optional[bytes]]:
+        """{name: stored bytes, or None for a bad row} of a kind in a
+        project, read from the write database in one statement."""
+        rows, bad = self._raw_store.list(kind, project, -1, True)
+        found: Dict[str, Optional[bytes]] = dict(rows)
+        for _table, _project, bad_name, _reason in bad:
+            found[bad_name] = None
+        return found
 
     def _defer(self, kind, project, name, obj, versioned, no_promote, sent, now, stored, extra):
         """Keeps a decided write of an apply with commit=False for _flush."""
@@ -1191,9 +1197,9 @@ class NativeSqlRegistry(CachingRegistry):
             if pending:
                 try:
                     if self._raw_store.apply_batch(_once_per_project(pending)) is None:
-                        redo = pending
+                        redo = list(pending)
                 except errors.DatabaseError:
-                    redo = pending  # decided again below, one by one
+                    redo = list(pending)  # decided again below, one by one
             if unchanged:
                 redo += self._changed_since(unchanged)
             first_error = None
@@ -1277,13 +1283,10 @@ class NativeSqlRegistry(CachingRegistry):
         with _typechecks.thread_suppressed():
             differs = False
             if kind in _SAME_BYTES:
-                old_def = _definition_message(kind, stored_proto)
-                new_def = _definition_message(kind, new)
-                if old_def.SerializeToString(deterministic=True) == new_def.SerializeToString(
-                    deterministic=True
-                ):
+                if _same_definition(kind, stored_proto, new):
                     return None
-                differs = _surely_differs(kind, obj, old_def, new_def)
+                old_def = _definition_message(kind, stored_proto)
+                differs = _surely_differs(kind, obj, old_def, _definition_message(kind, new))
             if not differs:
                 existing = type(obj).from_proto(stored_proto)
         if existing is not None and existing == obj:

@@ -681,14 +681,10 @@ static void server_replan(db_conn *c, stmt_entry *e) {
         return;
     }
     e->replan = 0;
-    char old[16], name[16];
+    char old[16];
     memcpy(old, e->name, sizeof(old));
-    snprintf(name, sizeof(name), "s%u", ++c->next_id);
-    PGresult *res = q_prepare(c, name, e->text, e->nparams);
-    int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
-    PQclear(res);
-    if (!ok) return;
-    memcpy(e->name, name, sizeof(name));
+    db_err ignored;
+    if (server_prepare(c, e, &ignored) != 0) return; /* e->name is still old */
     char sqltext[32];
     snprintf(sqltext, sizeof(sqltext), "DEALLOCATE %s", old);
     PQclear(q_exec(c, sqltext)); /* a failure here only leaks it */
