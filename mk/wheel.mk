@@ -7,13 +7,15 @@
 #                    SQLite, PostgreSQL and MariaDB; then the wheel on the
 #                    other CPythons found, the sdist in a fresh venv here, and
 #                    the import cost of the wheel against a source build.
-#   make wheels      the wheel built in a Debian 11 root (glibc 2.31, a CPython
-#                    3.11 built there from Debian's source), for hosts as old as
-#                    Debian 11 / Ubuntu 20.04: dist/wheels/ (WHEEL_ARCHES=amd64;
-#                    aarch64 is not built yet)
-#   make wheels-test that wheel in a clean Debian 11 root with that CPython and
-#                    the runtime libraries it needs, no client library: the
-#                    same checks as wheel-test
+#   make wheels      the wheels for x86_64 and aarch64 built in Debian 11 roots
+#                    (glibc 2.31, a CPython 3.11 built there from Debian's
+#                    source; aarch64 cross-compiled), for hosts as old as
+#                    Debian 11 / Ubuntu 20.04: dist/wheels/ (WHEEL_ARCHES, Debian
+#                    names: amd64 arm64)
+#   make wheels-test each wheel in a clean Debian 11 root of its architecture
+#                    (arm64 under qemu-user-static) with that CPython and the
+#                    runtime libraries it needs, no client library: the same
+#                    checks as wheel-test
 # Not part of `make test`: the first run downloads Debian and Feast (minutes).
 
 WHEEL_TOOLS := build/wheel-tools
@@ -23,7 +25,12 @@ WHEEL_FEAST ?= $(shell $(PY) -c 'import importlib.metadata as m; print(m.version
 WHEEL_PYTHONS ?= $(wildcard $(HOME)/.pyenv/versions/3.1[0-9]*/bin/python3)
 
 .PHONY: wheel wheel-test wheels wheels-test
-WHEEL_ARCHES ?= amd64
+WHEEL_ARCHES ?= amd64 arm64
+# Debian packages the roots are made and run with.
+WHEEL_APT := debootstrap qemu-user-static
+wheel_apt = @missing=$$(for p in $(WHEEL_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 $(WHEEL_TOOLS)/.stamp: mk/wheel.mk
 	$(PYTHON) -m venv $(WHEEL_TOOLS)
@@ -41,13 +48,17 @@ wheel-test: wheel databases
 	FEAST_VERSION=$(WHEEL_FEAST) PYTHON=$(PYTHON) scripts/wheel_test.sh $(WHEEL_PYTHONS)
 
 wheels: deps
-	@command -v debootstrap >/dev/null || { \
-	  echo "installing Debian packages: debootstrap"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap; }
+	$(wheel_apt)
 	scripts/wheel_roots.sh $(WHEEL_ARCHES)
 
+# The machine's own architecture is built in bullseye-ARCH, another one
+# cross-built in bullseye-cross-ARCH; each has its CPython in /opt/python.
 wheels-test: wheels databases
-	WHEEL=$$(ls dist/wheels/feast_sqlreg-*-manylinux_*_x86_64.whl) \
+	@set -e; for a in $(WHEEL_ARCHES); do \
+	  r=build/wheel-roots/bullseye-$$a; [ -d $$r ] || r=build/wheel-roots/bullseye-cross-$$a; \
+	  m=$$(case $$a in arm64) echo aarch64;; amd64) echo x86_64;; *) echo $$a;; esac); \
+	  WHEEL=$$(ls dist/wheels/feast_sqlreg-*-manylinux_*_$$m.whl) \
 	  WHEEL_SDIST=$$(ls dist/wheels/feast_sqlreg-*.tar.gz) WHEEL_SUITE=bullseye \
-	  WHEEL_PYTHON_DIR=build/wheel-roots/bullseye-amd64/opt/python \
-	  FEAST_VERSION=$(WHEEL_FEAST) PYTHON=$(PYTHON) scripts/wheel_test.sh $(WHEEL_PYTHONS)
+	  WHEEL_ARCH=$$a WHEEL_PYTHON_DIR=$$r/opt/python \
+	  FEAST_VERSION=$(WHEEL_FEAST) PYTHON=$(PYTHON) scripts/wheel_test.sh $(WHEEL_PYTHONS); \
+	done

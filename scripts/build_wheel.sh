@@ -52,7 +52,9 @@ grep -E "warning:" "$OUT/build.log" | grep -v -e "byte-compiling is disabled" -e
 raw=$(ls "$OUT"/raw/feast_sqlreg-*.whl)
 
 echo "== MariaDB Connector/C plugins into the wheel"
-plugindir=$(mariadb_config --plugindir)
+# MARIADB_PLUGINDIR: for a cross build, whose target's mariadb_config does
+# not run here (scripts/wheel_roots.sh sets it).
+plugindir=${MARIADB_PLUGINDIR:-$(mariadb_config --plugindir)}
 "$PY" -m wheel unpack --dest "$OUT/plugins" "$raw" >/dev/null
 tree=$(ls -d "$OUT"/plugins/feast_sqlreg-*)
 mkdir "$tree/feast_sqlreg/_mariadb_plugin"

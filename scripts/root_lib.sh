@@ -36,3 +36,21 @@ in_root() {
       PATH=/usr/local/bin:/usr/bin:/bin PIP_DISABLE_PIP_VERSION_CHECK=1 $ROOT_ENV "$@"' \
     sh "$@"
 }
+
+# qemu_binfmt ARCH: makes the kernel run ARCH's executables with Debian's
+# qemu-user-static (its binfmt_misc entry, the F flag: the emulator is
+# opened once, so it works inside a chroot), so that a root of ARCH runs
+# here. Mounts binfmt_misc where nothing did (no systemd here).
+qemu_binfmt() {
+  case $1 in
+    arm64) q=aarch64 ;;
+    *) q=$1 ;;
+  esac
+  conf=/usr/lib/binfmt.d/qemu-$q.conf
+  [ -e "$conf" ] || { echo "qemu_binfmt: no $conf (apt-get install qemu-user-static)" >&2; return 1; }
+  mountpoint -q /proc/sys/fs/binfmt_misc ||
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || return 1
+  [ -e "/proc/sys/fs/binfmt_misc/qemu-$q" ] || cat "$conf" >/proc/sys/fs/binfmt_misc/register
+  grep -qx enabled "/proc/sys/fs/binfmt_misc/qemu-$q" ||
+    { echo "qemu_binfmt: qemu-$q is not enabled in binfmt_misc" >&2; return 1; }
+}

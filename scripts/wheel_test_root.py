@@ -14,6 +14,7 @@ online store has the values. Exits non-zero on the first failure.
 """
 
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -149,7 +150,7 @@ def check_libraries():
           f"and {other or 'nothing else'}")
     if other:
         fail(f"the imports mapped system libraries {other}")
-    plugin_dir = "/usr/lib/x86_64-linux-gnu/libmariadb3/plugin"
+    plugin_dir = f"/usr/lib/{platform.machine()}-linux-gnu/libmariadb3/plugin"
     print(f"system MariaDB plugin directory {plugin_dir}: "
           f"{'present' if os.path.isdir(plugin_dir) else 'absent'}")
 
