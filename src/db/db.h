@@ -173,6 +173,10 @@ typedef struct {
     const char *narrow_blob_query;
 } db_sql_dialect;
 
+/* The change-log triggers' (and PostgreSQL's trigger function's) names
+ * begin with this. */
+#define DB_CHANGE_TRIGGER_PREFIX "feast_sqlreg_"
+
 /* change_trigger for a dialect with one AFTER trigger per operation (i:
  * INSERT, UPDATE, DELETE), named feast_sqlreg_<table>_<ins|upd|del>. fmt
  * takes, in order: the trigger's name, the operation, the table, the table

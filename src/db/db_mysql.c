@@ -118,9 +118,20 @@ static db_errkind kind_for(unsigned int code) {
     }
 }
 
+/* MariaDB on Galera: a transaction aborted for a conflict (brute force)
+ * while the server was loading a table's trigger fails as a syntax error
+ * in the trigger's body (1064). The registry's own change-log triggers
+ * (DB_CHANGE_TRIGGER_PREFIX..., store/changes.c) are known to parse, so
+ * there it is the conflict, and retried as one. */
+static int aborted_in_our_trigger(unsigned int code, const char *msg) {
+    static const char head[] = "Trigger '" DB_CHANGE_TRIGGER_PREFIX;
+    return code == 1064 && msg && strncmp(msg, head, sizeof(head) - 1) == 0 &&
+           strstr(msg, "has an error in its body");
+}
+
 static int set_err(db_err *err, unsigned int code, const char *sqlstate, const char *msg) {
-    db_err_set(err, kind_for(code), (int)code, sqlstate, "mysql: %s",
-               msg && msg[0] ? msg : "unknown error");
+    db_errkind kind = aborted_in_our_trigger(code, msg) ? DB_ERR_BUSY : kind_for(code);
+    db_err_set(err, kind, (int)code, sqlstate, "mysql: %s", msg && msg[0] ? msg : "unknown error");
     return -1;
 }
 
@@ -128,7 +139,13 @@ static int fail(db_conn *c, db_err *err) {
     return set_err(err, mysql_errno(c->my), mysql_sqlstate(c->my), mysql_error(c->my));
 }
 
-static int fail_stmt(MYSQL_STMT *st, db_err *err) {
+/* A statement's error; the connection's where the statement has none: an
+ * error packet that arrives while rows are read (a deadlock or a Galera
+ * conflict that aborts the transaction mid-result, an expression failing
+ * at some row) is recorded on the connection only, and the statement's
+ * error number stays 0. */
+static int fail_stmt(db_conn *c, MYSQL_STMT *st, db_err *err) {
+    if (mysql_stmt_errno(st) == 0 && mysql_errno(c->my) != 0) return fail(c, err);
     return set_err(err, mysql_stmt_errno(st), mysql_stmt_sqlstate(st), mysql_stmt_error(st));
 }
 
@@ -158,6 +175,7 @@ int db_mysql_set_plugin_dir(const char *dir) {
 
 static const char *const KNOWN_KEYS[] = {
     "charset",         "connect_timeout",    "read_timeout", "write_timeout", "unix_socket",
+    "host",            "wsrep_sync_wait",
     "ssl_ca",          "ssl_cert",           "ssl_key",      "ssl_capath",    "ssl_cipher",
     "ssl_verify_cert", "ssl_check_hostname", "ssl_mode",     "ssl",           NULL,
 };
@@ -177,6 +195,7 @@ typedef struct {
     unsigned int connect_timeout, read_timeout, write_timeout; /* 0: library default */
     const char *ca, *cert, *key, *capath, *cipher;
     int tls;
+    int sync_wait; /* wsrep_sync_wait from the URL, -1: none */
 } conn_opts;
 
 static int config_err(db_err *err, const char *key, const char *why) {
@@ -233,7 +252,8 @@ static int read_opts(const db_url *url, conn_opts *o, db_err *err) {
         if (!known) {
             db_err_set(err, DB_ERR_CONFIG, 0, NULL,
                        "mysql: unknown URL query parameter '%s' (supported: charset, "
-                       "connect_timeout, read_timeout, write_timeout, unix_socket, ssl_ca, "
+                       "connect_timeout, read_timeout, write_timeout, unix_socket, host, "
+                       "wsrep_sync_wait, ssl_ca, "
                        "ssl_cert, ssl_key, ssl_capath, ssl_cipher, ssl_verify_cert, "
                        "ssl_check_hostname, ssl_mode, ssl)",
                        url->qkey[i]);
@@ -245,6 +265,15 @@ static int read_opts(const db_url *url, conn_opts *o, db_err *err) {
     o->socket = url_query(url, "unix_socket");
     if (o->socket && !o->socket[0]) o->socket = NULL;
     o->connect_timeout = 10;
+    o->sync_wait = -1;
+    const char *sync_wait = url_query(url, "wsrep_sync_wait");
+    if (sync_wait) {
+        char *end;
+        unsigned long n = strtoul(sync_wait, &end, 10);
+        if (sync_wait[0] < '0' || sync_wait[0] > '9' || *end || n > 15)
+            return config_err(err, "wsrep_sync_wait", "must be a whole number from 0 to 15");
+        o->sync_wait = (int)n;
+    }
     if (opt_uint(url, "connect_timeout", &o->connect_timeout, err) != 0 ||
         opt_seconds(url, "read_timeout", &o->read_timeout, err) != 0 ||
         opt_seconds(url, "write_timeout", &o->write_timeout, err) != 0)
@@ -371,6 +400,138 @@ static void my_close(db_conn *c) {
     free(c);
 }
 
+/* On a Galera node, a read waits until the node has applied every write
+ * the cluster committed before it (causal reads, bit 1 of
+ * wsrep_sync_wait): without it a read on one node (read_path, another
+ * replica's path) can miss what was just written on another, a
+ * process's own writes included. ?wsrep_sync_wait=N in the URL sets the
+ * value instead. A server without the variable (MySQL, a MariaDB built
+ * without Galera) is left as it is. */
+static int galera_session(db_conn *c, const conn_opts *o, db_err *err) {
+    char sql[96];
+    if (o->sync_wait >= 0)
+        snprintf(sql, sizeof(sql), "SET SESSION wsrep_sync_wait = %d", o->sync_wait);
+    else
+        snprintf(sql, sizeof(sql), "SET SESSION wsrep_sync_wait = "
+                                   "IF(@@wsrep_on, @@wsrep_sync_wait | 1, @@wsrep_sync_wait)");
+    if (mysql_real_query(c->my, sql, (unsigned long)strlen(sql)) == 0) return 0;
+    if (mysql_errno(c->my) == ER_UNKNOWN_SYSTEM_VARIABLE && o->sync_wait < 0) return 0;
+    return fail(c, err);
+}
+
+/* One connection to host:port (NULL host: the URL's socket or the
+ * library's default). */
+static db_conn *connect_one(const db_url *url, const conn_opts *o, const char *host,
+                            unsigned int port, db_err *err) {
+    db_conn *c = calloc(1, sizeof(*c));
+    if (!c || !(c->my = mysql_init(NULL))) {
+        free(c);
+        oom(err);
+        return NULL;
+    }
+    c->stmts.release = close_stmt;
+    c->read_timeout = o->read_timeout;
+    int tcp = 0;
+    for (int i = 0; url->driver && TCP_DRIVERS[i]; i++)
+        if (strcmp(url->driver, TCP_DRIVERS[i]) == 0) tcp = 1;
+    if (o->socket)
+        host = NULL; /* the socket wins, as in PyMySQL */
+    else if (tcp && !host)
+        host = "localhost";
+    if (apply_opts(c, o, tcp, err) != 0) {
+        my_close(c);
+        return NULL;
+    }
+    if (!mysql_real_connect(c->my, host, url->user, url->password, url->database, port, o->socket,
+                            CLIENT_FOUND_ROWS)) {
+        unsigned int code = mysql_errno(c->my);
+        if (code == CR_CANT_READ_CHARSET)
+            db_err_set(err, DB_ERR_CONFIG, (int)code, mysql_sqlstate(c->my),
+                       "mysql: unknown charset '%s': %s", o->charset, mysql_error(c->my));
+        else
+            db_err_set(err, DB_ERR_CONNECT, (int)code, mysql_sqlstate(c->my), "mysql: %s",
+                       mysql_error(c->my));
+        my_close(c);
+        return NULL;
+    }
+    if (o->tls >= TLS_REQUIRED && !mysql_get_ssl_cipher(c->my)) {
+        db_err_set(err, DB_ERR_CONNECT, CR_SSL_CONNECTION_ERROR, NULL,
+                   "mysql: TLS is required (ssl_mode=%s) but the server does not support it",
+                   TLS_MODES[o->tls]);
+        my_close(c);
+        return NULL;
+    }
+    if (galera_session(c, o, err) != 0) {
+        my_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Errors after which the next host of a list is tried: this host could not
+ * be reached or is going away; an answer such as "access denied" or
+ * "unknown database" would be the same on every host. */
+static int try_next_host(unsigned int code) {
+    return code == CR_CONNECTION_ERROR || code == CR_CONN_HOST_ERROR || code == CR_IPSOCK_ERROR ||
+           code == CR_UNKNOWN_HOST || code == CR_SERVER_LOST || code == CR_SERVER_GONE_ERROR ||
+           code == CR_SERVER_HANDSHAKE_ERR || code == 2055 || code == 1040 || code == 1053;
+}
+
+/* Several servers (a Galera cluster without a proxy in front):
+ * ?host=HostA:PortA&host=HostB, the form SQLAlchemy takes for PostgreSQL.
+ * Each is tried in turn until one accepts the connection. */
+static db_conn *connect_hosts(const db_url *url, const conn_opts *o, db_err *err) {
+    db_conn *c = NULL;
+    int tried = 0;
+    for (int i = 0; i < url->nquery && !c; i++) {
+        if (strcmp(url->qkey[i], "host") != 0) continue;
+        const char *v = url->qval[i];
+        char host[256];
+        unsigned int port = 0;
+        const char *h = v, *colon = strrchr(v, ':');
+        size_t hn = strlen(v);
+        if (v[0] == '[' && strchr(v, ']')) { /* [v6] or [v6]:port */
+            const char *close = strchr(v, ']');
+            h = v + 1;
+            hn = (size_t)(close - h);
+            colon = close[1] == ':' ? close + 1 : NULL;
+        } else if (colon && strchr(v, ':') != colon) {
+            colon = NULL; /* a bare IPv6 address */
+        }
+        if (colon) {
+            char *end;
+            unsigned long n = strtoul(colon + 1, &end, 10);
+            if (colon[1] < '0' || colon[1] > '9' || *end || n < 1 || n > 65535) {
+                db_err_set(err, DB_ERR_CONFIG, 0, NULL,
+                           "mysql: URL query parameter 'host' (host %d): the port is not a "
+                           "number from 1 to 65535",
+                           tried + 1);
+                return NULL;
+            }
+            port = (unsigned int)n;
+            if (h == v) hn = (size_t)(colon - v);
+        }
+        if (hn == 0 || hn >= sizeof(host)) {
+            db_err_set(err, DB_ERR_CONFIG, 0, NULL,
+                       "mysql: URL query parameter 'host' (host %d) is empty or too long",
+                       tried + 1);
+            return NULL;
+        }
+        memcpy(host, h, hn);
+        host[hn] = '\0';
+        tried++;
+        c = connect_one(url, o, host, port, err);
+        if (!c && !try_next_host((unsigned int)err->code)) return NULL;
+    }
+    if (!c && tried > 1) {
+        size_t k = strlen(err->msg);
+        if (k < sizeof(err->msg) - 1)
+            snprintf(err->msg + k, sizeof(err->msg) - k, " (the last of the %d hosts tried)",
+                     tried);
+    }
+    return c;
+}
+
 static db_conn *my_connect(const db_url *url, db_err *err) {
     conn_opts o;
     if (read_opts(url, &o, err) != 0) return NULL;
@@ -380,47 +541,17 @@ static db_conn *my_connect(const db_url *url, db_err *err) {
                    "mysql: the client library failed to initialize");
         return NULL;
     }
-    db_conn *c = calloc(1, sizeof(*c));
-    if (!c || !(c->my = mysql_init(NULL))) {
-        free(c);
-        oom(err);
-        return NULL;
+    if (url_query(url, "host")) {
+        if ((url->host && url->host[0]) || url->port > 0 || o.socket) {
+            db_err_set(err, DB_ERR_CONFIG, 0, NULL,
+                       "mysql: the registry URL names a server both before the database and "
+                       "in ?host= (or unix_socket): name them all in ?host=host1:port1&host=host2");
+            return NULL;
+        }
+        return connect_hosts(url, &o, err);
     }
-    c->stmts.release = close_stmt;
-    c->read_timeout = o.read_timeout;
-    int tcp = 0;
-    for (int i = 0; url->driver && TCP_DRIVERS[i]; i++)
-        if (strcmp(url->driver, TCP_DRIVERS[i]) == 0) tcp = 1;
     const char *host = url->host && url->host[0] ? url->host : NULL;
-    if (o.socket)
-        host = NULL; /* the socket wins, as in PyMySQL */
-    else if (tcp && !host)
-        host = "localhost";
-    if (apply_opts(c, &o, tcp, err) != 0) {
-        my_close(c);
-        return NULL;
-    }
-    if (!mysql_real_connect(c->my, host, url->user, url->password, url->database,
-                            (unsigned int)(url->port > 0 ? url->port : 0), o.socket,
-                            CLIENT_FOUND_ROWS)) {
-        unsigned int code = mysql_errno(c->my);
-        if (code == CR_CANT_READ_CHARSET)
-            db_err_set(err, DB_ERR_CONFIG, (int)code, mysql_sqlstate(c->my),
-                       "mysql: unknown charset '%s': %s", o.charset, mysql_error(c->my));
-        else
-            db_err_set(err, DB_ERR_CONNECT, (int)code, mysql_sqlstate(c->my), "mysql: %s",
-                       mysql_error(c->my));
-        my_close(c);
-        return NULL;
-    }
-    if (o.tls >= TLS_REQUIRED && !mysql_get_ssl_cipher(c->my)) {
-        db_err_set(err, DB_ERR_CONNECT, CR_SSL_CONNECTION_ERROR, NULL,
-                   "mysql: TLS is required (ssl_mode=%s) but the server does not support it",
-                   TLS_MODES[o.tls]);
-        my_close(c);
-        return NULL;
-    }
-    return c;
+    return connect_one(url, &o, host, (unsigned int)(url->port > 0 ? url->port : 0), err);
 }
 
 /* ---- statements ---------------------------------------------------------- */
@@ -471,7 +602,7 @@ static MYSQL_STMT *prepare(db_conn *c, const char *sql, int *unsupported, db_err
         if (code == ER_UNSUPPORTED_PS) {
             *unsupported = 1;
         } else {
-            fail_stmt(st, err);
+            fail_stmt(c, st, err);
             char state[sizeof(err->sqlstate)];
             memcpy(state, err->sqlstate, sizeof(state));
             if (code == ER_MAX_PREPARED_STMT_COUNT_REACHED)
@@ -506,14 +637,14 @@ static db_type type_for(const MYSQL_FIELD *f) {
 }
 
 /* Binds params and executes: the bound buffers only need to last until then. */
-static int bind_execute(MYSQL_STMT *st, const db_value *params, int n, db_err *err) {
+static int bind_execute(db_conn *c, MYSQL_STMT *st, const db_value *params, int n, db_err *err) {
     if (mysql_stmt_param_count(st) != (unsigned long)n) {
         db_err_set(err, DB_ERR_INTERFACE, 0, NULL,
                    "mysql: statement takes %lu parameters, %d given",
                    (unsigned long)mysql_stmt_param_count(st), n);
         return -1;
     }
-    if (n == 0) return mysql_stmt_execute(st) != 0 ? fail_stmt(st, err) : 0;
+    if (n == 0) return mysql_stmt_execute(st) != 0 ? fail_stmt(c, st, err) : 0;
     MYSQL_BIND *b = calloc((size_t)n, sizeof(*b));
     long long *ints = calloc((size_t)n, sizeof(*ints));
     int rv = 0;
@@ -541,8 +672,8 @@ static int bind_execute(MYSQL_STMT *st, const db_value *params, int n, db_err *e
             b[i].buffer_type = MYSQL_TYPE_NULL;
         }
     }
-    if (mysql_stmt_bind_param(st, b) != 0) rv = fail_stmt(st, err);
-    if (rv == 0 && mysql_stmt_execute(st) != 0) rv = fail_stmt(st, err);
+    if (mysql_stmt_bind_param(st, b) != 0) rv = fail_stmt(c, st, err);
+    if (rv == 0 && mysql_stmt_execute(st) != 0) rv = fail_stmt(c, st, err);
 done:
     free(b);
     free(ints);
@@ -559,10 +690,10 @@ typedef struct {
 } colbuf;
 
 /* Reads the result rows of an executed statement, calling row for each. */
-static int fetch_rows(MYSQL_STMT *st, db_row_fn row, void *ctx, int64_t *affected, db_err *err) {
+static int fetch_rows(db_conn *c, MYSQL_STMT *st, db_row_fn row, void *ctx, int64_t *affected, db_err *err) {
     unsigned int n = mysql_stmt_field_count(st);
     MYSQL_RES *meta = mysql_stmt_result_metadata(st);
-    if (!meta) return fail_stmt(st, err);
+    if (!meta) return fail_stmt(c, st, err);
     MYSQL_FIELD *fields = mysql_fetch_fields(meta);
     MYSQL_BIND *b = calloc(n, sizeof(*b));
     colbuf *cb = calloc(n, sizeof(*cb));
@@ -589,14 +720,14 @@ static int fetch_rows(MYSQL_STMT *st, db_row_fn row, void *ctx, int64_t *affecte
         }
     }
     if (mysql_stmt_bind_result(st, b) != 0) {
-        rv = fail_stmt(st, err);
+        rv = fail_stmt(c, st, err);
         goto done;
     }
     for (;;) {
         int rc = mysql_stmt_fetch(st);
         if (rc == MYSQL_NO_DATA) break;
         if (rc != 0 && rc != MYSQL_DATA_TRUNCATED) {
-            rv = fail_stmt(st, err);
+            rv = fail_stmt(c, st, err);
             break;
         }
         int rebind = 0;
@@ -623,7 +754,7 @@ static int fetch_rows(MYSQL_STMT *st, db_row_fn row, void *ctx, int64_t *affecte
                 b[i].buffer_length = cb[i].len + 1;
                 MYSQL_BIND one = b[i];
                 if (mysql_stmt_fetch_column(st, &one, i, 0) != 0) {
-                    rv = fail_stmt(st, err);
+                    rv = fail_stmt(c, st, err);
                     break;
                 }
                 rebind = 1;
@@ -633,7 +764,7 @@ static int fetch_rows(MYSQL_STMT *st, db_row_fn row, void *ctx, int64_t *affecte
         }
         if (rv != 0) break;
         if (rebind && mysql_stmt_bind_result(st, b) != 0) {
-            rv = fail_stmt(st, err);
+            rv = fail_stmt(c, st, err);
             break;
         }
         nrows++;
@@ -737,7 +868,7 @@ static int exec_stmt(db_conn *c, const char *sql, const db_value *params, int np
                            "mysql: the server cannot prepare this statement");
             return -1;
         }
-        rv = bind_execute(st, params, nparams, err);
+        rv = bind_execute(c, st, params, nparams, err);
         /* The server re-prepares a statement whose tables changed, but gives
          * up (ER_NEED_REPREPARE) when its table cache is too small: prepare
          * it afresh once. Nothing ran. */
@@ -760,7 +891,7 @@ static int exec_stmt(db_conn *c, const char *sql, const db_value *params, int np
     }
     if (rv == 0) {
         if (mysql_stmt_field_count(st) > 0)
-            rv = fetch_rows(st, row, ctx, affected, err);
+            rv = fetch_rows(c, st, row, ctx, affected, err);
         else if (affected)
             *affected = (int64_t)mysql_stmt_affected_rows(st);
     }

@@ -1013,7 +1013,18 @@ static int pg_commit(db_conn *c, db_err *err) {
         return -1;
     }
     PGresult *res = q_exec(c, "COMMIT");
-    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) return fail(c, res, err);
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        fail(c, res, err);
+        /* The connection went at COMMIT (a failover, the server killed or
+         * restarted): the server may have committed before the answer was
+         * lost, so the caller is told that, not that the write failed. */
+        size_t k = strlen(err->msg);
+        if (err->kind == DB_ERR_CONNECT && !c->stalled && k < sizeof(err->msg) - 1)
+            snprintf(err->msg + k, sizeof(err->msg) - k,
+                     "; the connection was lost at COMMIT, so the transaction's outcome is "
+                     "unknown: it may have been committed");
+        return -1;
+    }
     int rolled_back = strcmp(PQcmdStatus(res), "ROLLBACK") == 0;
     PQclear(res);
     if (rolled_back) {
@@ -1074,7 +1085,7 @@ static int pg_change_trigger(int i, const char *table, const char *keycol, char 
                  name, on_old, on_new);
         return 1;
     case 1:
-        snprintf(name, namelen, "feast_sqlreg_%s", table);
+        snprintf(name, namelen, DB_CHANGE_TRIGGER_PREFIX "%s", table);
         snprintf(sql, sqllen,
                  "CREATE TRIGGER %s AFTER INSERT OR UPDATE OR DELETE ON %s "
                  "FOR EACH ROW EXECUTE PROCEDURE feast_sqlreg_note_%s()",

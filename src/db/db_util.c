@@ -78,7 +78,7 @@ int db_change_trigger_per_op(const char *fmt, int i, const char *table, const ch
     static const char *const rows[] = {"NEW", "NEW", "OLD"};
     static const char *const tags[] = {"ins", "upd", "del"};
     if (i < 0 || i > 2) return 0;
-    snprintf(name, namelen, "feast_sqlreg_%s_%s", table, tags[i]);
+    snprintf(name, namelen, DB_CHANGE_TRIGGER_PREFIX "%s_%s", table, tags[i]);
     snprintf(sql, sqllen, fmt, name, ops[i], table, table, rows[i], rows[i], keycol);
     return 1;
 }

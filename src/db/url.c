@@ -324,6 +324,18 @@ int url_parse(const char *text, db_url *u, char *errbuf, size_t errlen) {
     if (host &&
         decode_part(u, errbuf, errlen, "host", host, (size_t)(host_end - host), &u->host) != 0)
         return -1;
+    if (port && memchr(port, ',', (size_t)(port_end - port))) {
+        /* libpq's own multi-host form, host1:port1,host2:port2: SQLAlchemy
+         * (and so Feast's registry) takes several hosts in the query. The
+         * scheme is copied: fail() frees u first. */
+        char scheme[32];
+        snprintf(scheme, sizeof(scheme), "%s", u->scheme);
+        return fail(u, errbuf, errlen,
+                    "several hosts in the registry URL's host part (host1:port1,host2:port2): "
+                    "name them in the query instead, as SQLAlchemy does: "
+                    "%s://user@/database?host=host1:port1&host=host2:port2",
+                    scheme);
+    }
     if (port) {
         long n = 0;
         int ok = port_end > port && port_end - port <= 5;
