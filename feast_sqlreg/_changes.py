@@ -8,10 +8,15 @@ script. ChangeFeed reads what was added since its last look, in one query.
 Ids are handed out when a row is written and become visible when its
 transaction commits, so a smaller id can appear after a larger one (two
 writers, the first commits last). The feed therefore remembers the ids it
-has not seen below the largest one it has (holes) and keeps asking from the
-oldest hole on, until the hole fills or is older than HOLE_SECONDS (a
-rolled-back write leaves a hole that never fills; registry transactions
-commit within milliseconds of writing their change rows).
+has not seen below the largest one it has (holes) until the hole fills or
+is older than HOLE_SECONDS (a rolled-back write leaves a hole that never
+fills; registry transactions commit within milliseconds of writing their
+change rows). Each look reads the rows above the largest id seen; the
+holes cost one COUNT of the rows between the oldest hole and that id, and
+those rows are read again only when the count says a hole filled. Holes
+can be most ids: a Galera cluster hands each node every third id
+(auto_increment_increment), and the ids the other nodes did not use stay
+holes for HOLE_SECONDS.
 
 Poller is the thread that follows one registry's feed and hands what
 changed to the registry (NativeSqlRegistry._on_changes).
@@ -44,15 +49,23 @@ class ChangeFeed:
     def __init__(self, store):
         self._store = store
         self.floor = store.changes_head()  # every id <= floor is done with
+        self._top = self.floor  # the largest id seen
         self._seen = set()  # ids > floor already reported
         self._holes = {}  # id > floor not seen yet -> monotonic time first missed
+        self.rows_read = 0  # change log rows read, in all
 
     def poll(self):
         """The (table, project, name) keys written since the last poll, or
         None when the feed lost track (then everything must be re-read)."""
-        rows = self._store.changes(self.floor, LIMIT)
+        rows = self._store.changes(self._top, LIMIT)
         if len(rows) >= LIMIT:
             return self._resync()
+        if self._holes and self._store.changes_count(self.floor, self._top) != len(self._seen):
+            # A hole filled (or a row went): the rows between, once again.
+            rows = self._store.changes(self.floor, LIMIT)
+            if len(rows) >= LIMIT:
+                return self._resync()
+        self.rows_read += len(rows)
         now = time.monotonic()
         changed = set()
         top = self.floor
@@ -64,9 +77,10 @@ class ChangeFeed:
                 changed.add((table, project, name))
         if top - self.floor > MAX_SPAN:
             return self._resync()
-        for row_id in range(self.floor + 1, top + 1):
+        for row_id in range(self._top + 1, top + 1):
             if row_id not in self._seen:
                 self._holes.setdefault(row_id, now)
+        self._top = max(self._top, top)
         while True:
             following = self.floor + 1
             if following in self._seen:
@@ -82,7 +96,7 @@ class ChangeFeed:
         return changed
 
     def _resync(self):
-        self.floor = self._store.changes_head()
+        self.floor = self._top = self._store.changes_head()
         self._seen.clear()
         self._holes.clear()
         return None

@@ -339,6 +339,17 @@ static PyObject *Store_changes(StoreObject *self, PyObject *args) {
     return rows_to_py(&rs);
 }
 
+/* The one number a one-row, one-column result holds (0 for none or NULL),
+ * as a Python int; frees rs. */
+static PyObject *number_of(rowset *rs) {
+    db_value v = rs->nrows ? rowset_get(rs, 0, 0) : db_null();
+    long long n = v.type == DB_INT ? (long long)v.i : 0;
+    if (v.type == DB_TEXT || v.type == DB_BLOB) /* MySQL's COALESCE(MAX()) may come as text */
+        n = strtoll(v.n ? (const char *)v.p : "0", NULL, 10);
+    rowset_free(rs);
+    return PyLong_FromLongLong(n);
+}
+
 static PyObject *Store_changes_head(StoreObject *self, PyObject *noargs) {
     (void)noargs;
     store *st = live(self);
@@ -346,12 +357,17 @@ static PyObject *Store_changes_head(StoreObject *self, PyObject *noargs) {
     rowset rs;
     if (!st) return NULL;
     CALL_STORE(self, store_changes_head(st, &rs, &err));
-    db_value v = rs.nrows ? rowset_get(&rs, 0, 0) : db_null();
-    long long head = v.type == DB_INT ? (long long)v.i : 0;
-    if (v.type == DB_TEXT || v.type == DB_BLOB) /* MySQL's COALESCE(MAX()) may come as text */
-        head = strtoll(v.n ? (const char *)v.p : "0", NULL, 10);
-    rowset_free(&rs);
-    return PyLong_FromLongLong(head);
+    return number_of(&rs);
+}
+
+static PyObject *Store_changes_count(StoreObject *self, PyObject *args) {
+    long long after, upto;
+    store *st = live(self);
+    db_err err;
+    rowset rs;
+    if (!st || !PyArg_ParseTuple(args, "LL:changes_count", &after, &upto)) return NULL;
+    CALL_STORE(self, store_changes_count(st, after, upto, &rs, &err));
+    return number_of(&rs);
 }
 
 static PyObject *Store_replica_stats(StoreObject *self, PyObject *noargs) {
@@ -884,6 +900,8 @@ static PyMethodDef Store_methods[] = {
      "changes(after, limit=10000) -> [(id, table, project, name)], id > after, in id order."},
     {"changes_head", (PyCFunction)Store_changes_head, METH_NOARGS,
      "changes_head() -> the largest change log id (0 when empty)."},
+    {"changes_count", (PyCFunction)Store_changes_count, METH_VARARGS,
+     "changes_count(after, upto) -> how many change log rows have after < id <= upto."},
     {"replica_stats", (PyCFunction)Store_replica_stats, METH_NOARGS,
      "replica_stats() -> {written, replayed, waits, fallbacks}: read-your-writes on a replica "
      "read_path (log positions; reads that waited for the replica; reads that went to the "

@@ -55,6 +55,14 @@ int store_changes_head(store *st, rowset *out, db_err *err) {
     return query(st, 0, &q, err);
 }
 
+int store_changes_count(store *st, int64_t after, int64_t upto, rowset *out, db_err *err) {
+    query_ctx q = {"SELECT COUNT(*) FROM feast_sqlreg_changes WHERE id > ? AND id <= ?",
+                   {db_int(after), db_int(upto)},
+                   2,
+                   out};
+    return query(st, 0, &q, err);
+}
+
 int store_prune_changes(store *st, int64_t before, int64_t *deleted, db_err *err) {
     write_one_ctx w = {
         "DELETE FROM feast_sqlreg_changes WHERE changed_at < ?", {db_int(before)}, 1, 0};

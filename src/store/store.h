@@ -77,6 +77,8 @@ int store_install_change_log(store *st, db_err *err);
 int store_changes(store *st, int64_t after, int64_t limit, rowset *out, db_err *err);
 /* One row: the largest id in the change log (0 when empty). */
 int store_changes_head(store *st, rowset *out, db_err *err);
+/* One row: how many change log rows have after < id <= upto. */
+int store_changes_count(store *st, int64_t after, int64_t upto, rowset *out, db_err *err);
 /* Deletes change log rows older than before (seconds since the epoch). */
 int store_prune_changes(store *st, int64_t before, int64_t *deleted, db_err *err);
 /* One row (table name) per registry table missing on the write (read=0) or
