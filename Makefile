@@ -11,7 +11,7 @@ PIP    := $(VENV)/bin/pip
 # Debian packages: compiler inputs, client libraries, and the servers tests use.
 APT_PACKAGES := gcc pkg-config libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler \
                 libpq-dev libmariadb-dev libnghttp2-dev libssl-dev postgresql \
-                mariadb-server pgbouncer
+                mariadb-server pgbouncer galera-4 rsync
 # Python packages the tests and benchmarks need besides Feast (the stock
 # registry's drivers, Feast's gRPC extra for `feast serve_registry`, and
 # cryptography, which PyJWT needs for the RS256 tokens of OIDC auth).
@@ -31,7 +31,7 @@ proto_c = $(patsubst %.proto,$(1)/%.pb-c.c,$(notdir $(PROTOS)))
 SOURCES := $(ALL_SOURCES) src/SOURCES $(wildcard src/*/*.h feast_sqlreg/*.py) \
            feast_sqlreg_hook.py feast_sqlreg.pth setup.py pyproject.toml
 
-.PHONY: all deps install demo test ctest bench databases clean
+.PHONY: all deps install demo test test-ha ctest bench databases clean
 
 all: install
 
@@ -68,6 +68,15 @@ databases: deps
 test: install databases ctest
 	$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=60
 	cd tests && ../$(VENV)/bin/pytest -p no:cacheprovider -n 2 --dist loadgroup -q .
+
+# The HA databases alone (also part of `make test`): a three-node MariaDB
+# Galera cluster (galera-4; rsync state transfers) with writers on every
+# node and a node killed, PostgreSQL primary + synchronous standby failover
+# with a multi-host URL, and the errors servers raise mid-call. About 5
+# minutes; the servers are private, made and removed by the tests.
+HA_TESTS := test_galera.py test_pg_failover.py test_server_errors.py
+test-ha: install databases
+	cd tests && ../$(VENV)/bin/pytest -p no:cacheprovider -q -s $(HA_TESTS)
 
 # The C layers below Python (url, pb, pool, store on SQLite) under
 # AddressSanitizer (leaks included) and UndefinedBehaviorSanitizer, with no

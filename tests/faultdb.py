@@ -79,7 +79,9 @@ class PrivatePostgres:
     """One private PostgreSQL cluster. start() / restart() return once it
     accepts connections."""
 
-    def __init__(self):
+    def __init__(self, standby_of=None):
+        """A new cluster (initdb), or with standby_of, a streaming hot
+        standby of that running cluster (pg_basebackup -R)."""
         bindirs = sorted(
             glob.glob("/usr/lib/postgresql/*/bin"),
             key=lambda d: int(d.split("/")[-2].split(".")[0]),
@@ -94,8 +96,13 @@ class PrivatePostgres:
         self.log = os.path.join(self.dir, "server.log")
         self.port = free_port()
         self._stopped = []
-        self._run("initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                  "--no-sync")
+        if standby_of is None:
+            self._run("initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                      "--no-sync")
+        else:
+            self._run("pg_basebackup", "-D", self.data, "-h", "127.0.0.1", "-p",
+                      str(standby_of.port), "-U", "postgres", "-X", "stream", "-R",
+                      "--no-sync", timeout=120)
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
             f.write(
                 f"port = {self.port}\n"
@@ -115,6 +122,10 @@ class PrivatePostgres:
 
     def start(self):
         self._run("pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "30", "start")
+
+    def promote(self):
+        """A standby becomes a primary (pg_ctl promote, waiting for it)."""
+        self._run("pg_ctl", "-D", self.data, "-w", "-t", "30", "promote")
 
     def restart(self):
         """pg_ctl restart -m fast: ends every session, starts again."""
@@ -163,7 +174,8 @@ class PrivatePostgres:
 class PrivateMariaDB:
     """One private MariaDB server; root@127.0.0.1 has no password."""
 
-    def __init__(self):
+    def __init__(self, extra_args=()):
+        self.extra_args = list(extra_args)  # more mariadbd options (Galera's)
         self.dir = tempfile.mkdtemp(prefix="fsr-my-")
         os.chmod(self.dir, 0o755)
         _own(self.dir, "mysql")
@@ -205,13 +217,13 @@ class PrivateMariaDB:
             "--skip-name-resolve",
             "--skip-log-bin",
             "--innodb-buffer-pool-size=32M",
-        ]
+        ] + self.extra_args
         if os.geteuid() == 0:
             argv.append("--user=mysql")
         self.proc = subprocess.Popen(
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
-        _wait_until(self._ping, 60, "the private MariaDB")
+        _wait_until(self._ping, 120, "the private MariaDB")
 
     def kill(self):
         """SIGKILL: no shutdown, InnoDB recovers on the next start."""
@@ -244,6 +256,91 @@ class PrivateMariaDB:
             self.proc.kill()
             self.proc.wait(30)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class GaleraCluster:
+    """A MariaDB Galera cluster (galera-4) of private servers on 127.0.0.1:
+    node 0 starts a new cluster, the others join it by a state transfer
+    (rsync). Failure detection is tightened (a node that stops answering is
+    suspected after 2 s and evicted after 3 s), so a killed node's peers go
+    on within seconds, not Galera's default 15 s. root has no password."""
+
+    PROVIDER = "/usr/lib/galera/libgalera_smm.so"
+
+    def __init__(self, size=3):
+        self.galera_ports = [free_port() for _ in range(size)]
+        peers = ",".join(f"127.0.0.1:{p}" for p in self.galera_ports)
+        self.nodes = []
+        for i, gport in enumerate(self.galera_ports):
+            options = ";".join([
+                f"gmcast.listen_addr=tcp://127.0.0.1:{gport}",
+                f"ist.recv_addr=127.0.0.1:{free_port()}",
+                "gcache.size=64M",
+                "evs.keepalive_period=PT0.5S",
+                "evs.suspect_timeout=PT2S",
+                "evs.inactive_timeout=PT3S",
+                "evs.inactive_check_period=PT0.5S",
+            ])
+            self.nodes.append(PrivateMariaDB([
+                "--wsrep-on=ON",
+                f"--wsrep-provider={self.PROVIDER}",
+                "--wsrep-cluster-name=fsr",
+                f"--wsrep-cluster-address=gcomm://{peers}",
+                f"--wsrep-node-name=node{i}",
+                f"--wsrep-node-address=127.0.0.1:{gport}",
+                f"--wsrep-provider-options={options}",
+                "--wsrep-sst-method=rsync",
+                f"--wsrep-sst-receive-address=127.0.0.1:{free_port()}",
+                "--binlog-format=ROW",
+                "--innodb-autoinc-lock-mode=2",
+                "--innodb-flush-log-at-trx-commit=2",
+            ]))
+
+    def start(self):
+        first, *rest = self.nodes
+        first.extra_args.append("--wsrep-new-cluster")
+        first.start()
+        first.extra_args.remove("--wsrep-new-cluster")
+        for node in rest:
+            node.start()
+            _wait_until(lambda: self.status(node, "wsrep_local_state_comment") == "Synced",
+                        120, "a Galera node's state transfer")
+        _wait_until(lambda: self.status(first, "wsrep_cluster_size") == str(len(self.nodes)),
+                    60, "the Galera cluster")
+
+    @staticmethod
+    def status(node, variable):
+        import pymysql
+
+        conn = pymysql.connect(host="127.0.0.1", port=node.port, user="root", connect_timeout=2)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW GLOBAL STATUS LIKE %s", (variable,))
+                row = cur.fetchone()
+                return row[1] if row else None
+        finally:
+            conn.close()
+
+    def new_database(self, name):
+        """Made on node 0, replicated to the others (DDL is replicated
+        in total order)."""
+        url = self.nodes[0].new_database(name)
+        import pymysql
+
+        for node in self.nodes[1:]:
+            def present(node=node):
+                conn = pymysql.connect(host="127.0.0.1", port=node.port, user="root")
+                try:
+                    with conn.cursor() as cur:
+                        return cur.execute("SHOW DATABASES LIKE %s", (name,)) == 1
+                finally:
+                    conn.close()
+            _wait_until(present, 30, "a database on every Galera node")
+        return url
+
+    def close(self):
+        for node in reversed(self.nodes):
+            node.close()
 
 
 class SilentServer:

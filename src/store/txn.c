@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 /* A connection error leaves the connection unusable: close it, do not pool
@@ -26,26 +27,66 @@ static void backoff(int attempt) {
     nanosleep(&ts, NULL);
 }
 
-enum { WRITE_ATTEMPTS = 8 };
+/* A write that keeps losing is given up after this long: with many writers
+ * on one row on a Galera cluster (each certification conflict aborts all
+ * but one of the writers, at COMMIT), a count of attempts runs out while
+ * the writers still make progress; time does not. */
+#define WRITE_RETRY_SECONDS 20.0
+
+static double since(const struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* With several servers in the URL (?host=A&host=B: a primary and its
+ * standbys, a Galera cluster) a call that finds none to connect to keeps
+ * trying for this long: a failover (Patroni promotes a standby within its
+ * 30 s leader TTL) is then a pause, not an error. */
+#define FAILOVER_WAIT_SECONDS 30.0
+
+static int several_hosts(pool *p) {
+    const db_url *u = pool_url(p);
+    int n = 0;
+    for (int i = 0; i < u->nquery; i++)
+        n += strcmp(u->qkey[i], "host") == 0;
+    return n > 1;
+}
 
 /* Runs fn on a pooled connection, in a transaction unless mode is NO_TXN.
- * A write that lost a deadlock or a lock wait is rolled back by the server
- * and retried here, after a jittered backoff (up to WRITE_ATTEMPTS in all:
- * InnoDB deadlocks writers racing to create one row, by design); nothing
- * else is retried, so a write is never applied twice. */
+ * A write that lost a deadlock, a lock wait or a Galera certification is
+ * rolled back by the server and retried here, after a jittered backoff,
+ * for up to WRITE_RETRY_SECONDS (InnoDB deadlocks writers racing to create
+ * one row, by design). With several servers in the URL, a transaction whose
+ * connection was lost before its COMMIT was sent (rolled back by the
+ * server) is run again on a new connection, and a call that finds no
+ * server waits up to FAILOVER_WAIT_SECONDS for one. Nothing else is retried:
+ * a lost COMMIT's outcome is unknown, and a write is never applied twice. */
 int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
     pool *p = mode == WRITE_TXN || mode == PRIMARY_READ ? st->wpool : st->rpool;
     const db_driver *d = pool_driver(p);
     int always_ping = 0, replanned = 0;
     int check_replica = p != st->wpool && tracks_replica(st);
+    struct timespec first;
+    clock_gettime(CLOCK_MONOTONIC, &first);
+    int failover = -1; /* several_hosts(p), once needed */
+    int lost = 0;      /* transactions run again after their connection went */
     for (int attempt = 1;; attempt++) {
         db_err_clear(err);
         int unpinged = 0;
         db_conn *c = pool_checkout(p, always_ping, &unpinged, err);
-        if (!c) return -1;
+        if (!c) {
+            if (err->kind != DB_ERR_CONNECT) return -1;
+            if (failover < 0) failover = several_hosts(p);
+            if (!failover || since(&first) >= FAILOVER_WAIT_SECONDS) return -1;
+            struct timespec nap = {0, 100000000L}; /* 0.1 s between rounds of the hosts */
+            nanosleep(&nap, NULL);
+            attempt--;
+            continue;
+        }
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        int rv = 0, at_begin = 0;
+        int rv = 0, at_begin = 0, at_commit = 0;
         int txn = mode == READ_TXN || mode == WRITE_TXN;
         if (check_replica) {
             int ready = replica_ready(st, d, c, err);
@@ -61,7 +102,10 @@ int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
         }
         if (txn && rv == 0) at_begin = rv = d->begin(c, mode == WRITE_TXN, err);
         if (rv == 0) rv = fn(st, d, c, ctx, err);
-        if (rv == 0 && txn) rv = d->commit(c, err);
+        if (rv == 0 && txn) {
+            at_commit = 1;
+            rv = d->commit(c, err);
+        }
         if (rv == 0) {
             int broken = mode == WRITE_TXN && tracks_replica(st) && note_write(st, d, c);
             pool_checkin(p, c, broken);
@@ -74,12 +118,25 @@ int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
          * second) that turned out closed, at once rather than after a
          * stall: what the ping would have caught. Retried once, pinging,
          * where nothing can have been applied: a read, or a BEGIN. */
-        struct timespec t1;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        double took = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+        double took = since(&t0);
         if (unpinged && !always_ping && err->kind == DB_ERR_CONNECT && took < 0.5 &&
             (at_begin || mode == NO_TXN || mode == READ_TXN)) {
             always_ping = 1;
+            attempt--;
+            continue;
+        }
+        /* The connection went inside a transaction, before its COMMIT:
+         * the server rolled it back. With several servers in the URL (a
+         * failover), the transaction runs again on one that answers. With
+         * one server, the caller is told: a server that restarted after a
+         * crash may still be rolling back the transactions it recovered
+         * (MariaDB does so in the background, and a write at once can
+         * collide with their rows). */
+        if (err->kind == DB_ERR_CONNECT && txn && !at_commit &&
+            (failover < 0 ? (failover = several_hosts(p)) : failover) &&
+            since(&first) < WRITE_RETRY_SECONDS) {
+            always_ping = 1;
+            backoff(++lost);
             attempt--;
             continue;
         }
@@ -96,7 +153,7 @@ int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
         }
         /* SQLite reports BUSY only after its busy handler waited `timeout`. */
         if (err->kind != DB_ERR_BUSY || mode != WRITE_TXN || !st->dialect->retry_busy ||
-            attempt >= WRITE_ATTEMPTS)
+            since(&first) >= WRITE_RETRY_SECONDS)
             return -1;
         backoff(attempt);
     }
