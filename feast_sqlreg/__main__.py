@@ -1,4 +1,7 @@
 """python -m feast_sqlreg status: which registry Feast uses here, and why.
+python -m feast_sqlreg doctor: what in the registry database or its set-up
+needs fixing, each finding with its fix; exit status 1 when one is a
+problem.
 python -m feast_sqlreg internals: the Feast and typeguard internals
 feast_sqlreg relies on, what changed in the installed versions, and their
 fingerprint table (feast_sqlreg._internals.FINGERPRINTS) to paste back."""
@@ -117,6 +120,31 @@ def internals(feast_roots) -> int:
     return 1 if problems else 0
 
 
+def doctor(repo: str, url: str, read_url: str, fleet: int) -> int:
+    from feast_sqlreg import _doctor
+
+    if url:
+        from feast.infra.registry.sql import SqlRegistryConfig
+
+        config = SqlRegistryConfig(registry_type="sql", path=url, read_path=read_url or None)
+    else:
+        yaml = os.path.join(repo, "feature_store.yaml")
+        if not os.path.exists(yaml):
+            print(f"feast_sqlreg doctor: no feature_store.yaml in {os.path.abspath(repo)} "
+                  f"(or give --url)", file=sys.stderr)
+            return 2
+        from pathlib import Path
+
+        from feast.repo_config import load_repo_config
+
+        config = load_repo_config(Path(repo), Path(yaml)).registry
+        if getattr(config, "registry_type", None) != "sql":
+            print(f"feast_sqlreg doctor: registry_type is {config.registry_type!r}, not sql",
+                  file=sys.stderr)
+            return 2
+    return _doctor.run(config, fleet, sys.stdout)
+
+
 def _version():
     from feast_sqlreg import __version__
 
@@ -136,7 +164,18 @@ def main(argv=None) -> int:
         "--feast-root", nargs=2, action="append", default=[], metavar=("VERSION", "DIR"),
         help="also fingerprint Feast VERSION unpacked in DIR (DIR/feast/...), e.g. a wheel",
     )
+    dr = sub.add_parser("doctor", help="check the registry database and its set-up; "
+                        "each finding with its fix")
+    dr.add_argument("--chdir", "-c", default=".", help="the feature repository (default: .)")
+    dr.add_argument("--url", default="", help="the registry URL, instead of a repository's")
+    dr.add_argument("--read-url", default="", help="with --url: the read_path URL")
+    dr.add_argument("--fleet", type=int, default=1, metavar="N",
+                    help="registry processes sharing the database (replicas, jobs; default 1)")
     args = ap.parse_args(argv)
+    if args.command == "doctor":
+        if args.fleet < 1:
+            ap.error("--fleet must be at least 1")
+        return doctor(args.chdir, args.url, args.read_url, args.fleet)
     if args.command == "internals":
         return internals(args.feast_root)
     return status(args.chdir)

@@ -436,6 +436,27 @@ static PyObject *Store_list_projects(StoreObject *self, PyObject *noargs) {
     return rows_and_bad_to_py(&rs, 0, &bad); /* (name, proto) */
 }
 
+static PyObject *Store_missing_change_log(StoreObject *self, PyObject *noargs) {
+    (void)noargs;
+    store *st = live(self);
+    db_err err;
+    rowset rs;
+    if (!st) return NULL;
+    CALL_STORE(self, store_missing_change_log(st, &rs, &err));
+    return rows_to_py(&rs);
+}
+
+static PyObject *Store_inspect(StoreObject *self, PyObject *args) {
+    const char *sql;
+    int primary = 0;
+    store *st = live(self);
+    db_err err;
+    rowset rs;
+    if (!st || !PyArg_ParseTuple(args, "s|p:inspect", &sql, &primary)) return NULL;
+    CALL_STORE(self, store_inspect(st, primary, sql, &rs, &err));
+    return rows_to_py(&rs);
+}
+
 static PyObject *Store_apply(StoreObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"kind",
                              "project",
@@ -915,6 +936,12 @@ static PyMethodDef Store_methods[] = {
      "list(kind, project, since=-1, primary=False) -> ([(name, proto)], bad): bad rows are "
      "left out and listed as (table, project, name, reason); primary: from the write "
      "database, never a replica."},
+    {"missing_change_log", (PyCFunction)Store_missing_change_log, METH_NOARGS,
+     "missing_change_log() -> [names]: feast_sqlreg_changes and the change-log triggers "
+     "missing on the write database."},
+    {"inspect", (PyCFunction)Store_inspect, METH_VARARGS,
+     "inspect(sql, primary=False) -> [row tuples]: one read-only statement with no parameters "
+     "(catalog tables, server settings), for the doctor; on the write database with primary."},
     {"list_projects", (PyCFunction)Store_list_projects, METH_NOARGS,
      "list_projects() -> ([(name, proto)], bad)."},
     {"apply", (PyCFunction)(void (*)(void))Store_apply, METH_VARARGS | METH_KEYWORDS,

@@ -36,6 +36,43 @@ static int change_log_fn(store *st, const db_driver *d, db_conn *c, void *ctx, d
     return rv;
 }
 
+/* The change log's parts that are missing, by name: the table, then each
+ * trigger store_install_change_log would create. */
+static int missing_change_log_fn(store *st, const db_driver *d, db_conn *c, void *ctx,
+                                 db_err *err) {
+    rowset *out = ctx;
+    const db_sql_dialect *dl = st->dialect;
+    rowset have = {0};
+    int rv = exec(d, c, dl->tables_query, NULL, 0, &have, NULL, err);
+    if (rv == 0 && !has_name(&have, "feast_sqlreg_changes")) {
+        db_value v = txtz("feast_sqlreg_changes");
+        rv = rowset_add(out, &v, 1, err);
+    }
+    rowset_free(&have);
+    if (rv != 0 || exec(d, c, dl->triggers_query, NULL, 0, &have, NULL, err) != 0) {
+        rowset_free(&have);
+        return -1;
+    }
+    char name[128], sql[2048];
+    for (size_t t = 0; t < NSCHEMA && rv == 0; t++)
+        for (int i = 0; rv == 0 && dl->change_trigger(i, SCHEMA[t].table, change_key(&SCHEMA[t]),
+                                                      name, sizeof(name), sql, sizeof(sql));
+             i++)
+            if (!has_name(&have, name)) {
+                db_value v = txtz(name);
+                rv = rowset_add(out, &v, 1, err);
+            }
+    rowset_free(&have);
+    return rv;
+}
+
+int store_missing_change_log(store *st, rowset *out, db_err *err) {
+    memset(out, 0, sizeof(*out));
+    int rv = run(st, PRIMARY_READ, missing_change_log_fn, out, err);
+    if (rv != 0) rowset_free(out);
+    return rv;
+}
+
 int store_install_change_log(store *st, db_err *err) {
     return run(st, st->dialect->ddl_in_transaction ? WRITE_TXN : PRIMARY_READ, change_log_fn, NULL,
                err);

@@ -43,6 +43,11 @@ int store_list(store *st, obj_kind k, sref project, int64_t since, int primary, 
     return filtered(out, bad, &f);
 }
 
+int store_inspect(store *st, int primary, const char *sql, rowset *out, db_err *err) {
+    query_ctx q = {sql, {{0}}, 0, out};
+    return query(st, primary, &q, err);
+}
+
 int store_list_projects(store *st, rowset *out, rowset *bad, db_err *err) {
     query_ctx q = {"SELECT project_id, project_proto FROM projects", {{0}}, 0, out};
     memset(bad, 0, sizeof(*bad));

@@ -72,6 +72,9 @@ int store_create_schema(store *st, db_err *err);
  * it for each row any writer (stock Feast too) inserts, updates or
  * deletes. Idempotent; needs the privilege to create triggers. */
 int store_install_change_log(store *st, db_err *err);
+/* One row (name) per part of the change log missing on the write database:
+ * feast_sqlreg_changes, then each missing trigger. */
+int store_missing_change_log(store *st, rowset *out, db_err *err);
 /* Rows of (id, table_name, project_id, object_name) with id > after, in id
  * order, at most limit, from the read database. */
 int store_changes(store *st, int64_t after, int64_t limit, rowset *out, db_err *err);
@@ -146,6 +149,11 @@ int store_list(store *st, obj_kind k, sref project, int64_t since, int primary, 
                rowset *bad, db_err *err);
 /* Rows of (project_id, proto); bad rows are left out and listed in *bad. */
 int store_list_projects(store *st, rowset *out, rowset *bad, db_err *err);
+/* The rows of one read-only statement of the caller's (no parameters), on
+ * the read database, or with primary on the write database: what
+ * `python -m feast_sqlreg doctor` asks the server (catalog tables, server
+ * settings). */
+int store_inspect(store *st, int primary, const char *sql, rowset *out, db_err *err);
 
 /* Inserts the object, or updates it keeping the stored created_timestamp
  * (and intervals, see pb_merge_for_update). *inserted tells which. A stored
