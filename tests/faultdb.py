@@ -308,6 +308,13 @@ class GaleraCluster:
         _wait_until(lambda: self.status(first, "wsrep_cluster_size") == str(len(self.nodes)),
                     60, "the Galera cluster")
 
+    def rejoin(self, node):
+        """Starts a node that was killed; it rejoins the cluster (a state
+        transfer from a peer) and is back once Synced."""
+        node.start()
+        _wait_until(lambda: self.status(node, "wsrep_local_state_comment") == "Synced",
+                    120, "a Galera node rejoining")
+
     @staticmethod
     def status(node, variable):
         import pymysql

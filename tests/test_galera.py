@@ -196,6 +196,8 @@ def test_a_node_killed_under_writers_loses_nothing(cluster, database):
         assert p.exitcode == 0, "a writer hung or died"
     left = [u for u, node in zip(database, cluster.nodes) if node is not victim]
     stored = _intervals_on_every_node(left)
+    cluster.rejoin(victim)  # the next tests want three nodes
+    assert _intervals_on_every_node(database[2:])[0] == stored[0]  # and it caught up
     assert stored[0] == stored[1]
     stored = set(stored[0])
     for w, log in enumerate(logs):
