@@ -79,6 +79,7 @@ int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
         double took = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
         if (unpinged && !always_ping && err->kind == DB_ERR_CONNECT && took < 0.5 &&
             (at_begin || mode == NO_TXN || mode == READ_TXN)) {
+            atomic_fetch_add(&st->reconnects, 1);
             always_ping = 1;
             attempt--;
             continue;
@@ -89,6 +90,7 @@ int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
          * the pool retires them all, and the call runs once more on a new
          * connection. */
         if (err->kind == DB_ERR_STALE_PLAN && !replanned) {
+            atomic_fetch_add(&st->replans, 1);
             pool_drain(p);
             replanned = 1;
             attempt--;
@@ -98,6 +100,7 @@ int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
         if (err->kind != DB_ERR_BUSY || mode != WRITE_TXN || !st->dialect->retry_busy ||
             attempt >= WRITE_ATTEMPTS)
             return -1;
+        atomic_fetch_add(&st->conflict_retries, 1);
         backoff(attempt);
     }
 }
