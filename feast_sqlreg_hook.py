@@ -2,16 +2,25 @@
 
 Imported at interpreter start-up by ``feast_sqlreg.pth``, so it must cost
 next to nothing in processes that never use Feast: it only puts a finder on
-``sys.meta_path`` that watches for three module names. When Feast's SQL
+``sys.meta_path`` that watches for four module names. When Feast's SQL
 registry module (``feast.infra.registry.sql``), its registry server
 (``feast.registry_server``) or its registry CLI (``feast.cli.registry``) is
-imported, feast_sqlreg patches them right after they load. Set ``FEAST_SQLREG_DISABLE=1`` to keep the stock registry.
+imported, feast_sqlreg patches them right after they load. When
+``prometheus_client`` is imported, feast_sqlreg's metrics join its default
+registry (feast_sqlreg._metrics; never by importing it first, which would
+decide its multiprocess mode before Feast does). Set
+``FEAST_SQLREG_DISABLE=1`` to keep the stock registry.
 """
 
 import os
 import sys
 
-_WATCHED = ("feast.infra.registry.sql", "feast.registry_server", "feast.cli.registry")
+_WATCHED = (
+    "feast.infra.registry.sql",
+    "feast.registry_server",
+    "feast.cli.registry",
+    "prometheus_client",
+)
 
 
 class _Finder:

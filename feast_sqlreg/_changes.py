@@ -95,6 +95,10 @@ class ChangeFeed:
             del self._holes[row_id]
         return changed
 
+    def holes(self) -> int:
+        """How many ids below the newest seen are still awaited."""
+        return len(self._holes)
+
     def _resync(self):
         self.floor = self._top = self._store.changes_head()
         self._seen.clear()
@@ -114,6 +118,8 @@ class Poller:
         self._stopping = threading.Event()
         self._last_ok = time.monotonic()
         self._failing = False
+        #: Looks at the change log that worked, and that failed (metrics).
+        self.polls = self.failures = 0
         self._may_prune = True
         self._pruned_at = 0.0
         self._thread = threading.Thread(
@@ -122,7 +128,15 @@ class Poller:
         self._thread.start()
 
     def healthy(self) -> bool:
-        return time.monotonic() - self._last_ok < max(3 * POLL_SECONDS, 2.0)
+        return self.lag() < max(3 * POLL_SECONDS, 2.0)
+
+    def lag(self) -> float:
+        """Seconds since the change log was last read (and what it said
+        handed to the registry) without an error."""
+        return time.monotonic() - self._last_ok
+
+    def holes(self) -> int:
+        return self._feed.holes()
 
     def stop(self):
         self._stopping.set()
@@ -137,11 +151,13 @@ class Poller:
                 if changed is None or changed:
                     registry._on_changes(changed)
                 self._last_ok = time.monotonic()
+                self.polls += 1  # this thread alone writes both counts
                 if self._failing:
                     logger.info("feast_sqlreg: change detection on %s is back", registry._store.url)
                     self._failing = False
                 self._prune(registry)
             except Exception as e:
+                self.failures += 1
                 if not self._failing:
                     logger.warning(
                         "feast_sqlreg: change detection on %s failed (%s); the cache "

@@ -9,6 +9,8 @@
 - ``feast.cli.registry``: ``feast registry create-schema`` creates the
   schema with the native core (no SQLAlchemy engine), on the store
   NativeSqlRegistry would open (``open_store``).
+- ``prometheus_client``: feast_sqlreg's metrics collector joins its default
+  registry (feast_sqlreg._metrics.install).
 
 How each swap reaches into Feast is feast_sqlreg._internals'.
 """
@@ -41,6 +43,8 @@ def patch(module):
         _patch_with(module, "feast_sqlreg.server", "NativeRegistryServer", _swap_server)
     elif module.__name__ == "feast.cli.registry":
         _patch_cli(module)
+    elif module.__name__ == "prometheus_client":
+        _install_metrics()
 
 
 # Feast modules loaded while the feast_sqlreg module that patches them was
@@ -83,6 +87,15 @@ def _swap_server(module, server):
     """start_server() builds the servicer by this module-level name; Feast
     calls start_server() by its module-level name too."""
     _internals.swap_registry_server(module, server, sys.modules[server.__module__].start_server)
+
+
+def _install_metrics():
+    try:
+        from feast_sqlreg import _metrics
+
+        _metrics.install()
+    except Exception as e:  # metrics must not break an import of prometheus_client
+        logger.warning("feast_sqlreg: metrics not installed: %s", e)
 
 
 def _patch_cli(module):

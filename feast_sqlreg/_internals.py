@@ -3,8 +3,9 @@
 feast_sqlreg plugs into Feast by swapping module attributes, copying or
 forking a few Feast functions, reading and writing ``CachingRegistry``'s
 cache attributes, calling some private or undocumented Feast functions, and
-replacing a private typeguard counter. None of that is a promised API: a
-Feast or typeguard release may change any of it. This module is the one
+replacing a private typeguard counter; its metrics write prometheus_client
+histograms' private value objects. None of that is a promised API: a
+Feast, typeguard or prometheus_client release may change any of it. This module is the one
 place (with feast_sqlreg.server, until it is switched over to the helpers
 below) that touches them: each use is a small named function here, with
 what it relies on and the versions it was checked against.
@@ -20,6 +21,7 @@ table for the installed versions, to refresh it after re-checking.
 Checked against:
 - Feast 0.67.0 (installed; the test suite passes on it).
 - typeguard 4.6.1 (installed).
+- prometheus_client 0.24.1 (installed).
 - Not Feast 0.66.0: its wheel put ahead of 0.67.0 on sys.path, the native
   registry fails to start (``RegistryConfig`` has no
   ``serve_features_while_materializing``; REQUIRED catches it), and the
@@ -40,7 +42,7 @@ import os
 import sys
 
 #: The versions every entry below was checked against.
-CHECKED = {"feast": ("0.67.0",), "typeguard": ("4.6.1",)}
+CHECKED = {"feast": ("0.67.0",), "typeguard": ("4.6.1",), "prometheus_client": ("0.24.1",)}
 
 # ---- plain Feast functions we call as they are -----------------------------
 #
@@ -441,6 +443,53 @@ def replace_typeguard_counter(replace) -> bool:
     return True
 
 
+# ---- feast.metrics: is anyone reading the multiprocess files? -----------------
+
+
+def feast_metrics_dir_unread() -> bool:
+    """Whether the multiprocess directory is Feast's own temporary one
+    (``feast.metrics`` made it at import: ``_owns_mp_dir``, inherited by
+    forked workers) while Feast's metrics are off in this process
+    (``_config.enabled``, set by ``start_metrics_server``, which `feast
+    serve --metrics` calls before gunicorn forks): then nothing reads the
+    files. False when feast.metrics is not loaded (a directory someone else
+    set)."""
+    metrics = sys.modules.get("feast.metrics")
+    if metrics is None:
+        return False
+    return bool(getattr(metrics, "_owns_mp_dir", False)) and not getattr(
+        getattr(metrics, "_config", None), "enabled", False
+    )
+
+
+def in_feast_metrics_server() -> bool:
+    """Whether this process is Feast's metrics server: the
+    ``multiprocessing.Process`` named "feast-metrics-server" that
+    ``start_metrics_server`` forks to serve the multiprocess directory. It
+    inherits the parent's registries as copies it never uses."""
+    mp = sys.modules.get("multiprocessing")
+    return mp is not None and mp.current_process().name == "feast-metrics-server"
+
+
+# ---- prometheus_client: histograms written as counts --------------------------
+
+
+def histogram_add(child, part, amount) -> None:
+    """Adds amount to one part of a labelled prometheus_client Histogram
+    (``child``: ``histogram.labels(...)``): to bucket number part (0 for the
+    first bound, non-cumulative, as ``Histogram.observe`` adds 1 to the
+    first bucket whose bound is >= the value), or to the sum when part is
+    "sum". Histograms have no public call for "n observations in that
+    bucket"; feast_sqlreg._metrics keeps its own counts (``observe`` costs
+    more than a cached registry read) and writes them this way, into the
+    value objects ``Histogram._metric_init`` makes (``_buckets``, ``_sum``:
+    in multiprocess mode, the process's files)."""
+    if part == "sum":
+        child._sum.inc(amount)
+    else:
+        child._buckets[part].inc(amount)
+
+
 # ---- fingerprints -------------------------------------------------------------
 #
 # A fingerprint is the sha256 (first 16 hex digits) of a definition's source
@@ -585,6 +634,21 @@ _TARGETS: tuple[tuple[str, str, str, str], ...] = (
     *(("feast", module, qualname, f"{_PERMISSIONS}.resource (the class and name this builds), "
        f"{_OBJECTS} (copies what this builds: plain_feast_object)")
       for module, qualname in _FROM_PROTO),
+    # feast serve --metrics: a process of its own reading every process's
+    # multiprocess files, where feast_sqlreg._metrics._Mirror writes
+    ("feast", "feast.metrics", "_run_metrics_server",
+     "feast_sqlreg._metrics._Mirror (what it serves: MultiProcessCollector only)"),
+    ("feast", "feast.metrics", "start_metrics_server",
+     "feast_sqlreg._metrics._Mirror (the metrics server is another process), "
+     "feast_sqlreg._internals.feast_metrics_dir_unread (it sets _config), "
+     "in_feast_metrics_server (the name of its process)"),
+    ("feast", "feast.metrics", "_cleanup_multiprocess_dir",
+     "feast_sqlreg._internals.feast_metrics_dir_unread (_owns_mp_dir: Feast's own directory)"),
+    # prometheus_client
+    ("prometheus_client", "prometheus_client.metrics", "Histogram._metric_init",
+     "feast_sqlreg._internals.histogram_add (writes _buckets and _sum)"),
+    ("prometheus_client", "prometheus_client.metrics", "Histogram.observe",
+     "feast_sqlreg._internals.histogram_add (adds to buckets as this does)"),
     # typeguard
     ("typeguard", "typeguard._suppression", "suppress_type_checks",
      "feast_sqlreg._typechecks (its counter stands in for the one this changes)"),
@@ -641,6 +705,11 @@ REQUIRED: tuple[tuple[str, str, str], ...] = (
     ("feast", "feast.permissions.permission", "get_type_class_from_permission_type"),
     ("feast", "feast.data_source", "_DATA_SOURCE_OPTIONS"),
     ("feast", "feast.repo_config", "get_data_source_class_from_type"),
+    ("feast", "feast.metrics", "_owns_mp_dir"),
+    ("feast", "feast.metrics", "_config"),
+    ("feast", "feast.metrics", "_MetricsFlags.enabled"),
+    ("prometheus_client", "prometheus_client.metrics", "Histogram.self._buckets"),
+    ("prometheus_client", "prometheus_client.metrics", "Histogram.self._sum"),
     ("typeguard", "typeguard._suppression", "type_checks_suppressed"),
     ("typeguard", "typeguard._suppression", "type_checks_suppress_lock"),
 )
@@ -769,7 +838,8 @@ def _method_users(cls: str, stock_class: str, name: str) -> str:
             return f"{cls}.{name} (stands in for it: parity with stock)"
         return f"{cls} (its methods reimplement what this stock helper does)"
     if hasattr(own, "__wrapped__"):
-        return f"{cls}.{name} (inherited, wrapped by feast_sqlreg._typechecks; reads the cache)"
+        return (f"{cls}.{name} (inherited, wrapped by feast_sqlreg._typechecks or _metrics; "
+                "reads the cache)")
     if own is not None:
         return f"{cls}.{name} (overrides it)"
     return f"{cls} (inherits it; its cache attributes are set through feast_sqlreg._internals)"
@@ -884,7 +954,8 @@ def table(snapshots) -> str:
 
 
 #: key -> {checked version: fingerprint of its source there (None: absent)}.
-#: Versions are Feast's for feast.* keys, typeguard's for typeguard.* keys.
+#: Versions are Feast's for feast.* keys, typeguard's for typeguard.* keys,
+#: prometheus_client's for prometheus_client.* keys.
 #: Refresh with `python -m feast_sqlreg internals` after re-checking what
 #: the test names.
 FINGERPRINTS: dict[str, dict[str, str | None]] = {
@@ -1044,6 +1115,9 @@ FINGERPRINTS: dict[str, dict[str, str | None]] = {
     'feast.infra.registry.sql:SqlRegistry.update_infra': {'0.67.0': 'bd5dea1308ba3dce'},
     'feast.infra.registry.sql:SqlRegistryConfig': {'0.67.0': '7ac3474a6df25df1'},
     'feast.labeling.label_view:LabelView.from_proto': {'0.67.0': '2d613dc6793a959b'},
+    'feast.metrics:_cleanup_multiprocess_dir': {'0.67.0': '6f4ca23f0021932d'},
+    'feast.metrics:_run_metrics_server': {'0.67.0': 'd3f5042fc2826cf5'},
+    'feast.metrics:start_metrics_server': {'0.67.0': 'f9d503e5a9fb1d14'},
     'feast.on_demand_feature_view:OnDemandFeatureView.from_proto': {'0.67.0': 'b6a846e1bbe05a64'},
     'feast.permissions.action:AuthzedAction': {'0.67.0': '50e037fda0d1c2e2'},
     'feast.permissions.auth.oidc_token_parser:OidcTokenParser.user_details_from_access_token': {'0.67.0': '6d6831dcb771a8c6'},
@@ -1114,6 +1188,8 @@ FINGERPRINTS: dict[str, dict[str, str | None]] = {
     'feast.saved_dataset:ValidationReference.from_proto': {'0.67.0': 'd91cde0a3b825efb'},
     'feast.stream_feature_view:StreamFeatureView.from_proto': {'0.67.0': '198ca16bb19d7cd3'},
     'feast.transformation.udf_rehydrate:resolve_udf': {'0.67.0': 'e48d82b923347253'},
+    'prometheus_client.metrics:Histogram._metric_init': {'0.24.1': '07b05f83f5bc70e2'},
+    'prometheus_client.metrics:Histogram.observe': {'0.24.1': 'ab4502ec26905f72'},
     'typeguard._suppression:suppress_type_checks': {'4.6.1': '6b1f8dee6a7efeaf'},
     'typeguard:uses:type_checks_suppressed': {'4.6.1': 'ccd5da9bcbe52b64'},
 }

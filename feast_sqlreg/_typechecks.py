@@ -86,6 +86,13 @@ def thread_suppressed():
         _local.depth -= 1
 
 
+def thread_state():
+    """The per-thread state whose ``depth`` (when > 0) suppresses the checks
+    in its thread; for a wrapper that must do what without_type_checks
+    does in a frame of its own (feast_sqlreg._metrics.timed)."""
+    return _local
+
+
 def without_type_checks(method):
     """Wraps a registry read: the Feast objects it builds from stored protos
     are built without typeguard's checks in this thread (see the module)."""

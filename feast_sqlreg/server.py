@@ -43,7 +43,7 @@ from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from feast.protos.feast.registry import RegistryServer_pb2 as pb
 from feast.registry_server import RegistryServer
 
-from feast_sqlreg import _auth, _install, _internals, _kinds, _permissions
+from feast_sqlreg import _auth, _install, _internals, _kinds, _metrics, _permissions
 from feast_sqlreg._config import with_connect_args
 from feast_sqlreg._sqlregistry import Front
 from feast_sqlreg.registry import NativeSqlRegistry, _carrier, _unstamped
@@ -642,17 +642,23 @@ class FrontedServer:
     """What start_server returns when it does not wait: Feast's grpcio
     server (every attribute) behind the native front; stop() stops both."""
 
-    def __init__(self, server, front, answers, identities=None):
+    def __init__(self, server, front, answers, identities=None, metrics=None):
         self._server = server
         self.front = front
         self._answers = answers
         #: The callers' identities (feast_sqlreg._auth.Identities), with auth.
         self.identities = identities
         self.port = front.port
+        #: The HTTP server of the metrics (FEAST_SQLREG_METRICS_PORT; its
+        #: server_port), or None.
+        self.metrics = metrics
 
     def stop(self, grace=None):
         self._answers.stop()
+        _metrics.forget_front(self)
         self.front.stop()
+        if self.metrics is not None:
+            _metrics.stop_serving(self.metrics)
         return self._server.stop(grace)
 
     def wait_for_termination(self, timeout=None):
@@ -706,9 +712,37 @@ def start_server(store, port: int, wait_for_termination: bool = True, tls_key_pa
     server listens insecure on 127.0.0.1 behind it. With auth, the callers'
     identities are cached per token (feast_sqlreg._auth) and the front
     answers a cached Get once it has learned the decision for that caller
-    and object (NativeRegistryServer._learn)."""
-    if not _front_applies(store, tls_key_path, tls_cert_path):
-        return _internals.stock_start_server(store, port, wait_for_termination, tls_key_path, tls_cert_path)
+    and object (NativeRegistryServer._learn).
+
+    FEAST_SQLREG_METRICS_PORT=N also serves prometheus_client's default
+    registry (feast_sqlreg's metrics among it) over HTTP on port N (0: any
+    free port), stopped with the server: FrontedServer.metrics; over the
+    stock server, it serves until the process exits when not waiting."""
+    metrics_port = _metrics.port_setting()  # a bad value fails before anything starts
+    metrics = _metrics.serve(metrics_port) if metrics_port is not None else None
+    try:
+        if not _front_applies(store, tls_key_path, tls_cert_path):
+            server = _internals.stock_start_server(store, port, False, tls_key_path,
+                                                   tls_cert_path)
+        else:
+            server = _start_fronted(store, port, tls_key_path, tls_cert_path, metrics)
+    except BaseException:
+        if metrics is not None:
+            _metrics.stop_serving(metrics)
+        raise
+    if not wait_for_termination:
+        return server
+    try:
+        server.wait_for_termination()
+    finally:
+        server.stop(None)
+        if metrics is not None:
+            _metrics.stop_serving(metrics)
+
+
+def _start_fronted(store, port: int, tls_key_path: str, tls_cert_path: str, metrics):
+    """start_server's native front before Feast's grpcio server; the
+    FrontedServer, started."""
     from feast.permissions.server.utils import (
         AuthManagerType,
         ServerType,
@@ -768,15 +802,11 @@ def start_server(store, port: int, wait_for_termination: bool = True, tls_key_pa
         front.set_auth(True)
         servicer.front = front
     answers = _Answers(store.registry, front, auth=auth_type != AuthManagerType.NONE)
-    fronted = FrontedServer(server, front, answers, identities)
+    fronted = FrontedServer(server, front, answers, identities, metrics)
+    _metrics.track_front(fronted)
     logger.info("feast_sqlreg: registry server on port %d (native front%s; grpcio on "
                 "127.0.0.1:%d)", front.port, ", TLS" if tls else "", backend_port)
-    if not wait_for_termination:
-        return fronted
-    try:
-        server.wait_for_termination()
-    finally:
-        fronted.stop(None)
+    return fronted
 
 
 # Finishes the start-up hook's work when this module was imported before

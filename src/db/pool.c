@@ -36,6 +36,9 @@ struct pool {
     unsigned gen;
     pid_t pid;
     pool *prev, *next; /* every live pool, for the fork handlers */
+    /* pool_stats' counts, under mu. */
+    uint64_t connects, connect_failures, waits, timeouts;
+    double wait_seconds;
 };
 
 static double now_mono(void) {
@@ -233,9 +236,16 @@ static void close_unlocked(pool *p, db_conn *c) {
     pthread_cond_signal(&p->freed);
 }
 
+/* Called with mu held: a checkout that waited since `since` (0: it did
+ * not wait) is done waiting. */
+static void waited_until_now(pool *p, double since) {
+    if (since > 0) p->wait_seconds += now_mono() - since;
+}
+
 db_conn *pool_checkout(pool *p, int always_ping, int *unpinged, db_err *err) {
     if (unpinged) *unpinged = 0;
     double deadline = now_mono() + (p->opts.timeout > 0 ? p->opts.timeout : 30.0);
+    double waiting_since = 0; /* when this checkout began to wait, if it did */
     pthread_mutex_lock(&p->mu);
     after_fork_locked(p);
     for (;;) {
@@ -257,6 +267,7 @@ db_conn *pool_checkout(pool *p, int always_ping, int *unpinged, db_err *err) {
             }
             if (!stale) {
                 mark_out(p, &ic);
+                waited_until_now(p, waiting_since);
                 pthread_mutex_unlock(&p->mu);
                 return ic.conn;
             }
@@ -271,15 +282,24 @@ db_conn *pool_checkout(pool *p, int always_ping, int *unpinged, db_err *err) {
             pthread_mutex_lock(&p->mu);
             if (pc.conn) {
                 mark_out(p, &pc);
+                p->connects++;
             } else {
                 p->nopen--;
+                p->connect_failures++;
                 pthread_cond_signal(&p->freed);
             }
+            waited_until_now(p, waiting_since);
             pthread_mutex_unlock(&p->mu);
             return pc.conn;
         }
         double left = deadline - now_mono();
+        if (waiting_since == 0) {
+            waiting_since = now_mono();
+            p->waits++;
+        }
         if (left <= 0) {
+            p->timeouts++;
+            waited_until_now(p, waiting_since);
             pthread_mutex_unlock(&p->mu);
             db_err_set(err, DB_ERR_BUSY, 0, NULL,
                        "timed out after %.1f s waiting for a free registry connection "
@@ -330,5 +350,20 @@ void pool_drain(pool *p) {
         db_conn *c = p->idle[--p->nidle].conn;
         close_unlocked(p, c);
     }
+    pthread_mutex_unlock(&p->mu);
+}
+
+void pool_stats_get(pool *p, pool_stats *out) {
+    pthread_mutex_lock(&p->mu);
+    after_fork_locked(p);
+    out->capacity = p->capacity;
+    out->open = p->nopen;
+    out->in_use = p->nout;
+    out->idle = p->nidle;
+    out->connects = p->connects;
+    out->connect_failures = p->connect_failures;
+    out->waits = p->waits;
+    out->timeouts = p->timeouts;
+    out->wait_seconds = p->wait_seconds;
     pthread_mutex_unlock(&p->mu);
 }

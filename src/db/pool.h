@@ -13,6 +13,8 @@
 #ifndef FEAST_SQLREG_POOL_H
 #define FEAST_SQLREG_POOL_H
 
+#include <stdint.h>
+
 #include "db/db.h"
 
 typedef struct pool pool;
@@ -48,5 +50,20 @@ void pool_checkin(pool *p, db_conn *c, int broken);
  * when it comes back. The pool stays usable: later checkouts open new
  * connections on demand. */
 void pool_drain(pool *p);
+
+/* What a pool holds now, and what its checkouts met so far (for metrics).
+ * The counts run from pool_new, across a fork() too; the connections are
+ * this process's own. */
+typedef struct {
+    int capacity; /* size + max_overflow */
+    int open;     /* connections counted against capacity: in use, idle, being opened */
+    int in_use;   /* checked out now */
+    int idle;
+    uint64_t connects, connect_failures;
+    uint64_t waits;      /* checkouts that found every connection in use and waited */
+    uint64_t timeouts;   /* of those, the ones that gave up after pool_timeout */
+    double wait_seconds; /* time those checkouts spent waiting */
+} pool_stats;
+void pool_stats_get(pool *p, pool_stats *out);
 
 #endif

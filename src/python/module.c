@@ -141,6 +141,7 @@ static int module_exec(PyObject *module) {
     if (load_exceptions(ms) != 0) return -1;
     if (store_type_setup(module, ms) != 0) return -1;
     if (front_type_setup(module) != 0) return -1;
+    if (timings_type_setup(module) != 0) return -1;
     /* What the build has (setup.py defines the macros for the backend
      * modules it builds), loaded or not: importing them to find out would
      * cost what loading them on demand saves. */

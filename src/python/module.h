@@ -1,6 +1,6 @@
 /* module.h - state shared by the Python-facing C files (module.c,
- * store_type.c, front_type.c): src/python/ holds the only C files that
- * include Python.h. */
+ * store_type.c, front_type.c, timings_type.c): src/python/ holds the only C
+ * files that include Python.h. */
 #ifndef FEAST_SQLREG_MODULE_H
 #define FEAST_SQLREG_MODULE_H
 
@@ -45,5 +45,7 @@ void sqlreg_store_release(PyObject *obj);
 int store_type_setup(PyObject *module, module_state *ms);
 /* Adds the Front type (front_type.c); 0 or -1 with an exception set. */
 int front_type_setup(PyObject *module);
+/* Adds the Timings type (timings_type.c); 0 or -1 with an exception set. */
+int timings_type_setup(PyObject *module);
 
 #endif

@@ -381,6 +381,39 @@ static PyObject *Store_replica_stats(StoreObject *self, PyObject *noargs) {
                          (unsigned long long)s.fallbacks);
 }
 
+/* A pool's pool_stats as a dict (a new reference, NULL with an error set). */
+static PyObject *pool_stats_to_py(const pool_stats *p) {
+    return Py_BuildValue("{sisisisisKsKsKsKsd}", "capacity", p->capacity, "open", p->open,
+                         "in_use", p->in_use, "idle", p->idle, "connects",
+                         (unsigned long long)p->connects, "connect_failures",
+                         (unsigned long long)p->connect_failures, "waits",
+                         (unsigned long long)p->waits, "timeouts", (unsigned long long)p->timeouts,
+                         "wait_seconds", p->wait_seconds);
+}
+
+static PyObject *Store_stats(StoreObject *self, PyObject *noargs) {
+    (void)noargs;
+    store *st = live(self);
+    db_err err;
+    store_stats s;
+    if (!st) return NULL;
+    /* Released: the pools' locks are taken (never held across I/O, but
+     * held by a checkout in another thread for a moment). */
+    CALL_STORE(self, (store_stats_get(st, &s), 0));
+    PyObject *wpool = pool_stats_to_py(&s.write_pool);
+    PyObject *rpool = s.has_read_pool ? pool_stats_to_py(&s.read_pool) : Py_NewRef(Py_None);
+    if (!wpool || !rpool) {
+        Py_XDECREF(wpool);
+        Py_XDECREF(rpool);
+        return NULL;
+    }
+    return Py_BuildValue("{s{sKsKsKsK}sNsN}", "retries", "conflict",
+                         (unsigned long long)s.conflict_retries, "stale_plan",
+                         (unsigned long long)s.replans, "reconnect",
+                         (unsigned long long)s.reconnects, "failover",
+                         (unsigned long long)s.failovers, "pool", wpool, "read_pool", rpool);
+}
+
 static PyObject *Store_prune_changes(StoreObject *self, PyObject *args) {
     long long before;
     int64_t deleted = 0;
@@ -927,6 +960,13 @@ static PyMethodDef Store_methods[] = {
      "replica_stats() -> {written, replayed, waits, fallbacks}: read-your-writes on a replica "
      "read_path (log positions; reads that waited for the replica; reads that went to the "
      "primary instead)."},
+    {"stats", (PyCFunction)Store_stats, METH_NOARGS,
+     "stats() -> {retries: {conflict, stale_plan, reconnect}, pool: {...}, read_pool: {...} or "
+     "None}: calls run again (writes retried after a deadlock, lock wait or busy database; "
+     "calls re-run after a stale prepared plan; calls re-run on a pinged connection after an "
+     "unpinged one was found closed), and each pool's capacity, open, in_use and idle "
+     "connections now, connects and connect_failures, and its waits for a free connection "
+     "(waits, timeouts, wait_seconds) so far. read_pool is None without a read_path."},
     {"prune_changes", (PyCFunction)Store_prune_changes, METH_VARARGS,
      "prune_changes(before) -> rows deleted: those changed before `before` (epoch seconds)."},
     {"get", (PyCFunction)Store_get, METH_VARARGS,

@@ -123,6 +123,19 @@ void store_release_idle(store *st) {
     if (st->rpool != st->wpool) pool_drain(st->rpool);
 }
 
+void store_stats_get(store *st, store_stats *out) {
+    out->conflict_retries = atomic_load(&st->conflict_retries);
+    out->replans = atomic_load(&st->replans);
+    out->reconnects = atomic_load(&st->reconnects);
+    out->failovers = atomic_load(&st->failovers);
+    pool_stats_get(st->wpool, &out->write_pool);
+    out->has_read_pool = st->rpool != st->wpool;
+    if (out->has_read_pool)
+        pool_stats_get(st->rpool, &out->read_pool);
+    else
+        out->read_pool = out->write_pool;
+}
+
 db_dialect store_dialect(const store *st) {
     return pool_driver(st->wpool)->dialect;
 }

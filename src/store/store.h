@@ -61,6 +61,17 @@ typedef struct {
     uint64_t fallbacks; /* reads that gave up waiting and read the primary */
 } store_replica_stats;
 void store_replica_stats_get(store *st, store_replica_stats *out);
+/* What the store ran again, and its pools (for metrics): writes retried
+ * after a deadlock, a lock wait or a busy SQLite file (each retry counts);
+ * calls run again on a new connection after a stale prepared plan; calls
+ * run again on a pinged connection after an unpinged one turned out
+ * closed. read_pool is write_pool's copy without a read_url. */
+typedef struct {
+    uint64_t conflict_retries, replans, reconnects, failovers;
+    int has_read_pool;
+    pool_stats write_pool, read_pool;
+} store_stats;
+void store_stats_get(store *st, store_stats *out);
 /* The URL with its password masked, for messages and reprs. */
 void store_describe(const store *st, int read, char *out, size_t outlen);
 

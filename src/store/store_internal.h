@@ -52,6 +52,8 @@ struct store {
     double replica_wait;
     _Atomic int64_t written_pos, replayed_pos, primary_until;
     _Atomic uint64_t replica_waits, replica_fallbacks;
+    /* What run() ran again (store_stats in store.h). */
+    _Atomic uint64_t conflict_retries, replans, reconnects, failovers;
 };
 
 /* ---- the schema (schema.c) ----------------------------------------------- */

@@ -71,6 +71,7 @@ int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
     clock_gettime(CLOCK_MONOTONIC, &first);
     int failover = -1; /* several_hosts(p), once needed */
     int lost = 0;      /* transactions run again after their connection went */
+    int waited = 0;    /* rounds of the hosts that found no server */
     for (int attempt = 1;; attempt++) {
         db_err_clear(err);
         int unpinged = 0;
@@ -79,6 +80,7 @@ int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
             if (err->kind != DB_ERR_CONNECT) return -1;
             if (failover < 0) failover = several_hosts(p);
             if (!failover || since(&first) >= FAILOVER_WAIT_SECONDS) return -1;
+            if (!waited++) atomic_fetch_add(&st->failovers, 1);
             struct timespec nap = {0, 100000000L}; /* 0.1 s between rounds of the hosts */
             nanosleep(&nap, NULL);
             attempt--;
@@ -121,6 +123,7 @@ int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
         double took = since(&t0);
         if (unpinged && !always_ping && err->kind == DB_ERR_CONNECT && took < 0.5 &&
             (at_begin || mode == NO_TXN || mode == READ_TXN)) {
+            atomic_fetch_add(&st->reconnects, 1);
             always_ping = 1;
             attempt--;
             continue;
@@ -136,6 +139,7 @@ int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
             (failover < 0 ? (failover = several_hosts(p)) : failover) &&
             since(&first) < WRITE_RETRY_SECONDS) {
             always_ping = 1;
+            atomic_fetch_add(&st->failovers, 1);
             backoff(++lost);
             attempt--;
             continue;
@@ -146,6 +150,7 @@ int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
          * the pool retires them all, and the call runs once more on a new
          * connection. */
         if (err->kind == DB_ERR_STALE_PLAN && !replanned) {
+            atomic_fetch_add(&st->replans, 1);
             pool_drain(p);
             replanned = 1;
             attempt--;
@@ -155,6 +160,7 @@ int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
         if (err->kind != DB_ERR_BUSY || mode != WRITE_TXN || !st->dialect->retry_busy ||
             since(&first) >= WRITE_RETRY_SECONDS)
             return -1;
+        atomic_fetch_add(&st->conflict_retries, 1);
         backoff(attempt);
     }
 }

@@ -362,6 +362,14 @@ static void test_store_sqlite(void) {
     CHECK(store_get(st, OBJ_FEATURE_VIEW, S("p"), S("fv"), 0, &rs, &err) == 0 && rs.nrows == 0);
     rowset_free(&rs);
     buf_free(&fv);
+    /* Nothing was run again on SQLite's one connection, which is idle now;
+     * there is no read pool of its own. */
+    store_stats ss;
+    store_stats_get(st, &ss);
+    CHECK(ss.conflict_retries == 0 && ss.replans == 0 && ss.reconnects == 0);
+    CHECK(ss.write_pool.capacity == 1 && ss.write_pool.in_use == 0 && ss.write_pool.idle == 1);
+    CHECK(ss.write_pool.connects == 1 && ss.write_pool.waits == 0);
+    CHECK(!ss.has_read_pool && ss.read_pool.connects == ss.write_pool.connects);
     store_close(st);
 
     CHECK(store_open("oracle://u:secret@h/x", NULL, &opts, &err) == NULL);

@@ -92,6 +92,37 @@ static void test_drain(void) {
     pool_free(p);
 }
 
+/* pool_stats: connections in use and idle now, connects, and the
+ * checkouts that waited for a connection (and timed out). */
+static void test_stats(void) {
+    pool *p = make_pool(1, 0, 0.1, 0);
+    CHECK(p != NULL);
+    if (!p) return;
+    pool_stats s;
+    pool_stats_get(p, &s);
+    CHECK(s.capacity == 1 && s.open == 0 && s.in_use == 0 && s.idle == 0);
+    CHECK(s.connects == 0 && s.waits == 0 && s.timeouts == 0 && s.wait_seconds == 0);
+    db_err err;
+    db_conn *c = pool_checkout(p, 0, NULL, &err);
+    CHECK(c != NULL);
+    pool_stats_get(p, &s);
+    CHECK(s.open == 1 && s.in_use == 1 && s.idle == 0 && s.connects == 1);
+    CHECK(pool_checkout(p, 0, NULL, &err) == NULL); /* waits 0.1 s, then times out */
+    pool_stats_get(p, &s);
+    CHECK(s.waits == 1 && s.timeouts == 1);
+    CHECK(s.wait_seconds >= 0.09 && s.wait_seconds < 1.0);
+    pool_checkin(p, c, 0);
+    pool_stats_get(p, &s);
+    CHECK(s.open == 1 && s.in_use == 0 && s.idle == 1);
+    CHECK(select_one(p) == 0); /* the idle one: no wait, no connect */
+    pool_stats_get(p, &s);
+    CHECK(s.connects == 1 && s.waits == 1 && s.timeouts == 1);
+    pool_drain(p);
+    pool_stats_get(p, &s);
+    CHECK(s.open == 0 && s.idle == 0);
+    pool_free(p);
+}
+
 /* A waiter woken by a checkin in another thread. */
 static void *hold_then_checkin(void *arg) {
     void **a = arg;
@@ -139,6 +170,11 @@ static void test_waiter_is_woken(void) {
     db_conn *c2 = pool_checkout(p, 0, NULL, &err);
     CHECK(c2 == c && now() - t0 < 2.0);
     pthread_join(th, NULL);
+    /* It waited about 0.1 s and got the connection: a wait, no timeout. */
+    pool_stats s;
+    pool_stats_get(p, &s);
+    CHECK(s.waits == 1 && s.timeouts == 0 && s.in_use == 1);
+    CHECK(s.wait_seconds >= 0.05 && s.wait_seconds < 2.0);
     pool_checkin(p, c2, 0);
     pool_free(p);
 }
@@ -229,6 +265,7 @@ int main(void) {
     close(fd);
     test_bounds();
     test_drain();
+    test_stats();
     test_waiter_is_woken();
     test_recent_connections_skip_the_ping();
     test_fork_under_load();
