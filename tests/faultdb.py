@@ -350,6 +350,27 @@ class GaleraCluster:
             node.close()
 
 
+def check_writer_logs(logs, stored, since, event, interval):
+    """The HA tests' verdict on writers' logs of (interval number,
+    acknowledged, monotonic time, error text) around an event (a node
+    killed, a standby promoted) at monotonic time `since`: every
+    acknowledged interval is in `stored`, every failure says its outcome
+    is unknown, and each writer succeeded again within 5 s of the event
+    and never went 5 s without a success after it."""
+    for w, log in enumerate(logs):
+        acked = [interval(i) for i, ok, _, _ in log if ok]
+        assert acked, f"writer {w} acknowledged nothing: {log[:3]}"
+        assert set(acked) <= stored, f"writer {w}: acknowledged intervals lost"
+        failures = [text for _, ok, _, text in log if not ok]
+        assert all("outcome is unknown" in t for t in failures), failures
+        after = [t for _, ok, t, _ in log if ok and t > since]
+        assert after, f"writer {w} wrote nothing after {event}"
+        print(f"writer {w}: {len(acked)} acknowledged, {len(failures)} outcome unknown, "
+              f"first success {after[0] - since:.2f} s after {event}")
+        gap = max(b - a for a, b in zip([since] + after, after))
+        assert gap < 5, f"writer {w}: no success for {gap:.1f} s after {event}"
+
+
 class SilentServer:
     """Accepts TCP connections on 127.0.0.1 and never answers."""
 

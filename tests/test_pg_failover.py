@@ -18,7 +18,7 @@ import pytest
 
 import objects as o
 from conftest import BACKENDS, config
-from faultdb import PrivatePostgres
+from faultdb import PrivatePostgres, check_writer_logs
 from feast_sqlreg.registry import NativeSqlRegistry
 
 pytestmark = pytest.mark.skipif("postgresql" not in BACKENDS,
@@ -107,13 +107,4 @@ def test_failover_loses_nothing_and_callers_see_only_outcome_unknown(pair):
     stored = set(after.get_feature_view("driver_hourly_stats", "proj",
                                         allow_cache=False).materialization_intervals)
     after.close()
-    for w, log in enumerate(logs):
-        acked = [interval(i) for i, ok, _, _ in log if ok]
-        assert set(acked) <= stored, f"writer {w}: acknowledged intervals lost"
-        failures = [text for _, ok, _, text in log if not ok]
-        assert all("outcome is unknown" in t for t in failures), failures
-        resumed = [t for _, ok, t, _ in log if ok and t > promoted_at]
-        assert resumed, f"writer {w} wrote nothing after the promotion"
-        print(f"writer {w}: {len(acked)} acknowledged, {len(failures)} outcome unknown, "
-              f"first success {resumed[0] - promoted_at:.2f} s after the promotion")
-        assert resumed[0] - promoted_at < 5
+    check_writer_logs(logs, stored, promoted_at, "the promotion", interval)

@@ -11,59 +11,62 @@ static const char *change_key(const tabledef *t) {
     return strcmp(t->cols[0].name, "project_id") == 0 ? t->cols[1].name : t->cols[0].name;
 }
 
+/* Calls part(ctx, name, sql) for each part of the change log that c's
+ * database lacks: the table, then each trigger (and function) of each
+ * registry table, with the DDL that creates it. */
+typedef int (*part_fn)(const db_driver *d, db_conn *c, void *ctx, const char *name,
+                       const char *sql, db_err *err);
+
+static int missing_parts(store *st, const db_driver *d, db_conn *c, part_fn part, void *ctx,
+                         db_err *err) {
+    const db_sql_dialect *dl = st->dialect;
+    rowset have = {0};
+    int rv = exec(d, c, dl->tables_query, NULL, 0, &have, NULL, err);
+    if (rv == 0 && !has_name(&have, "feast_sqlreg_changes")) /* as create_schema_fn: no idle DDL */
+        rv = part(d, c, ctx, "feast_sqlreg_changes", dl->changes_table, err);
+    rowset_free(&have);
+    if (rv != 0 || exec(d, c, dl->triggers_query, NULL, 0, &have, NULL, err) != 0) {
+        rowset_free(&have);
+        return -1;
+    }
+    char name[128], sql[2048];
+    for (size_t t = 0; t < NSCHEMA && rv == 0; t++)
+        for (int i = 0; rv == 0 && dl->change_trigger(i, SCHEMA[t].table, change_key(&SCHEMA[t]),
+                                                      name, sizeof(name), sql, sizeof(sql));
+             i++)
+            if (!has_name(&have, name)) rv = part(d, c, ctx, name, sql, err);
+    rowset_free(&have);
+    return rv;
+}
+
+static int create_part(const db_driver *d, db_conn *c, void *ctx, const char *name,
+                       const char *sql, db_err *err) {
+    (void)ctx;
+    (void)name;
+    return exec(d, c, sql, NULL, 0, NULL, NULL, err);
+}
+
+static int name_part(const db_driver *d, db_conn *c, void *ctx, const char *name,
+                     const char *sql, db_err *err) {
+    (void)d;
+    (void)c;
+    (void)sql;
+    db_value v = txtz(name);
+    return rowset_add(ctx, &v, 1, err);
+}
+
 /* Creates the change log table and whatever trigger (and function) of
  * each registry table is missing; what exists is left alone, so a registry
  * that starts again takes no table lock. */
 static int change_log_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
     (void)ctx;
-    const db_sql_dialect *dl = st->dialect;
-    rowset have = {0};
-    int rv = exec(d, c, dl->tables_query, NULL, 0, &have, NULL, err);
-    if (rv == 0 && !has_name(&have, "feast_sqlreg_changes")) /* as create_schema_fn: no idle DDL */
-        rv = exec(d, c, dl->changes_table, NULL, 0, NULL, NULL, err);
-    rowset_free(&have);
-    if (rv != 0 || exec(d, c, dl->triggers_query, NULL, 0, &have, NULL, err) != 0) {
-        rowset_free(&have);
-        return -1;
-    }
-    char name[128], sql[2048];
-    for (size_t t = 0; t < NSCHEMA && rv == 0; t++)
-        for (int i = 0; rv == 0 && dl->change_trigger(i, SCHEMA[t].table, change_key(&SCHEMA[t]),
-                                                      name, sizeof(name), sql, sizeof(sql));
-             i++)
-            if (!has_name(&have, name)) rv = exec(d, c, sql, NULL, 0, NULL, NULL, err);
-    rowset_free(&have);
-    return rv;
+    return missing_parts(st, d, c, create_part, NULL, err);
 }
 
-/* The change log's parts that are missing, by name: the table, then each
- * trigger store_install_change_log would create. */
+/* The change log's parts that are missing, by name. */
 static int missing_change_log_fn(store *st, const db_driver *d, db_conn *c, void *ctx,
                                  db_err *err) {
-    rowset *out = ctx;
-    const db_sql_dialect *dl = st->dialect;
-    rowset have = {0};
-    int rv = exec(d, c, dl->tables_query, NULL, 0, &have, NULL, err);
-    if (rv == 0 && !has_name(&have, "feast_sqlreg_changes")) {
-        db_value v = txtz("feast_sqlreg_changes");
-        rv = rowset_add(out, &v, 1, err);
-    }
-    rowset_free(&have);
-    if (rv != 0 || exec(d, c, dl->triggers_query, NULL, 0, &have, NULL, err) != 0) {
-        rowset_free(&have);
-        return -1;
-    }
-    char name[128], sql[2048];
-    for (size_t t = 0; t < NSCHEMA && rv == 0; t++)
-        for (int i = 0; rv == 0 && dl->change_trigger(i, SCHEMA[t].table, change_key(&SCHEMA[t]),
-                                                      name, sizeof(name), sql, sizeof(sql));
-             i++)
-            if (!has_name(&have, name)) {
-                db_value v = txtz(name);
-                rv = rowset_add(out, &v, 1, err);
-            }
-    rowset_free(&have);
-    return rv;
+    return missing_parts(st, d, c, name_part, ctx, err);
 }
 
 int store_missing_change_log(store *st, rowset *out, db_err *err) {

@@ -32,6 +32,15 @@ static void backoff(int attempt) {
  * but one of the writers, at COMMIT), a count of attempts runs out while
  * the writers still make progress; time does not. */
 #define WRITE_RETRY_SECONDS 20.0
+/* A lock wait that timed out (PostgreSQL's lock_timeout, 55P03; MySQL's
+ * innodb_lock_wait_timeout, 1205, or NOWAIT, 3572) means a transaction
+ * holds the row for longer than the caller's setting allows: a few
+ * attempts, not WRITE_RETRY_SECONDS of them. */
+enum { LOCK_WAIT_ATTEMPTS = 8 };
+
+static int lock_wait_timed_out(const db_err *err) {
+    return strcmp(err->sqlstate, "55P03") == 0 || err->code == 1205 || err->code == 3572;
+}
 
 static double since(const struct timespec *t0) {
     struct timespec t1;
@@ -158,7 +167,8 @@ int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
         }
         /* SQLite reports BUSY only after its busy handler waited `timeout`. */
         if (err->kind != DB_ERR_BUSY || mode != WRITE_TXN || !st->dialect->retry_busy ||
-            since(&first) >= WRITE_RETRY_SECONDS)
+            since(&first) >= WRITE_RETRY_SECONDS ||
+            (lock_wait_timed_out(err) && attempt >= LOCK_WAIT_ATTEMPTS))
             return -1;
         atomic_fetch_add(&st->conflict_retries, 1);
         backoff(attempt);
