@@ -545,21 +545,25 @@ def test_serve_registry_metrics_port(backend, databases, tmp_path, monkeypatch):
     assert scrape().get("feast_sqlreg_front_connections_total", port=server.port) is None
 
 
-@pytest.mark.parametrize("value", ["http", "-1", "65536", "80.5"])
-def test_a_bad_metrics_port_is_refused_before_anything_starts(value, make_registry, tmp_path,
-                                                               monkeypatch):
+def _feature_store(reg, tmp_path):
+    """A FeatureStore of a repository in tmp_path on reg's database."""
     from feast import FeatureStore
 
-    from feast_sqlreg import server as native_server
-
-    reg = make_registry("native")
     (tmp_path / "feature_store.yaml").write_text(
         "project: proj\nprovider: local\n"
         f"registry:\n  registry_type: sql\n  path: {reg.registry_config.path}\n"
         f"online_store:\n  type: sqlite\n  path: {tmp_path}/online.db\n"
         "entity_key_serialization_version: 3\n"
     )
-    store = FeatureStore(repo_path=str(tmp_path))
+    return FeatureStore(repo_path=str(tmp_path))
+
+
+@pytest.mark.parametrize("value", ["http", "-1", "65536", "80.5"])
+def test_a_bad_metrics_port_is_refused_before_anything_starts(value, make_registry, tmp_path,
+                                                               monkeypatch):
+    from feast_sqlreg import server as native_server
+
+    store = _feature_store(make_registry("native"), tmp_path)
     port = free_port()
     monkeypatch.setenv("FEAST_SQLREG_METRICS_PORT", value)
     try:
@@ -572,18 +576,9 @@ def test_a_bad_metrics_port_is_refused_before_anything_starts(value, make_regist
 
 
 def test_a_metrics_port_in_use_is_named(make_registry, tmp_path, monkeypatch):
-    from feast import FeatureStore
-
     from feast_sqlreg import server as native_server
 
-    reg = make_registry("native")
-    (tmp_path / "feature_store.yaml").write_text(
-        "project: proj\nprovider: local\n"
-        f"registry:\n  registry_type: sql\n  path: {reg.registry_config.path}\n"
-        f"online_store:\n  type: sqlite\n  path: {tmp_path}/online.db\n"
-        "entity_key_serialization_version: 3\n"
-    )
-    store = FeatureStore(repo_path=str(tmp_path))
+    store = _feature_store(make_registry("native"), tmp_path)
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
         taken.listen()
