@@ -14,24 +14,65 @@ from feast_sqlreg._sqlregistry import Store
 from feast_sqlreg.registry import ENTITY, FEATURE_VIEW
 
 
+def _call(fn, rounds):
+    for _ in range(rounds):
+        fn()  # grows() counts what is allocated under this line
+
+
+_CALL_LINE = _call.__code__.co_firstlineno + 2
+
+
 def grows(fn, rounds=3000):
-    """Bytes of Python memory still allocated after `rounds` more calls."""
+    """Bytes of Python memory allocated by `rounds` more calls of `fn` in
+    this thread and still held after them.
+
+    Only allocations made under _call's call of `fn` count: a
+    thread left running by an earlier test (a poller, a metrics server, a
+    pool's reaper) allocates too, and once made this test fail under the
+    full suite though nothing here leaked."""
     for _ in range(200):
         fn()
     gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    for _ in range(rounds):
-        fn()
-    gc.collect()
-    after = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
-    return after - before
+    tracemalloc.start(16)
+    try:
+        _call(fn, rounds)
+        gc.collect()
+        mine = tracemalloc.Filter(True, __file__, lineno=_CALL_LINE, all_frames=True)
+        held = tracemalloc.take_snapshot().filter_traces([mine])
+    finally:
+        tracemalloc.stop()
+    return sum(stat.size for stat in held.statistics("filename"))
 
 
 def test_the_measure_sees_a_leak_of_one_small_object_per_call():
     kept = []
     assert grows(lambda: kept.append(bytes(bytearray(40)))) > 64 * 1024  # a new object per call
+
+
+def test_the_measure_ignores_what_another_thread_keeps():
+    import queue
+    import threading
+
+    kept, asks, done = [], queue.Queue(), queue.Queue()
+
+    def hoard():  # keeps one new object for every call measured
+        while asks.get():
+            kept.append(bytes(bytearray(40)))
+            done.put(True)
+
+    def call():
+        asks.put(True)
+        done.get()
+
+    other = threading.Thread(target=hoard)
+    other.start()
+    try:
+        growth = grows(call)
+    finally:
+        asks.put(False)
+        other.join()
+    assert len(kept) == 3200  # the other thread kept 3,200 objects meanwhile
+    assert growth < 64 * 1024
 
 
 def test_store_methods_do_not_leak(make_registry, monkeypatch):
