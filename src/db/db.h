@@ -217,6 +217,10 @@ extern const db_driver db_mysql_driver;
  * first connection; the first directory set stays. 0, or -1 when out of
  * memory. */
 int db_mysql_set_plugin_dir(const char *dir);
+/* The kind of a MySQL/MariaDB error, by its number and, where the number
+ * alone is ambiguous (1064 from one of the registry's own triggers: a
+ * Galera conflict, retried), its message. */
+db_errkind db_mysql_error_kind(unsigned int code, const char *msg);
 
 /* The dialect a URL scheme ("postgresql", "mariadb", ...) or a whole URL
  * names; DB_UNKNOWN for any other, or for a URL that does not parse. */

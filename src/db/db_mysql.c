@@ -129,8 +129,12 @@ static int aborted_in_our_trigger(unsigned int code, const char *msg) {
            strstr(msg, "has an error in its body");
 }
 
+db_errkind db_mysql_error_kind(unsigned int code, const char *msg) {
+    return aborted_in_our_trigger(code, msg) ? DB_ERR_BUSY : kind_for(code);
+}
+
 static int set_err(db_err *err, unsigned int code, const char *sqlstate, const char *msg) {
-    db_errkind kind = aborted_in_our_trigger(code, msg) ? DB_ERR_BUSY : kind_for(code);
+    db_errkind kind = db_mysql_error_kind(code, msg);
     db_err_set(err, kind, (int)code, sqlstate, "mysql: %s", msg && msg[0] ? msg : "unknown error");
     return -1;
 }

@@ -407,11 +407,34 @@ static void test_driver_registry(void) {
     CHECK(db_driver_registered(DB_POSTGRES) == &db_pg_driver);
 }
 
+/* MySQL error numbers to kinds; 1064 splits on the message: Galera aborts a
+ * conflicting transaction while the server loads a trigger, and MariaDB
+ * then reports the trigger's body as a syntax error. */
+static void test_mysql_error_kinds(void) {
+    CHECK(db_mysql_error_kind(1213, "Deadlock found when trying to get lock") == DB_ERR_BUSY);
+    CHECK(db_mysql_error_kind(1062, "Duplicate entry 'x' for key 'PRIMARY'") == DB_ERR_DUPLICATE);
+    CHECK(db_mysql_error_kind(1064, "Trigger '" DB_CHANGE_TRIGGER_PREFIX
+                                    "feature_views_ins' has an error in its body: 'x'") ==
+          DB_ERR_BUSY);
+    /* Someone else's trigger, a plain syntax error, and a message cut short
+     * stay programming errors. */
+    CHECK(db_mysql_error_kind(1064, "Trigger 'audit_ins' has an error in its body: 'x'") ==
+          DB_ERR_PROGRAMMING);
+    CHECK(db_mysql_error_kind(1064, "You have an error in your SQL syntax; check the manual") ==
+          DB_ERR_PROGRAMMING);
+    CHECK(db_mysql_error_kind(1064, "Trigger '" DB_CHANGE_TRIGGER_PREFIX "feature_views_ins'") ==
+          DB_ERR_PROGRAMMING);
+    CHECK(db_mysql_error_kind(1064, NULL) == DB_ERR_PROGRAMMING);
+    CHECK(db_mysql_error_kind(1205, "Lock wait timeout exceeded") == DB_ERR_BUSY);
+    CHECK(db_mysql_error_kind(2013, "Lost connection to server during query") == DB_ERR_CONNECT);
+}
+
 int main(void) {
     test_urls();
     test_pb();
     test_pb_request();
     test_store_sqlite();
     test_driver_registry();
+    test_mysql_error_kinds();
     return check_report("core");
 }
