@@ -179,6 +179,25 @@ def test_a_stalled_replica_falls_back_to_the_primary(pair, registries, monkeypat
             time.sleep(0.01)
 
 
+def test_a_registry_on_a_new_database_waits_for_the_replica_to_have_its_schema(pair, registries, monkeypatch):
+    """The first registry on a brand-new database creates the tables on the
+    primary and reads at once: the replica may not have replayed them yet.
+    MariaDB's DDL commits outside a transaction; its position counts too."""
+    monkeypatch.setattr(native_registry, "REPLICA_WAIT_SECONDS", 0.3)
+    pair.replay(paused=True)
+    try:
+        reg = registries(pair.primary, pair.replica)  # creates the schema, then reads
+        reg.apply_entity(o.entity("driver"), "proj")
+        assert reg.get_entity("driver", "proj", allow_cache=False).name == "driver"
+        assert [p.name for p in reg.list_projects(allow_cache=False)] == ["proj"]
+        assert reg._store.replica_stats()["fallbacks"] >= 1  # read the primary meanwhile
+    finally:
+        pair.replay(paused=False)
+    # Caught up, the replica serves the reads again, and has it all.
+    assert reg.get_entity("driver", "proj", allow_cache=False).name == "driver"
+    assert reg._store.replica_stats()["replayed"] >= reg._store.replica_stats()["written"] > 0
+
+
 def test_other_replicas_of_the_registry_see_writes_through_the_replica(pair, registries):
     """Change detection reads the change log from read_path: a cached
     registry on the replica sees another registry's write within a second."""

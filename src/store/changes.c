@@ -41,8 +41,8 @@ static int missing_parts(store *st, const db_driver *d, db_conn *c, part_fn part
 
 static int create_part(const db_driver *d, db_conn *c, void *ctx, const char *name,
                        const char *sql, db_err *err) {
-    (void)ctx;
     (void)name;
+    ++*(int *)ctx; /* one more part made */
     return exec(d, c, sql, NULL, 0, NULL, NULL, err);
 }
 
@@ -60,7 +60,10 @@ static int name_part(const db_driver *d, db_conn *c, void *ctx, const char *name
  * that starts again takes no table lock. */
 static int change_log_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
     (void)ctx;
-    return missing_parts(st, d, c, create_part, NULL, err);
+    int made = 0;
+    int rv = missing_parts(st, d, c, create_part, &made, err);
+    if (rv == 0 && made) note_ddl(st, d, c);
+    return rv;
 }
 
 /* The change log's parts that are missing, by name. */

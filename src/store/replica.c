@@ -64,6 +64,17 @@ int note_write(store *st, const db_driver *d, db_conn *c) {
     return is_broken(&e);
 }
 
+/* After DDL on c that committed outside any transaction (MySQL commits
+ * each DDL statement by itself, not through run()'s WRITE_TXN commit): its
+ * position is noted as a write's, so the first reads of a brand-new
+ * registry wait for the replica to have the tables (or read the primary)
+ * instead of failing there. Where DDL runs in a write transaction
+ * (PostgreSQL), its commit noted the position already. */
+void note_ddl(store *st, const db_driver *d, db_conn *c) {
+    if (!st->dialect->ddl_in_transaction && tracks_replica(st))
+        (void)note_write(st, d, c); /* a broken c fails its next use, and is replaced */
+}
+
 /* Before a read on c (the read database): 1 when the replica has replayed
  * every write this store committed, waiting up to replica_wait seconds for
  * it; 0 when it has not (the caller reads the primary); -1 on error. A read

@@ -116,6 +116,7 @@ static int create_table(store *st, const db_driver *d, db_conn *c, const tablede
 static int create_schema_fn(store *st, const db_driver *d, db_conn *c, void *ctx, db_err *err) {
     (void)ctx;
     char sql[2048];
+    int created = 0;
     rowset tables = {0}, indexes = {0};
     int rv = exec(d, c, st->dialect->tables_query, NULL, 0, &tables, NULL, err);
     if (rv == 0 && st->dialect->indexes_query)
@@ -127,6 +128,7 @@ static int create_schema_fn(store *st, const db_driver *d, db_conn *c, void *ctx
                          : st->dialect->indexes_query ? has_name(&indexes, t->index)
                                                       : 0;
         if (have_table && have_index) continue;
+        created = 1;
         if (!have_table) rv = create_table(st, d, c, t, err);
         if (rv == 0 && !st->dialect->index_in_table) {
             snprintf(sql, sizeof(sql), "CREATE INDEX IF NOT EXISTS %s ON %s (project_id)", t->index,
@@ -136,6 +138,7 @@ static int create_schema_fn(store *st, const db_driver *d, db_conn *c, void *ctx
     }
     rowset_free(&tables);
     rowset_free(&indexes);
+    if (rv == 0 && created) note_ddl(st, d, c);
     return rv;
 }
 

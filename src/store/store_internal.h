@@ -110,6 +110,7 @@ static inline db_value txtz(const char *s) {
 
 int tracks_replica(const store *st);
 int note_write(store *st, const db_driver *d, db_conn *c);
+void note_ddl(store *st, const db_driver *d, db_conn *c);
 int replica_ready(store *st, const db_driver *d, db_conn *c, db_err *err);
 
 /* ---- stored rows (rowcheck.c) -------------------------------------------- */
