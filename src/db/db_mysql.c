@@ -45,6 +45,7 @@ typedef my_bool flag_t;
 
 struct db_conn {
     MYSQL *my;
+    int wsrep; /* a Galera node (wsrep_on) */
     unsigned int read_timeout; /* seconds, 0: none; for messages */
     db_stmt_cache stmts;
 };
@@ -119,28 +120,39 @@ static db_errkind kind_for(unsigned int code) {
 }
 
 /* MariaDB on Galera: a transaction aborted for a conflict (brute force)
- * while the server was loading a table's trigger fails as a syntax error
- * in the trigger's body (1064). The registry's own change-log triggers
- * (DB_CHANGE_TRIGGER_PREFIX..., store/changes.c) are known to parse, so
- * there it is the conflict, and retried as one. */
+ * while the server was opening what a trigger uses fails as another
+ * error: a syntax error in the trigger's body (1064), or the change log
+ * table the trigger writes missing (1146). The registry's own change-log
+ * triggers (DB_CHANGE_TRIGGER_PREFIX..., store/changes.c) are known to
+ * parse, and its change log to exist, so on a Galera node it is the
+ * conflict, and retried as one. Elsewhere the error stays what it says. */
 static int aborted_in_our_trigger(unsigned int code, const char *msg) {
-    static const char head[] = "Trigger '" DB_CHANGE_TRIGGER_PREFIX;
-    return code == 1064 && msg && strncmp(msg, head, sizeof(head) - 1) == 0 &&
-           strstr(msg, "has an error in its body");
+    static const char body[] = "Trigger '" DB_CHANGE_TRIGGER_PREFIX;
+    static const char log[] = ".feast_sqlreg_changes' doesn't exist";
+    if (!msg) return 0;
+    if (code == 1064)
+        return strncmp(msg, body, sizeof(body) - 1) == 0 && strstr(msg, "has an error in its body");
+    if (code == 1146) {
+        size_t n = strlen(msg);
+        return strncmp(msg, "Table '", 7) == 0 && n > sizeof(log) - 1 &&
+               strcmp(msg + n - (sizeof(log) - 1), log) == 0;
+    }
+    return 0;
 }
 
-db_errkind db_mysql_error_kind(unsigned int code, const char *msg) {
-    return aborted_in_our_trigger(code, msg) ? DB_ERR_BUSY : kind_for(code);
+db_errkind db_mysql_error_kind(unsigned int code, const char *msg, int wsrep) {
+    return wsrep && aborted_in_our_trigger(code, msg) ? DB_ERR_BUSY : kind_for(code);
 }
 
-static int set_err(db_err *err, unsigned int code, const char *sqlstate, const char *msg) {
-    db_errkind kind = db_mysql_error_kind(code, msg);
+static int set_err(db_err *err, unsigned int code, const char *sqlstate, const char *msg,
+                   int wsrep) {
+    db_errkind kind = db_mysql_error_kind(code, msg, wsrep);
     db_err_set(err, kind, (int)code, sqlstate, "mysql: %s", msg && msg[0] ? msg : "unknown error");
     return -1;
 }
 
 static int fail(db_conn *c, db_err *err) {
-    return set_err(err, mysql_errno(c->my), mysql_sqlstate(c->my), mysql_error(c->my));
+    return set_err(err, mysql_errno(c->my), mysql_sqlstate(c->my), mysql_error(c->my), c->wsrep);
 }
 
 /* A statement's error; the connection's where the statement has none: an
@@ -150,7 +162,8 @@ static int fail(db_conn *c, db_err *err) {
  * error number stays 0. */
 static int fail_stmt(db_conn *c, MYSQL_STMT *st, db_err *err) {
     if (mysql_stmt_errno(st) == 0 && mysql_errno(c->my) != 0) return fail(c, err);
-    return set_err(err, mysql_stmt_errno(st), mysql_stmt_sqlstate(st), mysql_stmt_error(st));
+    return set_err(err, mysql_stmt_errno(st), mysql_stmt_sqlstate(st), mysql_stmt_error(st),
+                   c->wsrep);
 }
 
 static int oom(db_err *err) {
@@ -410,17 +423,29 @@ static void my_close(db_conn *c) {
  * replica's path) can miss what was just written on another, a
  * process's own writes included. ?wsrep_sync_wait=N in the URL sets the
  * value instead. A server without the variable (MySQL, a MariaDB built
- * without Galera) is left as it is. */
+ * without Galera) is left as it is. c->wsrep records a Galera node: its
+ * conflict aborts can surface as other errors (db_mysql_error_kind). */
 static int galera_session(db_conn *c, const conn_opts *o, db_err *err) {
-    char sql[96];
-    if (o->sync_wait >= 0)
-        snprintf(sql, sizeof(sql), "SET SESSION wsrep_sync_wait = %d", o->sync_wait);
-    else
-        snprintf(sql, sizeof(sql), "SET SESSION wsrep_sync_wait = "
-                                   "IF(@@wsrep_on, @@wsrep_sync_wait | 1, @@wsrep_sync_wait)");
-    if (mysql_real_query(c->my, sql, (unsigned long)strlen(sql)) == 0) return 0;
-    if (mysql_errno(c->my) == ER_UNKNOWN_SYSTEM_VARIABLE && o->sync_wait < 0) return 0;
-    return fail(c, err);
+    static const char ask[] = "SELECT @@wsrep_on, @@wsrep_sync_wait";
+    long have = -1;
+    if (mysql_real_query(c->my, ask, sizeof(ask) - 1) != 0) {
+        if (mysql_errno(c->my) != ER_UNKNOWN_SYSTEM_VARIABLE || o->sync_wait >= 0)
+            return fail(c, err);
+        return 0; /* no Galera in this server */
+    }
+    MYSQL_RES *res = mysql_store_result(c->my);
+    MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+    if (row && row[0] && row[1]) {
+        c->wsrep = atoi(row[0]) == 1;
+        have = atol(row[1]);
+    }
+    if (res) mysql_free_result(res);
+    if (!row) return fail(c, err);
+    long want = o->sync_wait >= 0 ? o->sync_wait : c->wsrep ? (have | 1) : have;
+    if (want == have) return 0;
+    char sql[64];
+    snprintf(sql, sizeof(sql), "SET SESSION wsrep_sync_wait = %ld", want);
+    return mysql_real_query(c->my, sql, (unsigned long)strlen(sql)) == 0 ? 0 : fail(c, err);
 }
 
 /* One connection to host:port (NULL host: the URL's socket or the
