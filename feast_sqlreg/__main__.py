@@ -142,6 +142,15 @@ def doctor(repo: str, url: str, read_url: str, fleet: int) -> int:
             print(f"feast_sqlreg doctor: registry_type is {config.registry_type!r}, not sql",
                   file=sys.stderr)
             return 2
+    # A check changes nothing: a SQLite file that is not there is a
+    # finding, not a new empty database.
+    for missing in (_missing_sqlite_file(config.path), _missing_sqlite_file(config.read_path)):
+        if missing:
+            finding = _doctor.Finding(
+                _doctor.PROBLEM, "database", f"no database file at {missing}",
+                "run `feast apply` (it creates the file and the registry's tables), or point "
+                "path/read_path at the registry's file")
+            return _doctor.report([finding], f"sqlite at {missing}", sys.stdout)
     return _doctor.run(config, fleet, sys.stdout)
 
 

@@ -172,3 +172,32 @@ def test_cli_without_a_repository_or_url_says_so(tmp_path):
     res = doctor_cli("--chdir", str(tmp_path))
     assert res.returncode == 2
     assert "no feature_store.yaml" in res.stderr
+
+
+def test_cli_on_a_sqlite_file_that_is_not_there_says_so_and_creates_nothing(tmp_path):
+    missing = tmp_path / "registry.db"
+    res = doctor_cli("--url", f"sqlite:///{missing}")
+    assert res.returncode == 1, res.stdout
+    assert f"PROBLEM  database: no database file at {missing}" in res.stdout
+    assert "fix: run `feast apply`" in res.stdout
+    assert not missing.exists()  # a check changes nothing
+    # The read_path's file too, beside a path that is there.
+    there = tmp_path / "there.db"
+    NativeSqlRegistry(config(f"sqlite:///{there}"), "proj", None).close()
+    res = doctor_cli("--url", f"sqlite:///{there}", "--read-url", f"sqlite:///{missing}")
+    assert res.returncode == 1 and f"no database file at {missing}" in res.stdout
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mysql"])
+def test_cli_output_never_shows_the_password(kind, make_registry):
+    if kind not in BACKENDS:
+        pytest.skip(f"FEAST_SQLREG_BACKENDS leaves {kind} out")
+    secret = "Sekr1t-pw-4-doctor"
+    if kind == "mysql":  # root has no password: this one is refused
+        url = f"mysql://root:{secret}@127.0.0.1:3306/test"
+    else:  # trust authentication: accepted, and the URL is printed
+        url = f"postgresql://postgres:{secret}@127.0.0.1:5432/postgres"
+    res = doctor_cli("--url", url)
+    assert "feast_sqlreg doctor:" in res.stdout + res.stderr
+    assert secret not in res.stdout + res.stderr
