@@ -73,7 +73,10 @@ def _writer(url, start, count, barrier, out):
             except Exception as e:  # reported by the test
                 failed.append(f"{type(e).__name__}: {e}")
     finally:
-        reg.close()
+        try:
+            reg.close()
+        except Exception as e:  # reported by the test
+            failed.append(f"close: {type(e).__name__}: {e}")
         out.put((done, failed))
 
 
@@ -89,7 +92,7 @@ def _run_writers(urls, processes, per_process):
     results = [out.get(timeout=300) for _ in procs]
     for p in procs:
         p.join(60)
-        assert p.exitcode == 0
+        assert p.exitcode == 0, f"a writer hung or died (exit status {p.exitcode})"
     done = sorted(i for d, _ in results for i in d)
     failed = [f for _, f in results for f in f]
     return done, failed
@@ -155,7 +158,10 @@ def _writer_until(url, first, ready, stop, out):
                 time.sleep(0.05)
             i += 1
     finally:
-        reg.close()
+        try:
+            reg.close()
+        except Exception as e:  # shown by check_writer_logs, not as a bare exit status
+            log.append((None, False, time.monotonic(), f"close: {type(e).__name__}: {e}"))
         out.put(log)
 
 
@@ -202,7 +208,7 @@ def test_a_node_killed_under_writers_loses_nothing(cluster, database):
     logs = [out.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(60)
-        assert p.exitcode == 0, "a writer hung or died"
+        assert p.exitcode == 0, f"a writer hung or died (exit status {p.exitcode})"
     left = [u for u, node in zip(database, cluster.nodes) if node is not victim]
     stored = _intervals_on_every_node(left)
     cluster.rejoin(victim)  # the next tests want three nodes

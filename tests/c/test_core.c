@@ -424,6 +424,8 @@ static void test_mysql_error_kinds(void) {
               (wsrep ? DB_ERR_BUSY : DB_ERR_PROGRAMMING));
         CHECK(db_mysql_error_kind(1146, our_log, wsrep) ==
               (wsrep ? DB_ERR_BUSY : DB_ERR_PROGRAMMING));
+        CHECK(db_mysql_error_kind(1064, "Unknown trigger has an error in its body: 'Query was empty'",
+                                  wsrep) == (wsrep ? DB_ERR_BUSY : DB_ERR_PROGRAMMING));
         /* Someone else's trigger or table, a plain syntax error, and a
          * message cut short stay programming errors. */
         CHECK(db_mysql_error_kind(1064, "Trigger 'audit_ins' has an error in its body: 'x'",
