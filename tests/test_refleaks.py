@@ -30,8 +30,7 @@ def grows(fn, rounds=3000):
     thread left running by an earlier test (a poller, a metrics server, a
     pool's reaper) allocates too, and once made this test fail under the
     full suite though nothing here leaked."""
-    for _ in range(200):
-        fn()
+    _call(fn, 200)  # warmed up: caches and free lists filled
     gc.collect()
     tracemalloc.start(16)
     try:

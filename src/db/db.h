@@ -219,8 +219,8 @@ extern const db_driver db_mysql_driver;
 int db_mysql_set_plugin_dir(const char *dir);
 /* The kind of a MySQL/MariaDB error, by its number and, on a Galera node
  * (wsrep), its message: there a conflict abort inside one of the
- * registry's own triggers (1064 "error in its body", 1146 on the change
- * log) is DB_ERR_BUSY, and retried. */
+ * registry's own triggers (1064 "error in its body", named or "Unknown
+ * trigger"; 1146 on the change log) is DB_ERR_BUSY, and retried. */
 db_errkind db_mysql_error_kind(unsigned int code, const char *msg, int wsrep);
 
 /* The dialect a URL scheme ("postgresql", "mariadb", ...) or a whole URL

@@ -128,6 +128,7 @@ static db_errkind kind_for(unsigned int code) {
  * conflict, and retried as one. Elsewhere the error stays what it says. */
 static int aborted_in_our_trigger(unsigned int code, const char *msg) {
     static const char body[] = "Trigger '" DB_CHANGE_TRIGGER_PREFIX;
+    static const char unnamed[] = "Unknown trigger ";
     static const char log[] = ".feast_sqlreg_changes' doesn't exist";
     if (!msg) return 0;
     /* The trigger is named, or, where the abort came while its name was
@@ -135,7 +136,7 @@ static int aborted_in_our_trigger(unsigned int code, const char *msg) {
      * on one node, then none). The tables it is on are the registry's. */
     if (code == 1064)
         return (strncmp(msg, body, sizeof(body) - 1) == 0 ||
-                strncmp(msg, "Unknown trigger ", 16) == 0) &&
+                strncmp(msg, unnamed, sizeof(unnamed) - 1) == 0) &&
                strstr(msg, "has an error in its body");
     if (code == 1146) {
         size_t n = strlen(msg);
