@@ -188,6 +188,17 @@ def _mysql(store, config, fleet) -> List[Finding]:
                            f"(wsrep_sync_wait)",
                            "" if level == OK else "wait for the node to sync, or name another "
                            "node first in ?host="))
+        grants = store.inspect("SHOW GRANTS", True)
+        grants = [g if isinstance(g, str) else g[0] for g in grants]
+        if any(" ON *.* " in g and ("ALL PRIVILEGES" in g or "RELOAD" in g) for g in grants):
+            out.append(Finding(OK, "galera flush", "the user may flush a node's tables (RELOAD)"))
+        else:
+            out.append(Finding(
+                WARNING, "galera flush",
+                "the user lacks RELOAD: a node whose table cache kept a registry table with its "
+                "triggers unparsed (after a conflict abort) cannot be flushed by the registry, "
+                "and writes there fail until someone runs FLUSH TABLES on that node",
+                "GRANT RELOAD ON *.* TO the registry's user"))
     return out
 
 

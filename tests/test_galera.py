@@ -22,7 +22,7 @@ import pytest
 import objects as o
 from conftest import BACKENDS, config
 from faultdb import GaleraCluster, check_writer_logs
-from feast_sqlreg.registry import NativeSqlRegistry
+from feast_sqlreg.registry import NativeSqlRegistry, open_store
 
 pytestmark = [
     pytest.mark.skipif("mysql" not in BACKENDS, reason="this build has no MySQL backend"),
@@ -295,3 +295,39 @@ def test_read_path_on_another_node_sees_its_own_writes(cluster, database):
     without = _misses(database[0], database[1] + "?wsrep_sync_wait=0", 200)
     assert _misses(database[0], database[1], 200) == 0
     print(f"with wsrep_sync_wait=0: {without} of 200 reads missed the write")
+
+
+def test_doctor_says_whether_the_user_may_flush_a_node(cluster, database):
+    """On a Galera node the registry repairs a damaged table cache with
+    FLUSH LOCAL TABLES, which needs RELOAD: the doctor says whether the
+    registry's user has it."""
+    import pymysql
+
+    from feast_sqlreg import _doctor
+
+    NativeSqlRegistry(config(database[0]), "proj", None).close()  # its schema
+    name = database[0].rsplit("/", 1)[1]
+    port = cluster.nodes[0].port
+    user = f"u{uuid.uuid4().hex[:8]}"
+    conn = pymysql.connect(host="127.0.0.1", port=port, user="root", autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw-galera-1'")
+            cur.execute(f"GRANT ALL ON `{name}`.* TO '{user}'@'%'")
+    finally:
+        conn.close()
+    seen = {}
+    for who, url in (("root", database[0]),
+                     (user, f"mysql://{user}:pw-galera-1@127.0.0.1:{port}/{name}")):
+        cfg = config(url)
+        store = open_store(cfg)
+        try:
+            seen[who] = {f.check: f for f in _doctor.check(store, cfg)}
+        finally:
+            store.close()
+    assert "galera flush" in seen["root"], seen["root"]
+    assert seen["root"]["galera flush"].level == _doctor.OK
+    lacking = seen[user]["galera flush"]
+    assert lacking.level == _doctor.WARNING
+    assert "GRANT RELOAD" in lacking.fix
+    assert "pw-galera-1" not in str(lacking)

@@ -22,6 +22,7 @@
 #include <mysql.h>
 #include <mysqld_error.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@ typedef my_bool flag_t;
 struct db_conn {
     MYSQL *my;
     int wsrep; /* a Galera node (wsrep_on) */
+    int damaged; /* reported aborted_in_our_trigger: never pooled again (see node_damage) */
     unsigned int read_timeout; /* seconds, 0: none; for messages */
     db_stmt_cache stmts;
 };
@@ -157,8 +159,31 @@ static int set_err(db_err *err, unsigned int code, const char *sqlstate, const c
     return -1;
 }
 
+/* A Galera node's damaged trigger cache. The abort behind
+ * aborted_in_our_trigger can leave the node's cached copy of the table
+ * with its triggers unparsed, and every statement of every session that
+ * is handed that copy then fails the same way (seen under a node kill: 20 s
+ * of it on one node, from raw sessions too, until FLUSH TABLES), and a
+ * session that met it can keep failing after the flush (its prepared
+ * statements). So a connection that reports it is not pooled again
+ * (my_reusable), and when it is reported again on another connection
+ * before any commit succeeds, the connection on its way out flushes the
+ * node's table cache (my_close: FLUSH LOCAL TABLES, which needs the RELOAD
+ * privilege; without it the retries go on as before). */
+static atomic_int node_damage; /* reports since the last successful COMMIT on a Galera node */
+
+static int note_damage(db_conn *c, unsigned int code, const char *msg) {
+    if (c->wsrep && aborted_in_our_trigger(code, msg) && !c->damaged) {
+        c->damaged = 1;
+        atomic_fetch_add(&node_damage, 1);
+    }
+    return -1;
+}
+
 static int fail(db_conn *c, db_err *err) {
-    return set_err(err, mysql_errno(c->my), mysql_sqlstate(c->my), mysql_error(c->my), c->wsrep);
+    unsigned int code = mysql_errno(c->my);
+    set_err(err, code, mysql_sqlstate(c->my), mysql_error(c->my), c->wsrep);
+    return note_damage(c, code, mysql_error(c->my));
 }
 
 /* A statement's error; the connection's where the statement has none: an
@@ -168,8 +193,8 @@ static int fail(db_conn *c, db_err *err) {
  * error number stays 0. */
 static int fail_stmt(db_conn *c, MYSQL_STMT *st, db_err *err) {
     if (mysql_stmt_errno(st) == 0 && mysql_errno(c->my) != 0) return fail(c, err);
-    return set_err(err, mysql_stmt_errno(st), mysql_stmt_sqlstate(st), mysql_stmt_error(st),
-                   c->wsrep);
+    set_err(err, mysql_stmt_errno(st), mysql_stmt_sqlstate(st), mysql_stmt_error(st), c->wsrep);
+    return note_damage(c, mysql_stmt_errno(st), mysql_stmt_error(st));
 }
 
 static int oom(db_err *err) {
@@ -419,6 +444,14 @@ static void stmts_free(db_conn *c) {
 static void my_close(db_conn *c) {
     if (!c) return;
     stmts_free(c);
+    /* node_damage: the second report since a commit; the lock wait is
+     * bounded, as FLUSH waits for the tables' open transactions. */
+    if (c->damaged && c->my && atomic_load(&node_damage) >= 2) {
+        atomic_store(&node_damage, 0);
+        if (mysql_query(c->my, "ROLLBACK") == 0 &&
+            mysql_query(c->my, "SET SESSION lock_wait_timeout = 2") == 0)
+            (void)mysql_query(c->my, "FLUSH LOCAL TABLES");
+    }
     if (c->my) mysql_close(c->my);
     free(c);
 }
@@ -958,7 +991,14 @@ static int my_begin(db_conn *c, int write, db_err *err) {
 }
 
 static int my_commit(db_conn *c, db_err *err) {
-    return simple(c, "COMMIT", err);
+    int rv = simple(c, "COMMIT", err);
+    if (rv == 0 && c->wsrep && atomic_load_explicit(&node_damage, memory_order_relaxed))
+        atomic_store(&node_damage, 0);
+    return rv;
+}
+
+static int my_reusable(db_conn *c) {
+    return !c->damaged;
 }
 
 static int my_rollback(db_conn *c, db_err *err) {
@@ -1031,4 +1071,5 @@ const db_driver db_mysql_driver = {
     .commit = my_commit,
     .rollback = my_rollback,
     .ping = my_ping,
+    .reusable = my_reusable,
 };
