@@ -204,7 +204,7 @@ typedef struct {
     /* Cheap liveness check before reuse (pre-ping); 0 if usable. */
     int (*ping)(db_conn *c, db_err *err);
     /* 0: the connection reported a failure that leaves it unfit to be
-     * pooled again (MySQL on Galera: a damaged trigger cache, db_mysql.c);
+     * pooled again (pool_checkin closes it) (MySQL on Galera: a damaged trigger cache, db_mysql.c);
      * NULL: every connection that is not broken is reusable. */
     int (*reusable)(db_conn *c);
 } db_driver;

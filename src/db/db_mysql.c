@@ -152,13 +152,6 @@ db_errkind db_mysql_error_kind(unsigned int code, const char *msg, int wsrep) {
     return wsrep && aborted_in_our_trigger(code, msg) ? DB_ERR_BUSY : kind_for(code);
 }
 
-static int set_err(db_err *err, unsigned int code, const char *sqlstate, const char *msg,
-                   int wsrep) {
-    db_errkind kind = db_mysql_error_kind(code, msg, wsrep);
-    db_err_set(err, kind, (int)code, sqlstate, "mysql: %s", msg && msg[0] ? msg : "unknown error");
-    return -1;
-}
-
 /* A Galera node's damaged trigger cache. The abort behind
  * aborted_in_our_trigger can leave the node's cached copy of the table
  * with its triggers unparsed, and every statement of every session that
@@ -172,8 +165,14 @@ static int set_err(db_err *err, unsigned int code, const char *sqlstate, const c
  * privilege; without it the retries go on as before). */
 static atomic_int node_damage; /* reports since the last successful COMMIT on a Galera node */
 
-static int note_damage(db_conn *c, unsigned int code, const char *msg) {
-    if (c->wsrep && aborted_in_our_trigger(code, msg) && !c->damaged) {
+/* Fills err from a server error on c, and marks c damaged where the error
+ * is one of aborted_in_our_trigger's (the only 1064 and 1146 that are
+ * DB_ERR_BUSY). */
+static int set_err(db_conn *c, db_err *err, unsigned int code, const char *sqlstate,
+                   const char *msg) {
+    db_errkind kind = db_mysql_error_kind(code, msg, c->wsrep);
+    db_err_set(err, kind, (int)code, sqlstate, "mysql: %s", msg && msg[0] ? msg : "unknown error");
+    if (kind == DB_ERR_BUSY && (code == 1064 || code == 1146) && !c->damaged) {
         c->damaged = 1;
         atomic_fetch_add(&node_damage, 1);
     }
@@ -181,9 +180,7 @@ static int note_damage(db_conn *c, unsigned int code, const char *msg) {
 }
 
 static int fail(db_conn *c, db_err *err) {
-    unsigned int code = mysql_errno(c->my);
-    set_err(err, code, mysql_sqlstate(c->my), mysql_error(c->my), c->wsrep);
-    return note_damage(c, code, mysql_error(c->my));
+    return set_err(c, err, mysql_errno(c->my), mysql_sqlstate(c->my), mysql_error(c->my));
 }
 
 /* A statement's error; the connection's where the statement has none: an
@@ -193,8 +190,7 @@ static int fail(db_conn *c, db_err *err) {
  * error number stays 0. */
 static int fail_stmt(db_conn *c, MYSQL_STMT *st, db_err *err) {
     if (mysql_stmt_errno(st) == 0 && mysql_errno(c->my) != 0) return fail(c, err);
-    set_err(err, mysql_stmt_errno(st), mysql_stmt_sqlstate(st), mysql_stmt_error(st), c->wsrep);
-    return note_damage(c, mysql_stmt_errno(st), mysql_stmt_error(st));
+    return set_err(c, err, mysql_stmt_errno(st), mysql_stmt_sqlstate(st), mysql_stmt_error(st));
 }
 
 static int oom(db_err *err) {

@@ -329,7 +329,8 @@ void pool_checkin(pool *p, db_conn *c, int broken) {
         pthread_mutex_unlock(&p->mu);
         return;
     }
-    if (broken || pc.gen != p->gen || p->nidle >= p->opts.size) {
+    if (broken || pc.gen != p->gen || p->nidle >= p->opts.size ||
+        (p->drv->reusable && !p->drv->reusable(c))) {
         close_unlocked(p, c);
     } else {
         pc.used = now_mono();

@@ -123,8 +123,7 @@ int run(store *st, txn_mode mode, txn_fn fn, void *ctx, db_err *err) {
             return 0;
         }
         db_err rb;
-        int broken = is_broken(err) || (txn && d->rollback(c, &rb) != 0) ||
-                     (d->reusable && !d->reusable(c));
+        int broken = is_broken(err) || (txn && d->rollback(c, &rb) != 0);
         pool_checkin(p, c, broken);
         /* A connection reused without its ping (db/pool.c: back for under a
          * second) that turned out closed, at once rather than after a
